@@ -1,0 +1,149 @@
+// Issuing leaf certificates (DESIGN §4.2): from a CSR (enrollment, `sign`) or with a key made on the
+// CA host (operator path). The CA lock is held only around signing and the database write; keys
+// and CSRs are made before it, so concurrent callers wait for milliseconds, not key generation.
+import fsp from 'node:fs/promises';
+import type { KeyObject } from 'node:crypto';
+import { type Ca, issuerCert } from './ca.ts';
+import { fileStem, type Identity } from './identity.ts';
+import { altNameLines, leafProfile, LEAF_DAYS } from './profile.ts';
+import { signCsr } from './signer.ts';
+import { parseCertPem, publicKeyDer, type CertInfo } from './cert.ts';
+import { checkIssued } from './check.ts';
+import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from './files.ts';
+import { csrForKey, csrPublicKey, newKeyAndCsr } from './csr.ts';
+import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
+import { audit } from './audit.ts';
+import { readDb, isLive } from './db.ts';
+import { DAY_MS } from './duration.ts';
+import { RivetError, UsageError, show } from './errors.ts';
+import type { San } from './san.ts';
+import type { Issuer } from './store.ts';
+
+export type Validity = { notBefore: Date; notAfter: Date };
+
+/** Default leaf validity: 90 days, starting a minute ago to absorb small clock skew between nodes. */
+export function leafValidity(opts: { days?: number; notBefore?: Date } = {}, now = new Date()): Validity {
+  const days = opts.days ?? LEAF_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > 825) throw new UsageError(`--days ${show(days)} must be a whole number from 1 to 825`);
+  const notBefore = opts.notBefore ?? new Date(Math.floor(now.getTime() / 1000) * 1000 - 60_000);
+  if (Number.isNaN(notBefore.getTime())) throw new UsageError('--not-before must be an ISO 8601 time like 2026-01-31T00:00:00Z');
+  return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS) };
+}
+
+export type Issued = { cn: string; serial: string; certPem: string; info: CertInfo; issuer: Issuer };
+
+/**
+ * Signs a CSR's public key for `id` with the current intermediate, checks the result against the
+ * request, and returns it with the intermediate appended. Caller holds the CA lock.
+ */
+export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publicKey: KeyObject, sans: readonly San[], validity: Validity): Promise<Issued> {
+  const issuer = await ca.store.current();
+  const issuerX509 = await issuerCert(issuer);
+  if (validity.notAfter.getTime() > new Date(issuerX509.validTo).getTime()) {
+    throw new RivetError(`a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${new Date(issuerX509.validTo).toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
+  }
+  const profile = leafProfile(id, ca.domain, sans);
+  const keyType: KeyType = publicKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ec-p384' : 'ec-p256';
+  const pem = await signCsr(issuer, {
+    csrPem, subject: `/CN=${profile.cn}`, extTemplate: profile.template, extSection: 'leaf',
+    extValues: { alt_names: altNameLines(profile) }, ...validity, digest: digestFor(keyType),
+  });
+  const info = parseCertPem(pem);
+  checkIssued(info, { cn: profile.cn, dns: profile.dns, ips: profile.ips, uris: profile.uris, eku: profile.eku, ca: false, issuer: issuerX509, publicKey, ...validity });
+  const chainPem = `${info.x509.toString()}${issuerX509.toString()}`;
+  return { cn: profile.cn, serial: info.serial, certPem: chainPem, info, issuer };
+}
+
+/** Signs an externally made CSR (enrollment, `sign`): the CSR gives its key and nothing else. */
+export async function signCsrFor(ca: Ca, id: Identity, csrPem: string, sans: readonly San[], validity: Validity, event = 'sign', source?: string): Promise<Issued> {
+  leafProfile(id, ca.domain, sans); // refuse a bad request before taking the lock
+  const publicKey = await csrPublicKey(csrPem);
+  return ca.store.change(`${event} ${fileStem(id)}`, async () => {
+    const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity);
+    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, source });
+    return issued;
+  });
+}
+
+export type OperatorIssue = {
+  sans?: readonly San[];
+  keyType?: KeyType;
+  validity?: Validity;
+  /** Do nothing while a valid certificate with a matching key is in issued/. */
+  ifMissing?: boolean;
+  /** Replace a valid certificate that is already in issued/. */
+  force?: boolean;
+  event?: string;
+};
+
+export type OperatorResult = Issued & { certPath: string; keyPath: string } | { skipped: true; cn: string; serial: string; certPath: string; notAfter: Date };
+
+/** The operator path: key made on the CA host, written to issued/<stem>.key (0600 from creation). */
+export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue = {}): Promise<OperatorResult> {
+  const stem = fileStem(id);
+  const certPath = ca.store.issued(stem, 'crt');
+  const keyPath = ca.store.issued(stem, 'key');
+  const profile = leafProfile(id, ca.domain, opts.sans ?? []);
+  const validity = opts.validity ?? leafValidity();
+  await ca.store.current(); // fail fast, before making a key, when there is no CA
+
+  const existing = await usableIssued(ca, certPath, keyPath);
+  if (existing && opts.ifMissing) return { skipped: true, cn: profile.cn, serial: existing.serial, certPath, notAfter: existing.notAfter };
+  if (existing && !opts.force) {
+    throw new UsageError(`${profile.cn} already has a valid certificate (serial ${existing.serial}, until ${existing.notAfter.toISOString().slice(0, 10)}) — use \`renew\`, \`--if-missing\`, or \`--force\` to replace it`, 'exists');
+  }
+
+  const tmpKey = tempPathFor(keyPath);
+  await createExclusive(tmpKey, KEY_MODE);
+  try {
+    const csrPem = await newKeyAndCsr(tmpKey, opts.keyType ?? 'ec-p256', profile.cn);
+    const publicKey = publicKeyOfPrivatePem(await fsp.readFile(tmpKey, 'utf8'));
+    return await ca.store.change(`${opts.event ?? 'issue'} ${stem}`, async () => {
+      const again = await usableIssued(ca, certPath, keyPath);
+      if (again && opts.ifMissing) return { skipped: true as const, cn: profile.cn, serial: again.serial, certPath, notAfter: again.notAfter };
+      const issued = await signLeafLocked(ca, id, csrPem, publicKey, opts.sans ?? [], validity);
+      // Key before certificate: if we die in between, the pair no longer matches, which
+      // usableIssued() notices, so --if-missing and renew repair it rather than trusting it.
+      await commitRename(tmpKey, keyPath);
+      await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);
+      await audit(ca.store.auditLog, { event: opts.event ?? 'issue', result: 'ok', cn: issued.cn, serial: issued.serial });
+      return { ...issued, certPath, keyPath };
+    });
+  } finally {
+    await fsp.rm(tmpKey, { force: true });
+  }
+}
+
+/** Re-signs the key already in issued/ (renewal: the key stays, the certificate rotates). */
+export async function reissueWithSameKey(ca: Ca, id: Identity, sans: readonly San[], validity: Validity, event = 'renew'): Promise<Issued & { certPath: string }> {
+  const stem = fileStem(id);
+  const keyPath = ca.store.issued(stem, 'key');
+  const certPath = ca.store.issued(stem, 'crt');
+  const keyPem = await readText(keyPath);
+  if (keyPem === undefined) throw new RivetError(`no key for ${stem} in ${ca.store.issuedDir} — its holder renews it (provision-ct renew)`, 'no_key');
+  const publicKey = publicKeyOfPrivatePem(keyPem);
+  const profile = leafProfile(id, ca.domain, sans);
+  const csrPem = await csrForKey(keyPath, profile.cn);
+  return ca.store.change(`${event} ${stem}`, async () => {
+    const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity);
+    await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);
+    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial });
+    return { ...issued, certPath };
+  });
+}
+
+/** The certificate in issued/ if it is live in the database and its key matches; else undefined. */
+export async function usableIssued(ca: Ca, certPath: string, keyPath: string): Promise<CertInfo | undefined> {
+  const [certPem, keyPem] = await Promise.all([readText(certPath), readText(keyPath)]);
+  if (!certPem || !keyPem) return undefined;
+  let info: CertInfo;
+  try { info = parseCertPem(certPem); } catch { return undefined; }
+  try {
+    if (!publicKeyDer(info.x509).equals(publicKeyDer(publicKeyOfPrivatePem(keyPem)))) return undefined;
+  } catch { return undefined; }
+  for (const issuer of await ca.store.intermediates()) {
+    const row = (await readDb(issuer.dir)).find((e) => e.serial === info.serial);
+    if (row) return isLive(row) ? info : undefined;
+  }
+  return undefined;
+}

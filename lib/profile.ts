@@ -1,0 +1,45 @@
+// What each leaf profile contains (DESIGN §3): derived from the validated identity alone. A CSR
+// contributes only its public key; subject and every extension come from here.
+import { commonName, spiffeId, type Identity, type MeshDomain } from './identity.ts';
+import { UsageError, show } from './errors.ts';
+import { OID } from './cert.ts';
+import { sanText, uniqueSans, type San } from './san.ts';
+import type { ConfLines } from './template.ts';
+
+export const LEAF_DAYS = 90;
+
+export type LeafProfile = {
+  template: 'node.cnf' | 'agent.cnf' | 'user.cnf';
+  cn: string;
+  dns: string[];
+  ips: string[];
+  uris: string[];
+  eku: string[];
+};
+
+/** The DNS names every node cert carries: one per listener the node exposes. */
+export function nodeBaseNames(nodeId: string, domain: MeshDomain): string[] {
+  return [`${nodeId}.${domain}`, `${nodeId}-mcp.${domain}`, `${nodeId}-runtime-rpc.${domain}`];
+}
+
+export function leafProfile(id: Identity, domain: MeshDomain, extraSans: readonly San[] = []): LeafProfile {
+  const cn = commonName(id, domain);
+  const uris = [spiffeId(id, domain)];
+  if (id.kind !== 'node') {
+    if (extraSans.length) throw new UsageError(`${show(cn)} is a ${id.kind} identity: extra SANs (${extraSans.map(sanText).join(' ')}) are only for node certs`);
+    return { template: id.kind === 'agent' ? 'agent.cnf' : 'user.cnf', cn, dns: [], ips: [], uris, eku: [OID.clientAuth] };
+  }
+  const sans = uniqueSans(extraSans);
+  const dns = [...new Set([...nodeBaseNames(id.nodeId, domain), ...sans.filter((s) => s.type === 'DNS').map((s) => s.value)])];
+  const ips = sans.filter((s) => s.type === 'IP').map((s) => s.value);
+  return { template: 'node.cnf', cn, dns, ips, uris, eku: [OID.serverAuth, OID.clientAuth] };
+}
+
+/** The `[alt_names]` section lines for a profile. */
+export function altNameLines(p: LeafProfile): ConfLines {
+  const lines: Array<[string, string]> = [];
+  p.dns.forEach((v, i) => lines.push([`DNS.${i + 1}`, v]));
+  p.ips.forEach((v, i) => lines.push([`IP.${i + 1}`, v]));
+  p.uris.forEach((v, i) => lines.push([`URI.${i + 1}`, v]));
+  return { lines };
+}

@@ -1,0 +1,92 @@
+// `openssl ca` for one issuer: sign a CSR under a profile, revoke a serial, generate a CRL. Runs in
+// the issuer's directory (ca.cnf uses relative paths) with configs rendered to a private temp dir.
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { openssl } from './openssl.ts';
+import { renderFile, type TemplateValues } from './template.ts';
+import type { Issuer } from './store.ts';
+import { formatDbTime } from './db.ts';
+
+export type IssuerSecret = { passphrase?: string };
+
+/** `-passin` arguments and environment for an issuer key that may be encrypted. */
+export function passinFor(secret: IssuerSecret | undefined): { args: string[]; env: Record<string, string> } {
+  if (!secret?.passphrase) return { args: [], env: {} };
+  return { args: ['-passin', 'env:RIVET_CA_KEY_PASS'], env: { RIVET_CA_KEY_PASS: secret.passphrase } };
+}
+
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'rivet-ca-'));
+  try { return await fn(dir); } finally { await fsp.rm(dir, { recursive: true, force: true }); }
+}
+
+export type SignRequest = {
+  csrPem: string;
+  /** openssl -subj form, built from validated values only, e.g. `/CN=opus@ct111`. */
+  subject: string;
+  extTemplate: string;
+  extSection: string;
+  extValues: TemplateValues;
+  notBefore: Date;
+  notAfter: Date;
+  digest: string;
+};
+
+/** Signs one CSR; returns the certificate PEM. The caller holds the CA lock. */
+export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerSecret): Promise<string> {
+  return withTempDir(async (tmp) => {
+    const caConf = path.join(tmp, 'ca.cnf');
+    const extConf = path.join(tmp, 'ext.cnf');
+    const csr = path.join(tmp, 'req.csr');
+    const out = path.join(tmp, 'cert.pem');
+    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest }));
+    await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
+    await fsp.writeFile(csr, req.csrPem);
+    const pass = passinFor(secret);
+    await openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
+      '-cert', issuer.cert, '-keyfile', issuer.key, ...pass.args, '-rand_serial', '-md', req.digest,
+      '-subj', req.subject, '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter),
+      '-in', csr, '-out', out], { cwd: issuer.dir, env: pass.env });
+    return fsp.readFile(out, 'utf8');
+  });
+}
+
+export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'CACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'removeFromCRL'] as const;
+export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+
+export async function revokeSerial(issuer: Issuer, serial: string, reason: RevocationReason, secret?: IssuerSecret): Promise<void> {
+  await withTempDir(async (tmp) => {
+    const caConf = path.join(tmp, 'ca.cnf');
+    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: 'sha256' }));
+    const pass = passinFor(secret);
+    await openssl(['ca', '-batch', '-config', caConf, '-cert', issuer.cert, '-keyfile', issuer.key, ...pass.args,
+      '-revoke', path.join('newcerts', `${serial}.pem`), '-crl_reason', reason], { cwd: issuer.dir, env: pass.env });
+  });
+}
+
+/** A fresh CRL for the issuer, valid for `hours`; returns its PEM. Bumps crlnumber. */
+export async function generateCrl(issuer: Issuer, hours: number, digest: string, secret?: IssuerSecret): Promise<string> {
+  return withTempDir(async (tmp) => {
+    const caConf = path.join(tmp, 'ca.cnf');
+    const out = path.join(tmp, 'crl.pem');
+    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest }));
+    const pass = passinFor(secret);
+    await openssl(['ca', '-batch', '-gencrl', '-config', caConf, '-cert', issuer.cert, '-keyfile', issuer.key, ...pass.args,
+      '-md', digest, '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: pass.env });
+    return fsp.readFile(out, 'utf8');
+  });
+}
+
+/** YYYYMMDDHHMMSSZ: accepted by openssl ca for any year, unlike UTCTime. */
+function formatGeneralized(d: Date): string {
+  return `${d.getUTCFullYear()}${formatDbTime(d).slice(2)}`;
+}
+
+/** Files an issuer directory needs before its first `openssl ca` run. */
+export async function initIssuerDb(dir: string): Promise<void> {
+  await fsp.mkdir(path.join(dir, 'newcerts'), { recursive: true, mode: 0o700 });
+  await fsp.writeFile(path.join(dir, 'index.txt'), '', { flag: 'wx', mode: 0o600 });
+  await fsp.writeFile(path.join(dir, 'index.txt.attr'), 'unique_subject = no\n', { flag: 'wx', mode: 0o600 });
+  await fsp.writeFile(path.join(dir, 'crlnumber'), '1000\n', { flag: 'wx', mode: 0o600 });
+}

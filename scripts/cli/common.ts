@@ -1,0 +1,91 @@
+// What every rivet-ca command shares: configuration, the CA handle, output, and the single exit
+// door where errors become one readable line and an exit code (DESIGN §4).
+import fs from 'node:fs';
+import readline from 'node:readline';
+import type { Argv } from 'yargs';
+import { loadConfig, type Config } from '../../lib/config.ts';
+import { openCa, type Ca } from '../../lib/ca.ts';
+import { OpensslError, RivetError, UsageError, show } from '../../lib/errors.ts';
+
+export const PROG = 'rivet-ca';
+
+export type GlobalArgs = { caDir?: string; domain?: string; json?: boolean; rootPassphraseFile?: string };
+
+export function globalOptions<T>(y: Argv<T>) {
+  return y
+    .option('ca-dir', { type: 'string', describe: 'CA directory (env RIVET_CA_DIR, default /shared/rivet-ca)' })
+    .option('domain', { type: 'string', describe: 'mesh DNS domain (env RIVET_MESH_DOMAIN, default mesh)' })
+    .option('root-passphrase-file', { type: 'string', describe: 'file holding the passphrase of an encrypted root key' });
+}
+
+export function context(args: GlobalArgs): { config: Config; ca: Ca } {
+  const config = loadConfig({ caDir: args.caDir, domain: args.domain });
+  const rootPass = args.rootPassphraseFile ?? config.env.RIVET_ROOT_PASSPHRASE_FILE;
+  const ca = openCa(config.caDir, config.domain, {
+    root: rootPass ? { passphrase: readSecretFile(rootPass, 'root passphrase') } : undefined,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  return { config, ca };
+}
+
+/** Reads a secret from a file (never argv); one trailing newline is dropped. */
+export function readSecretFile(file: string, what: string): string {
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8'); } catch {
+    throw new UsageError(`cannot read the ${what} file ${show(file)} — check the path and permissions`);
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (!secret) throw new UsageError(`the ${what} file ${show(file)} is empty`);
+  return secret;
+}
+
+/** Asks for a secret on the terminal without echoing it. */
+export async function promptSecret(question: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new UsageError(`${question.replace(/:\s*$/, '')} is needed — give it with --passphrase-file FILE (never on the command line)`);
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const out = rl as unknown as { _writeToOutput: (s: string) => void };
+  process.stderr.write(question);
+  out._writeToOutput = () => {};
+  const answer = await new Promise<string>((resolve) => rl.question('', resolve));
+  rl.close();
+  process.stderr.write('\n');
+  return answer;
+}
+
+export async function secretFrom(file: string | undefined, question: string, what: string): Promise<string> {
+  return file ? readSecretFile(file, what) : promptSecret(question);
+}
+
+export function print(line = ''): void { process.stdout.write(`${line}\n`); }
+export function printJson(value: unknown): void { process.stdout.write(`${JSON.stringify(value, null, 2)}\n`); }
+
+/** Wraps a command handler: every error leaves here, as one line and an exit code. */
+// yargs hands handlers loosely typed args; each handler states the shape its builder declares.
+export function run<A>(fn: (args: A) => Promise<number | void>): (args: any) => Promise<void> {
+  return async (args: A) => {
+    try {
+      const code = await fn(args);
+      process.exitCode = code ?? 0;
+    } catch (err) {
+      process.exitCode = report(err);
+    }
+  };
+}
+
+export function report(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`${PROG}: ${err.message}\n`);
+    return 2;
+  }
+  if (err instanceof OpensslError) {
+    process.stderr.write(`${PROG}: ${err.message}\n${err.detail()}\n`);
+    return 1;
+  }
+  if (err instanceof RivetError) {
+    process.stderr.write(`${PROG}: ${err.message}\n`);
+    return 1;
+  }
+  const e = err as Error;
+  process.stderr.write(`${PROG}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}`);
+  return 1;
+}

@@ -1,0 +1,6 @@
+// Commands contributed by other parts of the project (service, root ceremonies). Each part
+// appends its own module here so that rivet-ca.mts never changes.
+import type { CommandModule } from 'yargs';
+import type { GlobalArgs } from './common.ts';
+
+export const extraCommands: CommandModule<GlobalArgs, any>[] = [];

@@ -1,0 +1,71 @@
+// renew, revoke, crl, tidy: the day-to-day life of issued certificates (DESIGN §4.3–4.5, §5).
+import type { CommandModule } from 'yargs';
+import { context, print, printJson, run, type GlobalArgs } from './common.ts';
+import { renewIssued } from '../../lib/renew.ts';
+import { revoke } from '../../lib/revoke.ts';
+import { refreshCrls } from '../../lib/publish.ts';
+import { tidy } from '../../lib/tidy.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { validityFrom } from './issue.ts';
+import { REVOCATION_REASONS } from '../../lib/signer.ts';
+
+export const commands: CommandModule<GlobalArgs, any>[] = [
+  {
+    command: 'renew [names..]',
+    describe: 'renew due certificates in issued/ (same key, new certificate; agents follow their node)',
+    builder: (y) => y.positional('names', { type: 'string', array: true, describe: 'renew these now (default: everything due)' })
+      .option('within', { type: 'string', default: '30d', describe: 'renew what expires within this (e.g. 30d)' })
+      .option('days', { type: 'number', describe: 'validity of renewed certificates in days (default 90)' }),
+    handler: run(async (args: GlobalArgs & { names?: string[]; within: string; days?: number }) => {
+      const withinMs = parseDuration(args.within, '--within');
+      validityFrom({ days: args.days });
+      const { ca } = context(args);
+      const results = await renewIssued(ca, { names: (args.names ?? []).map(String), withinMs, days: args.days });
+      if (args.json) printJson(results);
+      else {
+        for (const r of results.filter((x) => x.action !== 'not-due')) {
+          print(`${r.action.padEnd(8)} ${r.cn}${r.serial ? ` serial ${r.serial}` : ''}${r.notAfter ? ` until ${r.notAfter.toISOString().slice(0, 10)}` : ''}${r.why ? ` (${r.why})` : ''}`);
+        }
+        const count = (a: string) => results.filter((r) => r.action === a).length;
+        print(`renew: ${count('renewed')} renewed, ${count('not-due')} not due, ${count('skipped')} skipped, ${count('failed')} failed`);
+      }
+      return results.some((r) => r.action === 'failed') ? 1 : 0;
+    }),
+  },
+  {
+    command: 'revoke <name>',
+    describe: 'revoke every unexpired certificate of a CN, rebuild the CRL bundle',
+    builder: (y) => y.positional('name', { type: 'string', describe: 'ct111, ct111.mesh, opus@ct111 or alice@external' })
+      .option('reason', { type: 'string', choices: REVOCATION_REASONS as unknown as string[], describe: 'CRL reason code' })
+      .option('serial', { type: 'string', describe: 'revoke only this serial (hex)' }),
+    handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string }) => {
+      const { ca } = context(args);
+      const r = await revoke(ca, String(args.name), { reason: args.reason, serial: args.serial });
+      if (args.json) return printJson(r);
+      for (const s of r.revoked) print(`revoked ${r.cn} serial ${s.serial} (intermediate ${s.issuer})`);
+      print(`crl.pem rebuilt: ${ca.store.crlBundle}`);
+    }),
+  },
+  {
+    command: 'crl',
+    describe: 'rebuild the CRLs and crl.pem (with --if-due: only when < 3 days remain)',
+    builder: (y) => y.option('if-due', { type: 'boolean', describe: 'only re-sign CRLs that are due' }),
+    handler: run(async (args: GlobalArgs & { ifDue?: boolean }) => {
+      const { ca } = context(args);
+      const r = await refreshCrls(ca, { force: !args.ifDue });
+      if (args.json) return printJson(r);
+      print(r.refreshed.length ? `re-signed: ${r.refreshed.join(', ')} — ${ca.store.crlBundle}` : 'CRLs are fresh — nothing to do');
+      if (r.rootSkipped) print(`note: ${r.rootSkipped}`);
+    }),
+  },
+  {
+    command: 'tidy',
+    describe: 'archive expired entries so the live database stays small; expired serials leave the CRL',
+    handler: run(async (args: GlobalArgs) => {
+      const { ca } = context(args);
+      const r = await tidy(ca);
+      if (args.json) return printJson(r);
+      print(`tidy: archived ${r.archived} expired entr${r.archived === 1 ? 'y' : 'ies'}, ${r.kept} kept`);
+    }),
+  },
+];
