@@ -24,7 +24,7 @@ export type Validity = { notBefore: Date; notAfter: Date };
 /** Default leaf validity: 90 days, starting a minute ago to absorb small clock skew between nodes. */
 export function leafValidity(opts: { days?: number; notBefore?: Date } = {}, now = new Date()): Validity {
   const days = opts.days ?? LEAF_DAYS;
-  if (!Number.isInteger(days) || days < 1 || days > 825) throw new UsageError(`--days ${show(days)} must be a whole number from 1 to 825`);
+  if (!Number.isInteger(days) || days < 1 || days > 825) throw new UsageError(`--days ${days} must be a whole number from 1 to 825`);
   const notBefore = opts.notBefore ?? new Date(Math.floor(now.getTime() / 1000) * 1000 - 60_000);
   if (Number.isNaN(notBefore.getTime())) throw new UsageError('--not-before must be an ISO 8601 time like 2026-01-31T00:00:00Z');
   return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS) };

@@ -27,7 +27,7 @@ const cli = globalOptions(yargs(hideBin(process.argv)))
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((msg, err) => {
     if (err) throw err;
-    process.stderr.write(`${PROG}: ${msg} — see \`${PROG} --help\`\n`);
+    process.stderr.write(`${PROG}: ${String(msg).replace(/\s*\n\s*/g, '; ')} — see \`${PROG} --help\`\n`);
     process.exit(2);
   });
 

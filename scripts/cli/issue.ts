@@ -13,18 +13,24 @@ import { PUBLIC_MODE, writeAtomic } from '../../lib/files.ts';
 import { UsageError, show } from '../../lib/errors.ts';
 import { MAX_CSR_BYTES } from '../../lib/csr.ts';
 
-type ValidityArgs = { days?: number; notBefore?: string };
+type ValidityArgs = { days?: number | string; notBefore?: string };
 type IssueArgs = GlobalArgs & ValidityArgs & { name: string; san?: string[]; keyType?: string; ifMissing?: boolean; force?: boolean; p12?: string; passphraseFile?: string };
 
 function validityOptions<T>(y: Argv<T>) {
   return y
-    .option('days', { type: 'number', describe: 'validity in days (default 90)' })
+    .option('days', { type: 'string', describe: 'validity in days (default 90)' })
     .option('not-before', { type: 'string', describe: 'start of validity, ISO 8601 (default: now)' });
 }
 
 export function validityFrom(args: ValidityArgs) {
-  if (args.days !== undefined && !Number.isInteger(args.days)) throw new UsageError(`--days ${show(args.days)} must be a whole number`);
-  return leafValidity({ days: args.days, notBefore: args.notBefore === undefined ? undefined : parseTime(args.notBefore) });
+  return leafValidity({ days: parseDays(args.days), notBefore: args.notBefore === undefined ? undefined : parseTime(args.notBefore) });
+}
+
+/** yargs leaves numbers as text (parse-numbers is off so identities stay text). */
+export function parseDays(days: number | string | undefined): number | undefined {
+  if (days === undefined) return undefined;
+  if (!/^\d{1,4}$/.test(String(days))) throw new UsageError(`--days ${String(days)} must be a whole number from 1 to 825`);
+  return Number(days);
 }
 
 function parseTime(text: string): Date {

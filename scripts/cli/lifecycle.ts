@@ -6,7 +6,7 @@ import { revoke } from '../../lib/revoke.ts';
 import { refreshCrls } from '../../lib/publish.ts';
 import { tidy } from '../../lib/tidy.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { validityFrom } from './issue.ts';
+import { parseDays, validityFrom } from './issue.ts';
 import { REVOCATION_REASONS } from '../../lib/signer.ts';
 
 export const commands: CommandModule<GlobalArgs, any>[] = [
@@ -15,12 +15,13 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     describe: 'renew due certificates in issued/ (same key, new certificate; agents follow their node)',
     builder: (y) => y.positional('names', { type: 'string', array: true, describe: 'renew these now (default: everything due)' })
       .option('within', { type: 'string', default: '30d', describe: 'renew what expires within this (e.g. 30d)' })
-      .option('days', { type: 'number', describe: 'validity of renewed certificates in days (default 90)' }),
-    handler: run(async (args: GlobalArgs & { names?: string[]; within: string; days?: number }) => {
+      .option('days', { type: 'string', describe: 'validity of renewed certificates in days (default 90)' }),
+    handler: run(async (args: GlobalArgs & { names?: string[]; within: string; days?: string }) => {
       const withinMs = parseDuration(args.within, '--within');
-      validityFrom({ days: args.days });
+      const days = parseDays(args.days);
+      validityFrom({ days });
       const { ca } = context(args);
-      const results = await renewIssued(ca, { names: (args.names ?? []).map(String), withinMs, days: args.days });
+      const results = await renewIssued(ca, { names: (args.names ?? []).map(String), withinMs, days });
       if (args.json) printJson(results);
       else {
         for (const r of results.filter((x) => x.action !== 'not-due')) {
@@ -36,7 +37,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     command: 'revoke <name>',
     describe: 'revoke every unexpired certificate of a CN, rebuild the CRL bundle',
     builder: (y) => y.positional('name', { type: 'string', describe: 'ct111, ct111.mesh, opus@ct111 or alice@external' })
-      .option('reason', { type: 'string', choices: REVOCATION_REASONS as unknown as string[], describe: 'CRL reason code' })
+      .option('reason', { type: 'string', describe: `CRL reason: ${REVOCATION_REASONS.join(', ')}` })
       .option('serial', { type: 'string', describe: 'revoke only this serial (hex)' }),
     handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string }) => {
       const { ca } = context(args);
