@@ -2,5 +2,6 @@
 // appends its own module here so that rivet-ca.mts never changes.
 import type { CommandModule } from 'yargs';
 import type { GlobalArgs } from './common.ts';
+import { commands as serve } from './serve.ts';
 
-export const extraCommands: CommandModule<GlobalArgs, any>[] = [];
+export const extraCommands: CommandModule<GlobalArgs, any>[] = [...serve];

@@ -1,0 +1,141 @@
+// The three issuing endpoints of the enrollment service (DESIGN §4.7). Each validates everything
+// it can before taking the CA lock, then re-checks what may have changed (tokens, revocations,
+// existing certs) inside the same lock hold as the signing, so a refusal changes nothing.
+import type { IncomingMessage } from 'node:http';
+import fsp from 'node:fs/promises';
+import type { KeyObject } from 'node:crypto';
+import type { Ca } from '../ca.ts';
+import type { Cidr } from '../san.ts';
+import { checkNodeSanPolicy, type San } from '../san.ts';
+import { commonName, type Identity } from '../identity.ts';
+import { csrPublicKey } from '../csr.ts';
+import { publicKeyDer } from '../cert.ts';
+import { leafValidity, signLeafLocked, type Issued } from '../issue.ts';
+import { readDb, isLive, type DbEntry } from '../db.ts';
+import { extraSans } from '../renew.ts';
+import { audit } from '../audit.ts';
+import { HttpError } from './http.ts';
+import { bearer, secretMatches, verifiedPeer, type Peer } from './auth.ts';
+import { checkToken, consumeTokenLocked, looksLikeToken } from './tokens.ts';
+import { csrRequest, identityOfCn, parseSans } from './request.ts';
+
+export type RouteContext = {
+  ca: Ca;
+  sanCidrs: readonly Cidr[];
+  secret?: string;
+  /** Filled in as soon as the request names an identity, so refusals are audited with it. */
+  decision: { cn?: string; source: string };
+};
+
+export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string };
+
+type Credential = { kind: 'secret' } | { kind: 'token'; token: string; node: string; id: string };
+
+/** Checks the bearer before the body is read: a wrong secret costs the caller, not the CA. */
+export async function enrollCredential(ctx: RouteContext, req: IncomingMessage): Promise<Credential> {
+  const given = bearer(req);
+  if (given === undefined) throw new HttpError(401, 'auth_required', 'send "Authorization: Bearer <bootstrap secret or enrollment token>"');
+  if (secretMatches(given, ctx.secret)) return { kind: 'secret' };
+  if (looksLikeToken(given)) {
+    const verdict = await checkToken(ctx.ca, given);
+    if (!verdict.ok) throw new HttpError(401, 'bad_token', `enrollment token ${verdict.id} is ${verdict.why} — ask the operator for a new one (\`rivet-ca token <node-id>\`)`);
+    return { kind: 'token', token: given, node: verdict.node, id: verdict.id };
+  }
+  throw new HttpError(401, 'bad_secret', 'the bootstrap secret or enrollment token is wrong');
+}
+
+export async function enroll(ctx: RouteContext, cred: Credential, body: Record<string, unknown>): Promise<Reply> {
+  const { ca } = ctx;
+  const request = csrRequest(body);
+  ctx.decision.cn = request.cn;
+  const id = identityOfCn(request.cn, ca.domain);
+  if (id.kind !== 'node') throw new HttpError(400, 'bad_identity', `CSR CN ${JSON.stringify(request.cn)} is a ${id.kind} identity — /enroll issues node certs, CN <node-id>.${ca.domain}`);
+  if (cred.kind === 'token' && cred.node !== id.nodeId) {
+    throw new HttpError(403, 'token_node', `enrollment token ${cred.id} is for node ${cred.node}, not ${id.nodeId}`);
+  }
+  const sans = parseSans(request.sansText);
+  for (const san of sans) checkNodeSanPolicy(san, id.nodeId, ca.domain, ctx.sanCidrs);
+  const publicKey = await csrPublicKey(request.csr);
+  return ca.store.change(`enroll ${id.nodeId}`, async () => {
+    const cn = commonName(id, ca.domain);
+    const holding = (await liveRows(ca)).find((e) => e.cn === cn);
+    if (holding) throw new HttpError(409, 'already_enrolled', `${cn} already holds a valid certificate (serial ${holding.serial}) — renew it over mTLS, or have the operator revoke it first`);
+    if (cred.kind === 'token') {
+      const again = await checkToken(ca, cred.token);
+      if (!again.ok) throw new HttpError(401, 'bad_token', `enrollment token ${again.id} is ${again.why}`);
+    }
+    const issued = await signLeafLocked(ca, id, request.csr, publicKey, sans, leafValidity());
+    if (cred.kind === 'token') await consumeTokenLocked(ca, cred.token);
+    await audit(ca.store.auditLog, { event: 'enroll', result: 'ok', cn, serial: issued.serial, source: ctx.decision.source, detail: cred.kind === 'token' ? `token ${cred.id}` : 'bootstrap secret' });
+    return reply(ca, issued);
+  });
+}
+
+/** /renew and /agents authenticate with the client certificate only: any bearer is refused. */
+export function mtlsPeer(ctx: RouteContext, req: IncomingMessage, route: string): Peer {
+  if (req.headers.authorization !== undefined) {
+    throw new HttpError(401, 'bearer_not_accepted', `${route} does not accept an Authorization header — the bootstrap secret and tokens work only at /enroll; ${route} authenticates with your client certificate`);
+  }
+  const peer = verifiedPeer(req, ctx.ca.domain);
+  ctx.decision.cn = peer.info.subjectCNs[0];
+  return peer;
+}
+
+export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, unknown>): Promise<Reply> {
+  const { ca } = ctx;
+  const request = csrRequest(body);
+  const cn = commonName(peer.id, ca.domain);
+  if (request.cn !== cn) throw new HttpError(403, 'identity_mismatch', `CSR CN ${JSON.stringify(request.cn)} differs from your certificate's ${cn} — renewal keeps the identity`);
+  const sans = request.sansText === undefined ? extraSans(peer.info, peer.id, ca) : nodeSans(ctx, peer.id, parseSans(request.sansText));
+  const publicKey = await csrPublicKey(request.csr);
+  if (!publicKeyDer(publicKey).equals(publicKeyDer(peer.info.x509))) {
+    throw new HttpError(403, 'key_mismatch', 'CSR public key differs from the presented certificate\'s — renewal keeps the key; enroll again for a new one');
+  }
+  return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew');
+}
+
+export async function mintAgent(ctx: RouteContext, peer: Peer, body: Record<string, unknown>): Promise<Reply> {
+  const { ca } = ctx;
+  if (peer.id.kind !== 'node') throw new HttpError(403, 'node_cert_required', `${ctx.decision.cn} is a ${peer.id.kind} certificate — /agents needs the node's own certificate`);
+  const request = csrRequest(body);
+  const id = identityOfCn(request.cn, ca.domain);
+  if (id.kind !== 'agent') throw new HttpError(400, 'bad_identity', `CSR CN ${JSON.stringify(request.cn)} must be <agent-id>@${peer.id.nodeId}`);
+  if (id.nodeId !== peer.id.nodeId) throw new HttpError(403, 'not_your_agent', `node ${peer.id.nodeId} may mint agents only as <agent-id>@${peer.id.nodeId}, not ${request.cn}`);
+  if (request.sansText?.length) throw new HttpError(400, 'bad_san', 'agent certificates carry no extra SANs');
+  const publicKey = await csrPublicKey(request.csr);
+  return signForPeer(ctx, peer, id, request.csr, publicKey, [], 'agent');
+}
+
+function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
+  if (id.kind !== 'node' && sans.length) throw new HttpError(400, 'bad_san', 'only node certificates carry extra SANs');
+  if (id.kind === 'node') for (const san of sans) checkNodeSanPolicy(san, id.nodeId, ctx.ca.domain, ctx.sanCidrs);
+  return sans;
+}
+
+/** Signs for a certificate holder after re-reading, under the lock, that its cert is still live. */
+async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: string, publicKey: KeyObject, sans: readonly San[], event: string): Promise<Reply> {
+  const { ca } = ctx;
+  return ca.store.change(`${event} ${commonName(id, ca.domain)}`, async () => {
+    const row = (await allRows(ca)).find((e) => e.serial === peer.info.serial);
+    if (!row) throw new HttpError(401, 'unknown_cert', `certificate serial ${peer.info.serial} is not in this CA's database`);
+    if (!isLive(row)) throw new HttpError(401, 'cert_not_live', `certificate serial ${peer.info.serial} is ${row.status === 'R' ? 'revoked' : 'expired'}`);
+    const issued = await signLeafLocked(ca, id, csr, publicKey, sans, leafValidity());
+    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail: `by ${ctx.decision.cn} serial ${peer.info.serial}` });
+    return reply(ca, issued);
+  });
+}
+
+async function allRows(ca: Ca): Promise<DbEntry[]> {
+  const rows: DbEntry[] = [];
+  for (const issuer of await ca.store.intermediates()) rows.push(...(await readDb(issuer.dir)));
+  return rows;
+}
+
+async function liveRows(ca: Ca): Promise<DbEntry[]> {
+  return (await allRows(ca)).filter((e) => isLive(e));
+}
+
+async function reply(ca: Ca, issued: Issued): Promise<Reply> {
+  const [chain, crl] = await Promise.all([fsp.readFile(ca.store.chainFile, 'utf8'), fsp.readFile(ca.store.crlBundle, 'utf8')]);
+  return { cn: issued.cn, serial: issued.serial, notAfter: issued.info.notAfter.toISOString(), cert: issued.certPem, chain, crl };
+}

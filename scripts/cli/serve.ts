@@ -1,0 +1,68 @@
+// `serve` and `token`: the enrollment service and its one-time tokens (DESIGN §4.7).
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { context, print, printJson, run, type GlobalArgs } from './common.ts';
+import { bootstrapSecret } from '../../lib/config.ts';
+import { parseIdentityOf } from '../../lib/identity.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { UsageError, show } from '../../lib/errors.ts';
+import { mintToken } from '../../lib/enroll/tokens.ts';
+import { startEnrollService } from '../../lib/enroll/server.ts';
+
+export const DEFAULT_PORT = 8443;
+
+/** `host:port`, `[v6]:port` or a bare port; port 0 picks a free one. */
+export function parseListen(text: string | undefined): { host: string; port: number } {
+  if (text === undefined) return { host: '0.0.0.0', port: DEFAULT_PORT };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]:|([A-Za-z0-9.-]*):)?(\d{1,5})$/.exec(text);
+  if (!m || Number(m[3]) > 65535) throw new UsageError(`--listen ${show(text)} must be host:port, like 0.0.0.0:8443 or 127.0.0.1:0`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
+}
+
+type ServeArgs = GlobalArgs & { listen?: string; tlsCert?: string; tlsKey?: string };
+
+export const commands: CommandModule<GlobalArgs, any>[] = [
+  {
+    command: 'serve',
+    describe: 'run the HTTPS enrollment service (/enroll, /renew, /agents, /crl.pem, /ca.crt, /healthz)',
+    builder: (y) => y
+      .option('listen', { type: 'string', describe: `host:port to listen on (default 0.0.0.0:${DEFAULT_PORT})` })
+      .option('tls-cert', { type: 'string', describe: 'server certificate (default RIVET_NODE_DIR/node.crt)' })
+      .option('tls-key', { type: 'string', describe: 'server key (default RIVET_NODE_DIR/node.key)' }),
+    handler: run(async (args: ServeArgs) => {
+      const { config, ca } = context(args);
+      const listen = parseListen(args.listen);
+      const log = (line: string) => process.stderr.write(`rivet-ca serve: ${line}\n`);
+      const secret = bootstrapSecret(config.env, (msg) => log(`warning: ${msg}`));
+      if (!secret) log('no bootstrap secret configured — /enroll accepts one-time tokens only (`rivet-ca token <node-id>`)');
+      const service = await startEnrollService({
+        ca: { ...ca, log: undefined }, sanCidrs: config.sanCidrs, secret, ...listen, log,
+        tlsCert: path.resolve(args.tlsCert ?? path.join(config.nodeDir, 'node.crt')),
+        tlsKey: path.resolve(args.tlsKey ?? path.join(config.nodeDir, 'node.key')),
+      });
+      // One line on stdout with the real port, so scripts (and tests) listening on :0 can find it.
+      print(`listening on https://${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => { log('shutting down'); void service.close().then(resolve); };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+    }),
+  },
+  {
+    command: 'token <node>',
+    describe: 'mint a single-use enrollment token bound to one node-id (printed once)',
+    builder: (y) => y.positional('node', { type: 'string', describe: 'node-id, e.g. ct115' })
+      .option('ttl', { type: 'string', default: '1h', describe: 'how long the token stays valid (1m to 30d)' }),
+    handler: run(async (args: GlobalArgs & { node: string; ttl: string }) => {
+      const ttlMs = parseDuration(args.ttl, '--ttl');
+      const { ca } = context(args);
+      const id = parseIdentityOf('node', String(args.node), ca.domain);
+      if (id.kind !== 'node') return 2;
+      const t = await mintToken(ca, id.nodeId, ttlMs);
+      if (args.json) return printJson({ token: t.token, id: t.id, node: id.nodeId, expires: t.expires.toISOString() });
+      print(t.token);
+      process.stderr.write(`token ${t.id} for ${id.nodeId}, single use, valid until ${t.expires.toISOString()} — shown only now; only its hash is stored\n`);
+    }),
+  },
+];
