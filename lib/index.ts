@@ -11,3 +11,15 @@ export { openCa, type Ca } from './ca.ts';
 export { parseCertPem, parseCertsPem, type CertInfo } from './cert.ts';
 export { leafIdentity } from './check.ts';
 export { parseCrlBundle, splitCrlBundle, crlSignedBy, isRevoked, type CrlInfo } from './crl.ts';
+// mTLS for the mesh's servers and clients (DESIGN §7; docs/LIBRARY.md shows each in use).
+export { loadMeshTls, meshServerOptions, meshClientOptions, meshDispatcher, meshTlsFiles, type MeshTls, type LoadMeshTlsOptions, type MeshServerOptions, type MeshClientOptions } from './tls.ts';
+export { watchMeshTls, type WatchMeshTlsOptions, type StopWatching } from './watch.ts';
+export { peerIdentity, MeshAuthError, type PeerIdentity } from './peer.ts';
+export { attachSession, sessionOf, type Session } from './session.ts';
+export { authenticate, type Authenticated, type AuthenticateOptions } from './authn.ts';
+export { authorize, loadAllowList, allowListFrom, LEGACY_BEARER_KEY, type AllowList, type AllowListData } from './authz.ts';
+export { crlReceiver, type CrlReceiverOptions } from './crl-receiver.ts';
+export { installCrlBundle, verifyCrlBundle, CrlRefused, type InstallResult } from './crl-install.ts';
+export { pullCrl, type PullCrlOptions } from './crl-pull.ts';
+export { pushCrl, pushTargets, pushUrl, pushOptionsFrom, type PushResult, type PushOptions } from './crl-push.ts';
+export { parseConnectTo } from './mesh-request.ts';

@@ -8,6 +8,7 @@ import { tidy } from '../../lib/tidy.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { parseDays, validityFrom } from './issue.ts';
 import { REVOCATION_REASONS } from '../../lib/signer.ts';
+import { pushCrl, pushOptionsFrom } from '../../lib/crl-push.ts';
 
 export const commands: CommandModule<GlobalArgs, any>[] = [
   {
@@ -38,13 +39,22 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     describe: 'revoke every unexpired certificate of a CN, rebuild the CRL bundle',
     builder: (y) => y.positional('name', { type: 'string', describe: 'ct111, ct111.mesh, opus@ct111 or alice@external' })
       .option('reason', { type: 'string', describe: `CRL reason: ${REVOCATION_REASONS.join(', ')}` })
-      .option('serial', { type: 'string', describe: 'revoke only this serial (hex)' }),
-    handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string }) => {
-      const { ca } = context(args);
+      .option('serial', { type: 'string', describe: 'revoke only this serial (hex)' })
+      .option('push', { type: 'boolean', default: true, describe: 'push crl.pem to every node (RIVET_CRL_PUSH_URL); --no-push to skip' }),
+    handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string; push: boolean }) => {
+      const { ca, config } = context(args);
+      const pushOptions = args.push ? pushOptionsFrom(config, ca.domain) : undefined; // bad settings fail before anything changes
       const r = await revoke(ca, String(args.name), { reason: args.reason, serial: args.serial });
-      if (args.json) return printJson(r);
+      // The revocation is done; a failed push only delays nodes until their next pull (DESIGN §5).
+      const pushed = pushOptions ? await pushCrl(ca, pushOptions) : undefined;
+      if (args.json) return printJson({ ...r, push: pushed ?? 'skipped' });
       for (const s of r.revoked) print(`revoked ${r.cn} serial ${s.serial} (intermediate ${s.issuer})`);
       print(`crl.pem rebuilt: ${ca.store.crlBundle}`);
+      if (!pushed) return print('push skipped (--no-push): nodes pick the CRL up at their next pull');
+      if (pushed.length === 0) return print('push: no node holds a valid node certificate — nothing to push to');
+      for (const p of pushed) print(`push ${p.ok ? 'ok    ' : 'FAILED'} ${p.node} ${p.ms} ms — ${p.message}`);
+      const failed = pushed.filter((p) => !p.ok).length;
+      print(`push: ${pushed.length - failed}/${pushed.length} nodes updated${failed ? '; the others catch up by pull (provision-ct fetch-crl)' : ''}`);
     }),
   },
   {
