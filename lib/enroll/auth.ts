@@ -24,7 +24,7 @@ export function secretMatches(given: string, secret: string | undefined): boolea
 export function bearer(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
   if (header === undefined) return undefined;
-  const m = /^Bearer ([\x21-\x7e]{1,1024})$/.exec(header);
+  const m = /^Bearer ([\x20-\x7e]{1,1024})$/.exec(header); // secrets may hold spaces
   if (!m) throw new HttpError(401, 'bad_auth', 'Authorization must be "Bearer <bootstrap secret or enrollment token>"');
   return m[1]!;
 }

@@ -47,6 +47,7 @@ export type ServiceOptions = {
 
 export type EnrollService = { server: https.Server; port: number; host: string; reload: () => Promise<boolean>; close: () => Promise<void> };
 
+const PUBLIC_PATHS = ['/healthz', '/crl.pem', '/ca.crt'];
 const POST_ROUTES: Record<string, string> = { '/enroll': 'enroll', '/renew': 'renew', '/agents': 'agent' };
 
 export async function startEnrollService(opts: ServiceOptions): Promise<EnrollService> {
@@ -110,10 +111,10 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     const path = (req.url ?? '/').split('?')[0]!;
     const post = POST_ROUTES[path];
     if (post && req.method === 'POST') return void handlePost(post, req, res);
-    if (req.method === 'GET' || req.method === 'HEAD') {
+    if ((req.method === 'GET' || req.method === 'HEAD') && PUBLIC_PATHS.includes(path)) {
       return void publicGet(ca, path, res).catch((err) => { log(`GET ${path}: ${(err as Error).message}`); sendError(res, toHttpError(err)); });
     }
-    const known = post || ['/healthz', '/crl.pem', '/ca.crt'].includes(path);
+    const known = post || PUBLIC_PATHS.includes(path);
     sendError(res, known ? new HttpError(405, 'method', `${req.method} is not allowed on ${path}`) : new HttpError(404, 'not_found', `no endpoint ${path}`));
   });
   server.on('tlsClientError', () => { /* failed handshakes are the client's problem; nothing to record */ });

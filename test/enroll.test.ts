@@ -1,0 +1,114 @@
+// The enrollment service end to end, over real HTTPS on loopback: a node enrolls (with curl, as a
+// shell script on a new CT would), renews over mTLS with the certificate it got, mints an agent,
+// and fetches the CRL bundle and the chain. Also the one-time token command through the real CLI.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { execa } from 'execa';
+import { enrollFixture, newCsr, call, SECRET, type Fixture } from './helpers/enroll.ts';
+import { cli } from './helpers/ca.ts';
+import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/cert.ts';
+import { parseCrlBundle, splitCrlBundle } from '../lib/crl.ts';
+import { readDb } from '../lib/db.ts';
+import { publicKeyOfPrivatePem } from '../lib/keys.ts';
+
+let fx: Fixture;
+test.before(async () => { fx = await enrollFixture(); });
+test.after(async () => { await fx.close(); });
+
+test('enroll with curl → renew over mTLS with the issued cert → mint an agent → fetch CRL and CA', async () => {
+  const { key, csr } = await newCsr(fx.work, 'ct111.mesh');
+  const body = path.join(fx.work, 'enroll.json');
+  fs.writeFileSync(body, JSON.stringify({ csr, sans: ['DNS:api.ct111.mesh', 'IP:10.1.2.3'] }));
+  const chainFile = path.join(fx.work, 'chain.pem');
+  fs.writeFileSync(chainFile, fx.chain);
+  const secretHeader = path.join(fx.work, 'auth.hdr'); // header from a file: the secret stays out of argv
+  fs.writeFileSync(secretHeader, `Authorization: Bearer ${SECRET}\n`);
+  const url = `https://ct110.mesh:${fx.service.port}`;
+  const curl = await execa('curl', ['-sS', '--fail-with-body', '--cacert', chainFile, '--resolve', `ct110.mesh:${fx.service.port}:127.0.0.1`,
+    '-H', `@${secretHeader}`, '-H', 'content-type: application/json', '--data-binary', `@${body}`, `${url}/enroll`]);
+  const enrolled = JSON.parse(String(curl.stdout));
+  assert.is(enrolled.cn, 'ct111.mesh');
+  const [leaf, intermediate] = parseCertsPem(enrolled.cert);
+  assert.ok(leaf && intermediate, 'cert holds leaf + intermediate');
+  assert.equal(leaf!.subjectCNs, ['ct111.mesh']);
+  assert.equal(leaf!.dns, ['ct111.mesh', 'ct111-mcp.mesh', 'ct111-runtime-rpc.mesh', 'api.ct111.mesh']);
+  assert.equal(leaf!.ips, ['10.1.2.3']);
+  assert.equal(leaf!.uris, ['spiffe://mesh/node/ct111']);
+  assert.ok(publicKeyDer(leaf!.x509).equals(publicKeyDer(publicKeyOfPrivatePem(fs.readFileSync(key, 'utf8')))), 'certifies the CSR key');
+  assert.is(enrolled.chain, fx.chain);
+  assert.is(parseCrlBundle(enrolled.crl).length, 2, 'CRL bundle: intermediate + root');
+
+  const nodeKey = fs.readFileSync(key);
+  const renewCsr = await newCsr(fx.work, 'ct111.mesh', key);
+  const renewed = await call(fx, 'POST', '/renew', { body: { csr: renewCsr.csr }, cert: enrolled.cert, key: nodeKey });
+  assert.is(renewed.status, 200, renewed.text);
+  const renewedLeaf = parseCertPem(renewed.json.cert);
+  assert.is.not(renewedLeaf.serial, leaf!.serial);
+  assert.equal(renewedLeaf.dns, leaf!.dns, 'renewal keeps the SANs');
+  assert.equal(renewedLeaf.ips, leaf!.ips);
+  assert.ok(publicKeyDer(renewedLeaf.x509).equals(publicKeyDer(leaf!.x509)), 'renewal keeps the key');
+
+  const agent = await newCsr(fx.work, 'opus@ct111');
+  const minted = await call(fx, 'POST', '/agents', { body: { csr: agent.csr }, cert: renewed.json.cert, key: nodeKey });
+  assert.is(minted.status, 200, minted.text);
+  const agentLeaf = parseCertPem(minted.json.cert);
+  assert.equal(agentLeaf.subjectCNs, ['opus@ct111']);
+  assert.equal(agentLeaf.uris, ['spiffe://mesh/agent/ct111/opus']);
+  assert.equal(agentLeaf.eku, ['1.3.6.1.5.5.7.3.2']);
+
+  const crl = await call(fx, 'GET', '/crl.pem');
+  assert.is(crl.status, 200);
+  assert.is(crl.text, fs.readFileSync(fx.ca.store.crlBundle, 'utf8'));
+  const chain = await call(fx, 'GET', '/ca.crt');
+  assert.is(chain.status, 200);
+  assert.equal(parseCertsPem(chain.text).map((c) => c.subjectCNs[0]), ['Rivet Intermediate CA 1', 'Rivet Root CA']);
+
+  // What we got actually works for mTLS: the agent cert verifies against the fetched chain + CRLs.
+  const ctx = tls.createSecureContext({ ca: chain.text, crl: splitCrlBundle(crl.text) });
+  assert.ok(ctx, 'chain and CRL bundle load');
+  const rows = (await readDb(path.join(fx.ca.store.dir, 'intermediate'))).map((r) => r.serial);
+  for (const s of [leaf!.serial, renewedLeaf.serial, agentLeaf.serial]) assert.ok(rows.includes(s), `serial ${s} is in the database`);
+  const audit = fs.readFileSync(fx.ca.store.auditLog, 'utf8');
+  assert.match(audit, /"event":"enroll","result":"ok","cn":"ct111.mesh"/);
+  assert.match(audit, /"event":"renew","result":"ok"/);
+  assert.match(audit, /"event":"agent","result":"ok","cn":"opus@ct111"/);
+  assert.not.ok(audit.includes(SECRET), 'audit.log never holds the secret');
+});
+
+test('healthz reports liveness and the CRLs\' nextUpdate', async () => {
+  const r = await call(fx, 'GET', '/healthz');
+  assert.is(r.status, 200);
+  assert.is(r.json.status, 'ok');
+  assert.is(r.json.crls.length, 2);
+  assert.ok(Date.parse(r.json.crls[0].nextUpdate) > Date.now() + 3 * 86_400_000, 'intermediate CRL has > 3 days left');
+});
+
+test('a one-time token from `rivet-ca token` enrolls its node once; the token is stored only hashed', async () => {
+  const minted = await cli(fx.ca, ['token', 'ct120', '--ttl', '10m']);
+  assert.is(minted.exitCode, 0, minted.stderr);
+  const token = minted.stdout.trim();
+  assert.match(token, /^rvt_[A-Za-z0-9_-]{43}$/);
+  const store = fs.readFileSync(path.join(fx.ca.store.dir, 'enroll-tokens.json'), 'utf8');
+  assert.not.ok(store.includes(token), 'token store holds no token');
+  assert.is((fs.statSync(path.join(fx.ca.store.dir, 'enroll-tokens.json')).mode & 0o777), 0o600);
+  assert.not.ok(fs.readFileSync(fx.ca.store.auditLog, 'utf8').includes(token), 'audit.log holds no token');
+  const { csr } = await newCsr(fx.work, 'ct120.mesh');
+  const first = await call(fx, 'POST', '/enroll', { bearer: token, body: { csr } });
+  assert.is(first.status, 200, first.text);
+  assert.is(first.json.cn, 'ct120.mesh');
+  assert.not.ok(fs.readFileSync(fx.ca.store.auditLog, 'utf8').includes(token), 'audit.log still holds no token');
+});
+
+test('unknown paths are 404 and wrong methods 405, as JSON errors', async () => {
+  const a = await call(fx, 'GET', '/nope');
+  assert.is(a.status, 404);
+  assert.is(a.json.error.code, 'not_found');
+  const b = await call(fx, 'GET', '/enroll');
+  assert.is(b.status, 405);
+  assert.is(typeof b.json.error.message, 'string');
+});
+
+test.run();

@@ -1,0 +1,83 @@
+// Enrollment-service test helpers: a fresh CA with a running service on 127.0.0.1:0, CSRs made by
+// the real openssl, and a small HTTPS client that can present a client cert and pick its source
+// address. Every service started here is closed by the test that started it.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import https from 'node:https';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Ca } from '../../lib/ca.ts';
+import { nodeId } from '../../lib/identity.ts';
+import { issueWithNewKey } from '../../lib/issue.ts';
+import { DEFAULT_SAN_CIDRS, parseCidrs } from '../../lib/san.ts';
+import { startEnrollService, type EnrollService, type Limits } from '../../lib/enroll/server.ts';
+import { freshCa, snapshot, tempDir } from './ca.ts';
+
+export const SECRET = 'correct horse battery staple';
+
+export type Fixture = { ca: Ca; service: EnrollService; chain: string; work: string; close: () => Promise<void> };
+
+export async function enrollFixture(limits: Partial<Limits> = {}): Promise<Fixture> {
+  const ca = await freshCa();
+  await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
+  const service = await startEnrollService({
+    ca, sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS), secret: SECRET, host: '127.0.0.1', port: 0,
+    tlsCert: ca.store.issued('ct110', 'crt'), tlsKey: ca.store.issued('ct110', 'key'), limits,
+  });
+  return { ca, service, chain: fs.readFileSync(ca.store.chainFile, 'utf8'), work: await tempDir('rivet-enroll-'), close: () => service.close() };
+}
+
+/** A new P-256 key (file path) and a CSR for `cn`; or a CSR for an existing key. */
+export async function newCsr(work: string, cn: string, keyFile?: string): Promise<{ key: string; csr: string }> {
+  const key = keyFile ?? path.join(work, `${cn.replace(/[^a-z0-9.@-]/g, '_')}-${Math.random().toString(16).slice(2)}.key`);
+  const keyArgs = keyFile ? ['-key', keyFile] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key];
+  const r = await execa('openssl', ['req', '-new', ...keyArgs, '-subj', `/CN=${cn}`], { env: { OPENSSL_CONF: '/dev/null' } });
+  return { key, csr: String(r.stdout) };
+}
+
+export type CallOptions = {
+  body?: unknown;
+  raw?: string | Buffer;
+  bearer?: string;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  localAddress?: string;
+};
+export type CallResult = { status: number; json: any; text: string };
+
+/** One HTTPS request to the service, verifying the server as ct110.mesh against our chain. */
+export function call(fx: Fixture, method: string, urlPath: string, opts: CallOptions = {}): Promise<CallResult> {
+  const payload = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+  return new Promise((resolve, reject) => {
+    const req = https.request({
+      host: '127.0.0.1', port: fx.service.port, servername: 'ct110.mesh', method, path: urlPath, ca: fx.chain, agent: false,
+      cert: opts.cert, key: opts.key, localAddress: opts.localAddress,
+      headers: { ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}), ...(opts.bearer !== undefined ? { authorization: `Bearer ${opts.bearer}` } : {}) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode ?? 0, json, text });
+      });
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('test client timed out')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** CA state without the files a refusal may touch (audit.log) or transiently holds (.lock). */
+export function caState(ca: Ca): Record<string, string> {
+  const all = snapshot(ca.store.dir);
+  delete all['audit.log'];
+  delete all['.lock'];
+  return all;
+}
+
+export async function auditLines(ca: Ca): Promise<Array<Record<string, unknown>>> {
+  const text = await fsp.readFile(ca.store.auditLog, 'utf8');
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
