@@ -10,7 +10,8 @@ import { openssl } from './openssl.ts';
 import { renderFile } from './template.ts';
 import { genpkeyArgs, digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { createExclusive, ensureDir, exists, KEY_MODE, PUBLIC_MODE, TEMP_MARK, writeAtomic, syncDir } from './files.ts';
-import { initIssuerDb, passinFor, signCsr, withTempDir, type IssuerSecret } from './signer.ts';
+import { initIssuerDb, issuerKeyArgs, signCsr, withTempDir, type IssuerSecret } from './signer.ts';
+import { rootKeyAvailable, writePkcs11, type Pkcs11Root } from './pkcs11.ts';
 import { parseCertPem } from './cert.ts';
 import { checkIssued } from './check.ts';
 import { refreshCrlsLocked, writeChainLocked, signCrl, INTERMEDIATE_CRL_HOURS } from './publish.ts';
@@ -32,10 +33,15 @@ async function stagingDir(parent: string, name: string): Promise<string> {
 async function makeKey(file: string, type: KeyType, secret?: IssuerSecret): Promise<void> {
   await createExclusive(file, KEY_MODE);
   const enc = secret?.passphrase ? ['-aes-256-cbc', '-pass', 'env:RIVET_CA_KEY_PASS'] : [];
-  await openssl(['genpkey', ...genpkeyArgs(type), ...enc, '-out', file], { env: passinFor(secret).env });
+  await openssl(['genpkey', ...genpkeyArgs(type), ...enc, '-out', file], { env: secret?.passphrase ? { RIVET_CA_KEY_PASS: secret.passphrase } : {} });
 }
 
-export async function initRoot(ca: Ca, opts: { keyType?: KeyType } = {}): Promise<{ cert: X509Certificate; fingerprint: string }> {
+/**
+ * `pkcs11`: the root key already lives in a token (made there by the HSM's own tooling, e.g.
+ * `pkcs11-tool --keypairgen`); init records where and signs the root certificate with it. The
+ * PIN is `ca.root.passphrase`.
+ */
+export async function initRoot(ca: Ca, opts: { keyType?: KeyType; pkcs11?: Pkcs11Root } = {}): Promise<{ cert: X509Certificate; fingerprint: string }> {
   const { store } = ca;
   if (await store.hasRoot()) throw new UsageError(`a root already exists in ${store.dir} — init runs once, ever (see \`rivet-ca status\`)`, 'exists');
   await store.ensureLayout();
@@ -44,16 +50,19 @@ export async function initRoot(ca: Ca, opts: { keyType?: KeyType } = {}): Promis
     const keyType = opts.keyType ?? 'ec-p256';
     const stage = await stagingDir(store.dir, 'root');
     const key = path.join(stage, 'ca.key');
-    await makeKey(key, keyType, ca.root);
-    const pass = passinFor(ca.root);
+    if (opts.pkcs11) await writePkcs11(stage, opts.pkcs11);
+    else await makeKey(key, keyType, ca.root);
     const pem = await withTempDir(async (tmp) => {
       const conf = path.join(tmp, 'root.cnf');
       await fsp.writeFile(conf, renderFile('root.cnf', {}));
-      return openssl(['req', '-x509', '-new', '-config', conf, '-key', key, ...pass.args, '-extensions', 'v3_root',
-        '-days', String(ROOT_DAYS), '-set_serial', `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '7')}`, `-${digestFor(keyType)}`], { env: pass.env });
+      const k = await issuerKeyArgs({ ...store.root(), dir: stage, key }, ca.root, tmp, '-key');
+      return openssl(['req', '-x509', '-new', '-config', conf, ...k.args, '-extensions', 'v3_root',
+        '-days', String(ROOT_DAYS), '-set_serial', `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '7')}`, `-${digestFor(keyType)}`], { env: k.env });
     });
     const info = parseCertPem(pem);
-    const publicKey = publicKeyOfPrivatePem(await fsp.readFile(key, 'utf8'), ca.root?.passphrase);
+    // A token key cannot be read back: the certificate's self-signature (checked below against its
+    // own public key) proves the token's key made it.
+    const publicKey = opts.pkcs11 ? info.x509.publicKey : publicKeyOfPrivatePem(await fsp.readFile(key, 'utf8'), ca.root?.passphrase);
     checkIssued(info, { cn: 'Rivet Root CA', eku: [], ca: true, issuer: info.x509, publicKey, notBefore: info.notBefore, notAfter: new Date(info.notBefore.getTime() + ROOT_DAYS * DAY_MS) });
     if (info.pathLen !== undefined) throw new RivetError('root certificate must not carry a path length limit', 'check');
     await initIssuerDb(stage);
@@ -67,7 +76,7 @@ export async function initRoot(ca: Ca, opts: { keyType?: KeyType } = {}): Promis
 
 /** Refuses, naming the ceremony, when the root key is not on this host. */
 export async function requireRootKey(ca: Ca, what: string): Promise<void> {
-  if (!(await exists(ca.store.root().key))) {
+  if (!(await rootKeyAvailable(ca.store.rootDir))) {
     throw new RivetError(`${what} needs the root key, which is offline — bring it back with \`rivet-ca root online --from DIR\`, then retry`, 'root_offline');
   }
 }

@@ -8,6 +8,7 @@ import { parseCrlBundle, type CrlInfo } from './crl.ts';
 import { PUBLIC_MODE, exists, readText, writeAtomic } from './files.ts';
 import { DAY_MS } from './duration.ts';
 import { audit } from './audit.ts';
+import { rootUnattendedProblem } from './pkcs11.ts';
 
 /** Intermediate CRLs live a week and are re-signed once fewer than three days remain (DESIGN §5). */
 export const INTERMEDIATE_CRL_HOURS = 7 * 24;
@@ -50,11 +51,12 @@ export async function refreshCrlsLocked(ca: Ca, opts: RefreshOptions = {}): Prom
   const root = ca.store.root();
   let rootSkipped: string | undefined;
   if (opts.force || due(await readCrl(root.crl), ROOT_CRL_WARN_MS, now)) {
-    if (await exists(root.key)) {
+    const problem = await rootUnattendedProblem(root.dir, ca.root);
+    if (!problem) {
       await signCrl(root, ROOT_CRL_HOURS, ca.root);
       refreshed.push('root');
     } else {
-      rootSkipped = 'root key is offline — the root CRL is re-signed at a ceremony (`rivet-ca root online`, then `rivet-ca root crl`)';
+      rootSkipped = `${problem} — the root CRL is re-signed at a ceremony (\`rivet-ca root online\`, then \`rivet-ca root crl\`)`;
     }
   }
   if (refreshed.length || !(await exists(ca.store.crlBundle))) await writeBundleLocked(ca);
@@ -66,7 +68,8 @@ export async function refreshCrls(ca: Ca, opts: RefreshOptions = {}): Promise<Re
   return ca.store.change('crl', () => refreshCrlsLocked(ca, opts));
 }
 
-export async function writeBundleLocked(ca: Ca): Promise<void> {
+// Both take only the store, so that crash recovery (which has no Ca) can rebuild them.
+export async function writeBundleLocked(ca: Pick<Ca, 'store'>): Promise<void> {
   const parts: string[] = [];
   for (const issuer of [...(await ca.store.intermediates()), ca.store.root()]) {
     const pem = await readText(issuer.crl);
@@ -75,7 +78,7 @@ export async function writeBundleLocked(ca: Ca): Promise<void> {
   await writeAtomic(ca.store.crlBundle, parts.join(''), PUBLIC_MODE);
 }
 
-export async function writeChainLocked(ca: Ca): Promise<void> {
+export async function writeChainLocked(ca: Pick<Ca, 'store'>): Promise<void> {
   const parts: string[] = [];
   for (const issuer of [...(await ca.store.intermediates()), ca.store.root()]) {
     parts.push(await fsp.readFile(issuer.cert, 'utf8'));

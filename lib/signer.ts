@@ -7,10 +7,22 @@ import { openssl } from './openssl.ts';
 import { renderFile, type TemplateValues } from './template.ts';
 import type { Issuer } from './store.ts';
 import { formatDbTime } from './db.ts';
+import { engineKeyArgs, readPkcs11 } from './pkcs11.ts';
 
 export type IssuerSecret = { passphrase?: string };
 
 /** `-passin` arguments and environment for an issuer key that may be encrypted. */
+/**
+ * How openssl reaches an issuer's key: its key file (with -passin when encrypted), or, for a root
+ * whose key lives in a PKCS#11 token, the pkcs11 engine (the secret is then the token PIN).
+ */
+export async function issuerKeyArgs(issuer: Issuer, secret: IssuerSecret | undefined, tmp: string, flag: '-key' | '-keyfile' = '-keyfile'): Promise<{ args: string[]; env: Record<string, string> }> {
+  const token = issuer.kind === 'root' ? await readPkcs11(issuer.dir) : undefined;
+  if (token) return engineKeyArgs(token, flag, tmp, secret?.passphrase);
+  const pass = passinFor(secret);
+  return { args: [flag, issuer.key, ...pass.args], env: pass.env };
+}
+
 export function passinFor(secret: IssuerSecret | undefined): { args: string[]; env: Record<string, string> } {
   if (!secret?.passphrase) return { args: [], env: {} };
   return { args: ['-passin', 'env:RIVET_CA_KEY_PASS'], env: { RIVET_CA_KEY_PASS: secret.passphrase } };
@@ -43,11 +55,11 @@ export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerS
     await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest }));
     await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
     await fsp.writeFile(csr, req.csrPem);
-    const pass = passinFor(secret);
+    const key = await issuerKeyArgs(issuer, secret, tmp);
     await openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
-      '-cert', issuer.cert, '-keyfile', issuer.key, ...pass.args, '-rand_serial', '-md', req.digest,
+      '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
       '-subj', req.subject, '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter),
-      '-in', csr, '-out', out], { cwd: issuer.dir, env: pass.env });
+      '-in', csr, '-out', out], { cwd: issuer.dir, env: key.env });
     return fsp.readFile(out, 'utf8');
   });
 }
@@ -59,9 +71,9 @@ export async function revokeSerial(issuer: Issuer, serial: string, reason: Revoc
   await withTempDir(async (tmp) => {
     const caConf = path.join(tmp, 'ca.cnf');
     await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: 'sha256' }));
-    const pass = passinFor(secret);
-    await openssl(['ca', '-batch', '-config', caConf, '-cert', issuer.cert, '-keyfile', issuer.key, ...pass.args,
-      '-revoke', path.join('newcerts', `${serial}.pem`), '-crl_reason', reason], { cwd: issuer.dir, env: pass.env });
+    const key = await issuerKeyArgs(issuer, secret, tmp);
+    await openssl(['ca', '-batch', '-config', caConf, '-cert', issuer.cert, ...key.args,
+      '-revoke', path.join('newcerts', `${serial}.pem`), '-crl_reason', reason], { cwd: issuer.dir, env: key.env });
   });
 }
 
@@ -71,9 +83,9 @@ export async function generateCrl(issuer: Issuer, hours: number, digest: string,
     const caConf = path.join(tmp, 'ca.cnf');
     const out = path.join(tmp, 'crl.pem');
     await fsp.writeFile(caConf, renderFile('ca.cnf', { digest }));
-    const pass = passinFor(secret);
-    await openssl(['ca', '-batch', '-gencrl', '-config', caConf, '-cert', issuer.cert, '-keyfile', issuer.key, ...pass.args,
-      '-md', digest, '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: pass.env });
+    const key = await issuerKeyArgs(issuer, secret, tmp);
+    await openssl(['ca', '-batch', '-gencrl', '-config', caConf, '-cert', issuer.cert, ...key.args,
+      '-md', digest, '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: key.env });
     return fsp.readFile(out, 'utf8');
   });
 }

@@ -23,6 +23,10 @@ export class CaStore {
   get rootDir() { return path.join(this.dir, 'root'); }
   get intermediateDir() { return path.join(this.dir, 'intermediate'); }
   get previousDir() { return path.join(this.intermediateDir, 'previous'); }
+  /** Intermediates whose leaves have all expired: out of chain.pem and crl.pem, key removed. */
+  get retiredDir() { return path.join(this.intermediateDir, 'retired'); }
+  /** A rotation's new intermediate between its commit and its installation (lib/rotate.ts). */
+  get nextDir() { return path.join(this.dir, 'intermediate.next'); }
   get issuedDir() { return path.join(this.dir, 'issued'); }
   get chainFile() { return path.join(this.intermediateDir, 'chain.pem'); }
   get crlBundle() { return path.join(this.dir, 'crl.pem'); }
@@ -45,6 +49,8 @@ export class CaStore {
 
   /** The intermediate that issues from now on; throws with the fix when there is none. */
   async current(): Promise<Issuer> {
+    const pending = await this.pendingRotation();
+    if (pending) return pending;
     const gen = Number((await fsp.readFile(this.generationFile, 'utf8').catch(() => '')).trim());
     const issuer = this.intermediateAt(this.intermediateDir, Number.isInteger(gen) && gen > 0 ? gen : 1);
     if (!(await exists(issuer.cert))) {
@@ -62,7 +68,21 @@ export class CaStore {
     try { names = await fsp.readdir(this.previousDir); } catch { /* none retired yet */ }
     const older = names.filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => b - a)
       .map((g) => this.intermediateAt(path.join(this.previousDir, String(g)), g));
+    // Mid-rotation, before the old one reached previous/, it is still complete in intermediate/.
+    if (current.dir === this.nextDir && !older.some((i) => i.generation === current.generation - 1)) {
+      older.unshift(this.intermediateAt(this.intermediateDir, current.generation - 1));
+    }
     return [current, ...older];
+  }
+
+  /**
+   * A rotation that was committed (its new intermediate renamed to intermediate.next/) but not yet
+   * installed: that complete directory is the current intermediate until the rotation finishes.
+   */
+  async pendingRotation(): Promise<Issuer | undefined> {
+    const gen = Number((await fsp.readFile(path.join(this.nextDir, 'generation'), 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(gen) || gen < 2 || !(await exists(path.join(this.nextDir, 'int.crt')))) return undefined;
+    return this.intermediateAt(this.nextDir, gen);
   }
 
   async ensureLayout(): Promise<void> {
@@ -80,11 +100,18 @@ export class CaStore {
   }
 
   private async recover(): Promise<void> {
+    await removeStaleTemps(this.previousDir);
+    await removeStaleTemps(this.retiredDir);
     const dirs = [this.dir, this.issuedDir, this.rootDir, this.intermediateDir];
     try { for (const n of await fsp.readdir(this.previousDir)) dirs.push(path.join(this.previousDir, n)); } catch { /* none */ }
     for (const d of dirs) {
       await removeStaleTemps(d);
       if (d !== this.dir && d !== this.issuedDir) await recoverOpensslDb(d);
+    }
+    if (await exists(this.nextDir)) {
+      // Loaded here, not at the top: rotate.ts builds on modules that import this one.
+      const { resumeRotation } = await import('./rotate.ts');
+      await resumeRotation(this);
     }
   }
 }

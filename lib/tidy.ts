@@ -9,10 +9,12 @@ import { ensureDir, exists, writeAtomic } from './files.ts';
 import { refreshCrlsLocked } from './publish.ts';
 import { audit } from './audit.ts';
 import type { Issuer } from './store.ts';
+import { retireDrainedLocked } from './rotate.ts';
 
-export type TidyResult = { archived: number; kept: number };
+/** `retired`: previous intermediates that had no unexpired leaf left and left chain and bundle. */
+export type TidyResult = { archived: number; kept: number; retired: number[] };
 
-async function tidyIssuer(issuer: Issuer, now: Date): Promise<TidyResult> {
+async function tidyIssuer(issuer: Issuer, now: Date): Promise<{ archived: number; kept: number }> {
   const entries = await readDb(issuer.dir);
   const expired = entries.filter((e) => e.notAfter.getTime() <= now.getTime());
   if (expired.length === 0) return { archived: 0, kept: entries.length };
@@ -38,7 +40,7 @@ async function tidyIssuer(issuer: Issuer, now: Date): Promise<TidyResult> {
 
 export async function tidy(ca: Ca, now = new Date()): Promise<TidyResult> {
   return ca.store.change('tidy', async () => {
-    const total = { archived: 0, kept: 0 };
+    const total: TidyResult = { archived: 0, kept: 0, retired: [] };
     const touched: Issuer[] = [];
     for (const issuer of await ca.store.intermediates()) {
       const r = await tidyIssuer(issuer, now);
@@ -47,7 +49,8 @@ export async function tidy(ca: Ca, now = new Date()): Promise<TidyResult> {
       if (r.archived) touched.push(issuer);
     }
     if (touched.length) await refreshCrlsLocked(ca, { forceFor: touched });
-    await audit(ca.store.auditLog, { event: 'tidy', result: 'ok', detail: `archived ${total.archived}, kept ${total.kept}` });
+    total.retired = await retireDrainedLocked(ca, now);
+    await audit(ca.store.auditLog, { event: 'tidy', result: 'ok', detail: `archived ${total.archived}, kept ${total.kept}${total.retired.length ? `, retired intermediate ${total.retired.join(', ')}` : ''}` });
     return total;
   });
 }

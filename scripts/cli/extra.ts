@@ -3,5 +3,6 @@
 import type { CommandModule } from 'yargs';
 import type { GlobalArgs } from './common.ts';
 import { commands as serve } from './serve.ts';
+import { commands as root } from './root.ts';
 
-export const extraCommands: CommandModule<GlobalArgs, any>[] = [...serve];
+export const extraCommands: CommandModule<GlobalArgs, any>[] = [...serve, ...root];

@@ -1,0 +1,71 @@
+// Root ceremonies and intermediate rotation (DESIGN §4.1, §4.6): root offline|online|crl and
+// rotate-intermediate. The work is in lib/ceremony.ts and lib/rotate.ts.
+import type { CommandModule } from 'yargs';
+import { context, print, printJson, run, type GlobalArgs } from './common.ts';
+import { rootCrl, rootOffline, rootOnline } from '../../lib/ceremony.ts';
+import { rotateIntermediate } from '../../lib/rotate.ts';
+import { keyType } from '../../lib/keys.ts';
+import { UsageError, show } from '../../lib/errors.ts';
+
+const rootCommands: CommandModule<GlobalArgs, any>[] = [
+  {
+    command: 'offline',
+    describe: 'move the root key to DIR (copy, verify against ca.crt, then remove it from this host)',
+    builder: (y) => y.option('to', { type: 'string', demandOption: true, describe: 'directory on removable media' }),
+    handler: run(async (args: GlobalArgs & { to: string }) => {
+      const { ca } = context(args);
+      const r = await rootOffline(ca, String(args.to));
+      if (args.json) return printJson(r);
+      print(`root key moved to ${r.key} (verified against the root certificate; copy of ca.crt beside it)`);
+      print(`${ca.store.root().key} removed — bring it back for a ceremony with \`rivet-ca root online --from ${args.to}\``);
+    }),
+  },
+  {
+    command: 'online',
+    describe: 'bring the root key back from DIR for a ceremony (verified against ca.crt, installed 0600)',
+    builder: (y) => y.option('from', { type: 'string', demandOption: true, describe: 'directory `root offline` wrote to (or the key file)' }),
+    handler: run(async (args: GlobalArgs & { from: string }) => {
+      const { ca } = context(args);
+      const r = await rootOnline(ca, String(args.from));
+      if (args.json) return printJson(r);
+      print(r.already ? `root key already online at ${r.key}` : `root key online at ${r.key} — take it offline again when done: \`rivet-ca root offline --to DIR\``);
+    }),
+  },
+  {
+    command: 'crl',
+    describe: 're-sign the root CRL (needs the root online) and rebuild crl.pem',
+    builder: (y) => y.option('days', { type: 'number', default: 365, describe: 'validity of the root CRL in days' }),
+    handler: run(async (args: GlobalArgs & { days: number }) => {
+      if (!Number.isInteger(args.days)) throw new UsageError(`--days ${show(args.days)} must be a whole number`);
+      const { ca } = context(args);
+      const crl = await rootCrl(ca, args.days);
+      if (args.json) return printJson({ crl: ca.store.root().crl, nextUpdate: crl.nextUpdate?.toISOString(), crlNumber: crl.crlNumber?.toString() });
+      print(`root CRL re-signed, valid until ${crl.nextUpdate!.toISOString().slice(0, 10)} (crlNumber ${crl.crlNumber})`);
+      print(`  crl  ${ca.store.crlBundle}`);
+    }),
+  },
+];
+
+export const commands: CommandModule<GlobalArgs, any>[] = [
+  {
+    command: 'root <command>',
+    describe: 'root ceremonies: offline, online, crl',
+    builder: (y) => y.command(rootCommands).demandCommand(1, 'give a root command: offline, online or crl'),
+    handler: () => {},
+  },
+  {
+    command: 'rotate-intermediate',
+    describe: 'make a new intermediate that issues from now on; the old one stays in chain and CRLs until its leaves expire',
+    builder: (y) => y.option('key-type', { type: 'string', describe: 'ec-p256 (default), ec-p384, rsa-3072, rsa-4096' }),
+    handler: run(async (args: GlobalArgs & { keyType?: string }) => {
+      const type = keyType(args.keyType);
+      const { ca } = context(args);
+      const r = await rotateIntermediate(ca, { keyType: type });
+      if (args.json) return printJson({ generation: r.generation, previous: r.previous, serial: r.serial, notAfter: new Date(r.cert.validTo).toISOString() });
+      print(`intermediate "Rivet Intermediate CA ${r.generation}" issues from now on (serial ${r.serial}, until ${new Date(r.cert.validTo).toISOString().slice(0, 10)})`);
+      print(`  intermediate ${r.previous} keeps its CRL until its last leaf expires (then \`rivet-ca tidy\` retires it)`);
+      print(`  chain  ${ca.store.chainFile} — push it to every node`);
+      print(`  crl    ${ca.store.crlBundle}`);
+    }),
+  },
+];
