@@ -2,13 +2,13 @@
 // after openssl has checked the CSR's self-signature (proof that the sender holds the key).
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import crypto, { createPublicKey, type KeyObject } from 'node:crypto';
 import { openssl } from './openssl.ts';
 import { renderFile } from './template.ts';
 import { UsageError, OpensslError } from './errors.ts';
 import { checkPublicKey, newKeyArgs, type KeyType } from './keys.ts';
 import { withTempDir } from './signer.ts';
-import { pemToDer } from './der.ts';
+import { children, content, oid, pemToDer, readTlv, SIG_DIGEST } from './der.ts';
 
 export const MAX_CSR_BYTES = 64 * 1024;
 
@@ -54,5 +54,17 @@ export async function csrPublicKey(csrPem: string): Promise<KeyObject> {
     throw new UsageError('CSR public key cannot be read', 'bad_csr');
   }
   checkPublicKey(key);
+  // OpenSSL 3.0's `req -verify` prints "verify failure" but still exits 0, so the proof of
+  // possession is checked here, in-process, over the CertificationRequestInfo bytes.
+  if (!csrSignatureValid(ders[0]!, key)) throw new UsageError('CSR signature does not verify — the request was altered or not signed by its own key', 'bad_csr');
   return key;
+}
+
+function csrSignatureValid(der: Buffer, key: KeyObject): boolean {
+  try {
+    const [info, alg, sig] = children(readTlv(der));
+    const digest = SIG_DIGEST[oid(children(alg!)[0]!)];
+    if (!info || !sig || sig.tag !== 0x03 || !digest) return false;
+    return crypto.verify(digest, info.bytes, key, content(sig).subarray(1));
+  } catch { return false; }
 }

@@ -23,6 +23,7 @@ export async function enrollFixture(limits: Partial<Limits> = {}): Promise<Fixtu
   const service = await startEnrollService({
     ca, sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS), secret: SECRET, host: '127.0.0.1', port: 0,
     tlsCert: ca.store.issued('ct110', 'crt'), tlsKey: ca.store.issued('ct110', 'key'), limits,
+    log: (line) => { if (process.env.RIVET_TEST_LOG) process.stderr.write(`service: ${line}\n`); },
   });
   return { ca, service, chain: fs.readFileSync(ca.store.chainFile, 'utf8'), work: await tempDir('rivet-enroll-'), close: () => service.close() };
 }
@@ -39,6 +40,8 @@ export type CallOptions = {
   body?: unknown;
   raw?: string | Buffer;
   bearer?: string;
+  /** A whole Authorization header, for malformed ones. */
+  authorization?: string;
   cert?: string | Buffer;
   key?: string | Buffer;
   localAddress?: string;
@@ -52,7 +55,8 @@ export function call(fx: Fixture, method: string, urlPath: string, opts: CallOpt
     const req = https.request({
       host: '127.0.0.1', port: fx.service.port, servername: 'ct110.mesh', method, path: urlPath, ca: fx.chain, agent: false,
       cert: opts.cert, key: opts.key, localAddress: opts.localAddress,
-      headers: { ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}), ...(opts.bearer !== undefined ? { authorization: `Bearer ${opts.bearer}` } : {}) },
+      headers: { ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}), ...(opts.bearer !== undefined ? { authorization: `Bearer ${opts.bearer}` } : {}),
+        ...(opts.authorization !== undefined ? { authorization: opts.authorization } : {}) },
     }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
