@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Ca } from './ca.ts';
 import { issuerCert } from './ca.ts';
 import { exists } from './files.ts';
+import { readPkcs11 } from './pkcs11.ts';
 import { opensslVersion } from './openssl.ts';
 import { readCrl, INTERMEDIATE_CRL_REFRESH_MS, ROOT_CRL_WARN_MS } from './publish.ts';
 import { crlSignedBy } from './crl.ts';
@@ -33,6 +34,9 @@ export async function doctor(ca: Ca, now = new Date()): Promise<Finding[]> {
   const intermediates = await store.intermediates().catch(() => []);
   if (intermediates.length === 0) f.push({ level: 'fail', what: 'no intermediate', fix: 'run `rivet-ca issue-intermediate`' });
   if (intermediates.length && (await exists(root.key))) f.push({ level: 'warn', what: 'root key is still on this host', fix: 'move it offline: `rivet-ca root offline --to DIR`' });
+  const token = await readPkcs11(root.dir);
+  if (token) f.push({ level: 'ok', what: `root key in PKCS#11 token ${token.uri}` });
+  if (await store.pendingRotation()) f.push({ level: 'warn', what: 'an intermediate rotation was interrupted', fix: 'any change finishes it, e.g. `rivet-ca crl`' });
   const rootCrl = await readCrl(root.crl);
   if (!rootCrl?.nextUpdate || !crlSignedBy(rootCrl, rootX)) f.push({ level: 'fail', what: 'root CRL missing or not signed by the root', fix: 'run `rivet-ca root crl` with the root online' });
   else if (rootCrl.nextUpdate.getTime() - now.getTime() < ROOT_CRL_WARN_MS) f.push({ level: rootCrl.nextUpdate < now ? 'fail' : 'warn', what: `root CRL lapses ${rootCrl.nextUpdate.toISOString()} (${daysLeft(rootCrl.nextUpdate, now)} days)`, fix: 'bring the root online and run `rivet-ca root crl`' });
