@@ -35,3 +35,9 @@ revoke: deps
 
 crl: deps
 	$(RIVET) crl
+
+# The enrollment service (DESIGN §4.7): make serve [LISTEN=0.0.0.0:8443]. Its TLS identity is the
+# CA host's node cert (RIVET_NODE_DIR/node.crt|key); the bootstrap secret comes from the environment.
+.PHONY: serve
+serve: deps
+	$(RIVET) serve $(if $(LISTEN),--listen "$(LISTEN)")
