@@ -6,6 +6,8 @@ import { CaStore, type Issuer } from './store.ts';
 import type { MeshDomain } from './identity.ts';
 import type { IssuerSecret } from './signer.ts';
 import { RivetError } from './errors.ts';
+import { refreshCrlsLocked } from './publish.ts';
+import { writeAtomic } from './files.ts';
 
 export type Ca = {
   store: CaStore;
@@ -17,7 +19,20 @@ export type Ca = {
 };
 
 export function openCa(dir: string, domain: MeshDomain, extra: Partial<Ca> = {}): Ca {
-  return { store: new CaStore(dir), domain, ...extra };
+  const ca: Ca = { store: new CaStore(dir), domain, ...extra };
+  ca.store.repairCrls = async () => { await refreshCrlsLocked(ca, { force: true }); };
+  return ca;
+}
+
+/**
+ * Runs a change to the database that the CRLs must then reflect. A marker file spans both, so a
+ * run killed in between leaves the marker, and the next change re-signs the CRLs first.
+ */
+export async function withCrlPending<T>(ca: Ca, fn: () => Promise<T>): Promise<T> {
+  await writeAtomic(ca.store.crlPendingFile, `${process.pid}\n`, 0o600);
+  const result = await fn();
+  await fsp.rm(ca.store.crlPendingFile, { force: true });
+  return result;
 }
 
 export async function issuerCert(issuer: Issuer): Promise<X509Certificate> {

@@ -28,14 +28,18 @@ export function extraSans(info: CertInfo, id: Identity, ca: Ca): San[] {
 
 type Candidate = { id: Identity; info: CertInfo };
 
-async function issuedCandidates(ca: Ca): Promise<Candidate[]> {
+async function issuedCandidates(ca: Ca, unreadable: RenewOutcome[]): Promise<Candidate[]> {
   const names = (await fsp.readdir(ca.store.issuedDir).catch(() => [] as string[])).filter((n) => n.endsWith('.crt') && !n.startsWith('.'));
   const out: Candidate[] = [];
   for (const name of names.sort()) {
     const pem = await readText(path.join(ca.store.issuedDir, name));
     if (!pem) continue;
-    const info = parseCertPem(pem);
-    out.push({ id: identityFromCommonName(info.subjectCNs[0] ?? '', ca.domain), info });
+    try {
+      const info = parseCertPem(pem);
+      out.push({ id: identityFromCommonName(info.subjectCNs[0] ?? '', ca.domain), info });
+    } catch (err) {
+      unreadable.push({ cn: name, action: 'failed', why: `cannot read ${name}: ${(err as Error).message}` });
+    }
   }
   return out;
 }
@@ -73,8 +77,8 @@ export async function renewIssued(ca: Ca, opts: RenewOptions = {}): Promise<Rene
   const within = opts.withinMs ?? RENEW_WITHIN_MS;
   const wanted = opts.names?.length ? new Set(opts.names.map((n) => fileStem(parseIdentity(n, ca.domain)))) : undefined;
   return ca.store.change('renew', async () => {
-    const all = await issuedCandidates(ca);
     const results: RenewOutcome[] = [];
+    const all = await issuedCandidates(ca, results);
     const renewedNodes = new Set<string>();
     const done = new Set<string>();
     const isDue = (c: Candidate) => c.info.notAfter.getTime() - Date.now() < within;

@@ -1,6 +1,6 @@
 // Revocation (DESIGN §4.4): every unexpired certificate of a CN, on whichever intermediate issued
 // it, then fresh CRLs and the bundle. Pushing the bundle to nodes is the caller's next step.
-import type { Ca } from './ca.ts';
+import { withCrlPending, type Ca } from './ca.ts';
 import { commonName, parseIdentity } from './identity.ts';
 import { readDb, isLive } from './db.ts';
 import { revokeSerial, REVOCATION_REASONS, type RevocationReason } from './signer.ts';
@@ -37,9 +37,11 @@ export async function revoke(ca: Ca, name: string, opts: { reason?: string; seri
     if (targets.length === 0) {
       throw new UsageError(`no unexpired, unrevoked certificate with CN ${show(cn)}${serial ? ` and serial ${serial}` : ''} — see \`rivet-ca list\``, 'not_found');
     }
-    for (const t of targets) await revokeSerial(t.issuer, t.serial, reason);
     const touched = [...new Map(targets.map((t) => [t.issuer.dir, t.issuer])).values()];
-    await refreshCrlsLocked(ca, { forceFor: touched });
+    await withCrlPending(ca, async () => {
+      for (const t of targets) await revokeSerial(t.issuer, t.serial, reason);
+      await refreshCrlsLocked(ca, { forceFor: touched });
+    });
     await audit(ca.store.auditLog, { event: 'revoke', result: 'ok', cn, serials: targets.map((t) => t.serial), reason });
     return { cn, revoked: targets.map((t) => ({ serial: t.serial, issuer: t.issuer.generation })) };
   });

@@ -33,6 +33,11 @@ export class CaStore {
   get auditLog() { return path.join(this.dir, 'audit.log'); }
   get lockFile() { return path.join(this.dir, '.lock'); }
   get generationFile() { return path.join(this.intermediateDir, 'generation'); }
+  /** Exists while a database change that the CRLs must reflect (revoke, tidy) is in flight. */
+  get crlPendingFile() { return path.join(this.dir, '.crl-pending'); }
+
+  /** Re-signs CRLs after a crash left crlPendingFile behind (set by openCa; see publish.ts). */
+  repairCrls?: () => Promise<void>;
 
   issued(stem: string, ext: 'crt' | 'key' | 'p12'): string { return path.join(this.issuedDir, `${stem}.${ext}`); }
 
@@ -95,6 +100,10 @@ export class CaStore {
     if (!(await exists(this.dir))) throw new RivetError(`CA directory ${this.dir} does not exist — run \`rivet-ca init\` or set RIVET_CA_DIR`, 'no_ca');
     return withLock(this.lockFile, what, async () => {
       await this.recover();
+      if (this.repairCrls && (await exists(this.crlPendingFile))) {
+        await this.repairCrls();
+        await fsp.rm(this.crlPendingFile, { force: true });
+      }
       return fn();
     }, { onWait: (holder) => process.stderr.write(`rivet-ca: waiting for the CA lock held by ${holder}\n`) });
   }

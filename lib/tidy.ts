@@ -3,7 +3,7 @@
 // the CRL (RFC 5280 §5: a CRL need not list a certificate after it expires).
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Ca } from './ca.ts';
+import { withCrlPending, type Ca } from './ca.ts';
 import { readDb } from './db.ts';
 import { ensureDir, exists, writeAtomic } from './files.ts';
 import { refreshCrlsLocked } from './publish.ts';
