@@ -8,7 +8,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { execa } from 'execa';
 import { enrollFixture, newCsr, call, SECRET, type Fixture } from './helpers/enroll.ts';
-import { cli } from './helpers/ca.ts';
+import { cli, CLI } from './helpers/ca.ts';
 import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/cert.ts';
 import { parseCrlBundle, splitCrlBundle } from '../lib/crl.ts';
 import { readDb } from '../lib/db.ts';
@@ -109,6 +109,44 @@ test('unknown paths are 404 and wrong methods 405, as JSON errors', async () => 
   const b = await call(fx, 'GET', '/enroll');
   assert.is(b.status, 405);
   assert.is(typeof b.json.error.message, 'string');
+});
+
+test('`rivet-ca serve` runs as a process: prints its port, warns about MESH_SECRET, enrolls, stops on SIGTERM', async () => {
+  const child = execa(CLI, ['serve', '--listen', '127.0.0.1:0', '--tls-cert', fx.ca.store.issued('ct110', 'crt'), '--tls-key', fx.ca.store.issued('ct110', 'key')], {
+    env: { RIVET_CA_DIR: fx.ca.store.dir, RIVET_ENV_FILE: '/dev/null', MESH_SECRET: 'legacy secret value' }, reject: false,
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const guard = setTimeout(() => reject(new Error('serve printed no port within 20 s')), 20_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(d.toString());
+        if (m) { clearTimeout(guard); resolve(Number(m[1])); }
+      });
+    });
+    const health = await execa('curl', ['-sS', '--cacert', fx.ca.store.chainFile, '--resolve', `ct110.mesh:${port}:127.0.0.1`, `https://ct110.mesh:${port}/healthz`]);
+    assert.is(JSON.parse(String(health.stdout)).status, 'ok');
+    const { csr } = await newCsr(fx.work, 'ct160.mesh');
+    const r = await call({ ...fx, service: { ...fx.service, port } }, 'POST', '/enroll', { bearer: 'legacy secret value', body: { csr } });
+    assert.is(r.status, 200, r.text);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const done = await child;
+  assert.is(done.exitCode, 0, String(done.stderr));
+  assert.match(String(done.stderr), /MESH_SECRET is deprecated/);
+  assert.not.match(String(done.stderr), /legacy secret value/);
+});
+
+test('`rivet-ca token` refuses a bad node-id and a bad --ttl with exit 2, minting nothing', async () => {
+  const a = await cli(fx.ca, ['token', 'CT111']);
+  assert.is(a.exitCode, 2);
+  assert.match(a.stderr, /must be lower case — did you mean "ct111"\?/);
+  const b = await cli(fx.ca, ['token', 'ct111', '--ttl', '0s']);
+  assert.is(b.exitCode, 2);
+  assert.match(b.stderr, /--ttl/);
+  const c = await cli(fx.ca, ['token', 'ct111', '--ttl', '90d']);
+  assert.is(c.exitCode, 2);
+  assert.is(a.stdout + b.stdout + c.stdout, '', 'no token printed');
 });
 
 test.run();
