@@ -42,13 +42,15 @@ export async function tidy(ca: Ca, now = new Date()): Promise<TidyResult> {
   return ca.store.change('tidy', async () => {
     const total: TidyResult = { archived: 0, kept: 0, retired: [] };
     const touched: Issuer[] = [];
-    for (const issuer of await ca.store.intermediates()) {
-      const r = await tidyIssuer(issuer, now);
-      total.archived += r.archived;
-      total.kept += r.kept;
-      if (r.archived) touched.push(issuer);
-    }
-    if (touched.length) await refreshCrlsLocked(ca, { forceFor: touched });
+    await withCrlPending(ca, async () => {
+      for (const issuer of await ca.store.intermediates()) {
+        const r = await tidyIssuer(issuer, now);
+        total.archived += r.archived;
+        total.kept += r.kept;
+        if (r.archived) touched.push(issuer);
+      }
+      if (touched.length) await refreshCrlsLocked(ca, { forceFor: touched });
+    });
     total.retired = await retireDrainedLocked(ca, now);
     await audit(ca.store.auditLog, { event: 'tidy', result: 'ok', detail: `archived ${total.archived}, kept ${total.kept}${total.retired.length ? `, retired intermediate ${total.retired.join(', ')}` : ''}` });
     return total;
