@@ -90,10 +90,11 @@ export type Probe = { ok: true; status: number; json: any; socket: { protocol: s
 /** One request on a new connection; a refused handshake comes back as { ok: false, error }. */
 export function probe(port: number, client: MeshTls | Record<string, unknown>, pathName = '/whoami', extra: Record<string, unknown> = {}): Promise<Probe> {
   const tlsOpts = 'crl' in client && 'domain' in client ? meshClientOptions(client as MeshTls, { servername: undefined }) : client;
+  const { body, ...rest } = extra;
   return new Promise((resolve) => {
     const req = https.request({
       ...tlsOpts, host: '127.0.0.1', port, path: pathName, method: 'GET', agent: false,
-      servername: extra.servername as string ?? 'ct111.mesh', signal: AbortSignal.timeout(5000), ...extra,
+      servername: extra.servername as string ?? 'ct111.mesh', signal: AbortSignal.timeout(5000), ...rest,
     }, (res) => {
       const chunks: Buffer[] = [];
       const sock = res.socket as TLSSocket;
@@ -107,7 +108,7 @@ export function probe(port: number, client: MeshTls | Record<string, unknown>, p
       });
     });
     req.on('error', (err) => resolve({ ok: false, error: `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}` }));
-    req.end();
+    req.end(body as string | undefined);
   });
 }
 
