@@ -8,7 +8,12 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { execa } from 'execa';
 import { enrollFixture, newCsr, call, SECRET, type Fixture } from './helpers/enroll.ts';
-import { cli, CLI } from './helpers/ca.ts';
+import { cli, CLI, freshCa } from './helpers/ca.ts';
+import { issueWithNewKey } from '../lib/issue.ts';
+import { nodeId } from '../lib/identity.ts';
+import { signCrl, writeBundleLocked } from '../lib/publish.ts';
+import { DEFAULT_SAN_CIDRS, parseCidrs } from '../lib/san.ts';
+import { startEnrollService } from '../lib/enroll/server.ts';
 import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/cert.ts';
 import { parseCrlBundle, splitCrlBundle } from '../lib/crl.ts';
 import { readDb } from '../lib/db.ts';
@@ -147,6 +152,35 @@ test('`rivet-ca token` refuses a bad node-id and a bad --ttl with exit 2, mintin
   const c = await cli(fx.ca, ['token', 'ct111', '--ttl', '90d']);
   assert.is(c.exitCode, 2);
   assert.is(a.stdout + b.stdout + c.stdout, '', 'no token printed');
+});
+
+test('the service re-signs a CRL that is due, at start and while running, so it never lapses', async () => {
+  const ca = await freshCa();
+  await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
+  const makeDue = () => ca.store.change('test: CRL nearly lapsed', async () => {
+    await signCrl(await ca.store.current(), 1); // one hour left: well inside the 3-day window
+    await writeBundleLocked(ca);
+  });
+  const intermediateNext = () => parseCrlBundle(fs.readFileSync(ca.store.crlBundle, 'utf8'))[0]!.nextUpdate!.getTime();
+  await makeDue();
+  assert.ok(intermediateNext() < Date.now() + 2 * 3_600_000);
+  const service = await startEnrollService({
+    ca, sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS), secret: SECRET, host: '127.0.0.1', port: 0,
+    tlsCert: ca.store.issued('ct110', 'crt'), tlsKey: ca.store.issued('ct110', 'key'), limits: { crlRefreshMs: 200, reloadCheckMs: 100 },
+  });
+  try {
+    assert.ok(intermediateNext() > Date.now() + 6 * 86_400_000, 're-signed at start');
+    await makeDue();
+    const deadline = Date.now() + 10_000;
+    while (intermediateNext() < Date.now() + 6 * 86_400_000) {
+      assert.ok(Date.now() < deadline, 'CRL re-signed by the running service within 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const health = await call({ ca, service, chain: fs.readFileSync(ca.store.chainFile, 'utf8'), work: '', close: async () => {} }, 'GET', '/healthz');
+    assert.is(health.json.status, 'ok');
+  } finally {
+    await service.close();
+  }
 });
 
 test.run();
