@@ -2,6 +2,7 @@
 // database: two concurrent runs lose rows (the mesh's earlier script lost 7 of 20). The lock is a
 // file created with O_EXCL holding the owner's pid; a lock whose owner died is broken safely.
 import fsp from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +10,21 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { RivetError } from './errors.ts';
 import { isAlive } from './files.ts';
 
-type Holder = { pid: number; host: string; what: string; since: string; nonce: string };
+type Holder = { pid: number; host: string; what: string; since: string; nonce: string; start?: string };
+
+/** The kernel's start time of a process: with the pid, it names one process even after pid reuse. */
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch { return undefined; }
+}
+
+function holderAlive(h: Holder): boolean {
+  if (!isAlive(h.pid)) return false;
+  const start = processStart(h.pid);
+  return h.start === undefined || start === undefined || start === h.start;
+}
 
 // Re-entrancy follows the async call chain (a renew that issues inside the same change), while
 // independent tasks of one process (the service, a roster run) queue on an in-process mutex first.
@@ -42,7 +57,7 @@ async function tryCreate(file: string, me: Holder): Promise<boolean> {
  * meantime, it is put back.
  */
 async function breakIfStale(file: string, seen: Holder): Promise<void> {
-  if (seen.host !== os.hostname() || isAlive(seen.pid)) return;
+  if (seen.host !== os.hostname() || holderAlive(seen)) return;
   const aside = `${file}.stale-${process.pid}-${randomBytes(3).toString('hex')}`;
   try { await fsp.rename(file, aside); } catch { return; }
   const moved = await readHolder(aside);
@@ -72,7 +87,7 @@ export async function withLock<T>(file: string, what: string, fn: () => Promise<
 
 async function withFileLock<T>(file: string, what: string, fn: () => Promise<T>, opts: LockOptions): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? Number(process.env.RIVET_LOCK_TIMEOUT_MS ?? 120_000);
-  const me: Holder = { pid: process.pid, host: os.hostname(), what, since: new Date().toISOString(), nonce: randomBytes(8).toString('hex') };
+  const me: Holder = { pid: process.pid, host: os.hostname(), what, since: new Date().toISOString(), nonce: randomBytes(8).toString('hex'), start: processStart(process.pid) };
   const start = Date.now();
   let told = false;
   let delay = 5;

@@ -42,4 +42,10 @@ test('waits for a live holder, then names it when the wait runs out', async () =
   assert.ok(fs.existsSync(file), 'a live holder’s lock is left alone');
 });
 
+test('breaks a lock whose pid now belongs to another process (pid reuse)', async () => {
+  const file = path.join(await tempDir(), '.lock');
+  fs.writeFileSync(file, JSON.stringify({ pid: process.ppid, host: os.hostname(), what: 'issue', since: 'then', nonce: 'z', start: '1' }));
+  assert.is(await withLock(file, 'me', async () => 'reused pid detected', { timeoutMs: 2000 }), 'reused pid detected');
+});
+
 test.run();
