@@ -20,3 +20,12 @@ export async function audit(file: string, e: AuditEvent): Promise<void> {
   const fh = await fsp.open(file, 'a', 0o600);
   try { await fh.appendFile(`${line}\n`); await fh.datasync(); } finally { await fh.close(); }
 }
+
+/** Several events in one append and one datasync (batch issuance). */
+export async function auditAll(file: string, events: readonly AuditEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const head = { ts: new Date().toISOString(), host: os.hostname(), pid: process.pid };
+  const text = events.map((e) => `${JSON.stringify({ ...head, ...e })}\n`).join('');
+  const fh = await fsp.open(file, 'a', 0o600);
+  try { await fh.appendFile(text); await fh.datasync(); } finally { await fh.close(); }
+}

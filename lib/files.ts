@@ -24,10 +24,19 @@ export async function createExclusive(file: string, mode: number): Promise<void>
 }
 
 export async function writeAtomic(target: string, data: string | Uint8Array, mode: number): Promise<void> {
+  await commitRename(await stageFile(target, data, mode), target);
+}
+
+/**
+ * The first half of writeAtomic for many files at once: writes `data` to a fresh temp file next
+ * to `target` with exactly `mode` and fsyncs it; the caller renames it into place and syncs the
+ * directory once for the whole group.
+ */
+export async function stageFile(target: string, data: string | Uint8Array, mode: number): Promise<string> {
   const tmp = tempPathFor(target);
   const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
   try {
-    await fh.chmod(mode); // exact mode even when the umask would have widened or narrowed it
+    await fh.chmod(mode);
     await fh.writeFile(data);
     await fh.sync();
   } catch (err) {
@@ -36,7 +45,7 @@ export async function writeAtomic(target: string, data: string | Uint8Array, mod
     throw err;
   }
   await fh.close();
-  await commitRename(tmp, target);
+  return tmp;
 }
 
 /** Renames a fully written temp file into place and makes the rename durable. */

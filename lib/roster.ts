@@ -1,12 +1,12 @@
 // `issue --roster FILE` (DESIGN §4.2): many identities in one run. The whole file is validated
-// first (a bad line changes nothing); keys are then made in parallel and signed one by one under
-// the lock, each checked like any other issuance.
-import os from 'node:os';
+// first (a bad line changes nothing); then lib/batch.ts makes and signs keys in parallel outside the
+// lock, checks each like any other issuance, and group-commits them to the database.
 import type { Ca } from './ca.ts';
 import { parseIdentity, fileStem, type Identity } from './identity.ts';
 import { parseSan, type San } from './san.ts';
 import { leafProfile } from './profile.ts';
-import { issueWithNewKey, type OperatorResult, type Validity } from './issue.ts';
+import { leafValidity, type OperatorResult, type Validity } from './issue.ts';
+import { issueBatch } from './batch.ts';
 import { UsageError } from './errors.ts';
 
 export type RosterEntry = { id: Identity; sans: San[]; line: number };
@@ -38,24 +38,14 @@ export function parseRoster(text: string, ca: Ca): RosterEntry[] {
 export type RosterOutcome = { entry: RosterEntry; result?: OperatorResult; error?: string };
 
 export async function issueRoster(ca: Ca, entries: readonly RosterEntry[], opts: { ifMissing?: boolean; force?: boolean; validity?: Validity; concurrency?: number; onProgress?: (done: number, total: number, o: RosterOutcome) => void } = {}): Promise<RosterOutcome[]> {
-  const outcomes: RosterOutcome[] = new Array(entries.length);
-  let next = 0;
   let done = 0;
-  const worker = async () => {
-    while (next < entries.length) {
-      const i = next++;
-      const entry = entries[i]!;
-      let o: RosterOutcome;
-      try {
-        o = { entry, result: await issueWithNewKey(ca, entry.id, { sans: entry.sans, ifMissing: opts.ifMissing, force: opts.force, validity: opts.validity, event: 'issue-roster' }) };
-      } catch (err) {
-        o = { entry, error: (err as Error).message };
-      }
-      outcomes[i] = o;
-      opts.onProgress?.(++done, entries.length, o);
-    }
-  };
-  const n = Math.max(1, Math.min(opts.concurrency ?? os.availableParallelism() * 2, entries.length));
-  await Promise.all(Array.from({ length: n }, worker));
-  return outcomes;
+  const results = await issueBatch(ca, entries.map((e) => ({ id: e.id, sans: e.sans })), {
+    validity: opts.validity ?? leafValidity(), ifMissing: opts.ifMissing, force: opts.force, concurrency: opts.concurrency, event: 'issue-roster',
+    onOutcome: (i, r) => opts.onProgress?.(++done, entries.length, outcome(entries[i]!, r)),
+  });
+  return results.map((r, i) => outcome(entries[i]!, r));
+}
+
+function outcome(entry: RosterEntry, r: OperatorResult | Error): RosterOutcome {
+  return r instanceof Error ? { entry, error: r.message } : { entry, result: r };
 }

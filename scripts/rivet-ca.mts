@@ -1,4 +1,4 @@
-#!/usr/bin/env -S sh -c 'exec "$(dirname "$(readlink -f "$0")")/../node_modules/.bin/tsx" "$0" "$@"'
+#!/usr/bin/env -S sh -c 'exec node "$(dirname "$(readlink -f "$0")")/launch.mjs" "$0" "$@"'
 // rivet-ca: the CA operator's tool (DESIGN §4). Commands live in scripts/cli/, one file per group;
 // this file only wires them to yargs. Usage errors exit 2, other failures 1.
 import yargs from 'yargs';

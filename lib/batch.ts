@@ -1,0 +1,158 @@
+// Batch issuance (`issue --roster`, DESIGN §4.2 "as fast as the machine allows"). One `openssl ca`
+// at a time under the CA lock caps a roster at one signature per process start; here the slow part
+// moves out of the lock instead:
+//   1. in parallel workers, each key and CSR is made (`openssl req -newkey`, key file 0600 from
+//      creation) and signed by the real `openssl ca`, same profile templates, same arguments as a
+//      single issuance, but against the worker's private scratch database;
+//   2. every certificate is read back and checked against its request (checkIssued);
+//   3. signed certificates are group-committed: one lock hold records a whole group in the live
+//      database — the index rows openssl itself wrote in the scratch database, appended with one
+//      atomic index.txt write — then puts keys and certificates in place.
+// Crash safety follows the single path: newcerts copies, then index.txt (the commit point), then
+// key before certificate in issued/. A crash before the commit leaves temp files only (removed
+// by the next lock holder); after it, what single issuance leaves (a row whose files
+// usableIssued() does not trust, so --if-missing and renew repair it).
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { type Ca, issuerCert } from './ca.ts';
+import { fileStem, type Identity } from './identity.ts';
+import { altNameLines, leafProfile } from './profile.ts';
+import { initIssuerDb, signCsr, withTempDir } from './signer.ts';
+import { parseCertPem } from './cert.ts';
+import { checkIssued } from './check.ts';
+import { createExclusive, KEY_MODE, PUBLIC_MODE, stageFile, syncDir, tempPathFor } from './files.ts';
+import { newKeyAndCsr } from './csr.ts';
+import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
+import { auditAll } from './audit.ts';
+import { readDb, isLive } from './db.ts';
+import { RivetError, UsageError } from './errors.ts';
+import type { San } from './san.ts';
+import type { Issuer } from './store.ts';
+import { usableIssued, type Issued, type OperatorResult, type Validity } from './issue.ts';
+import { GroupCommit } from './group-commit.ts';
+
+export type BatchItem = { id: Identity; sans: readonly San[]; keyType?: KeyType };
+export type BatchOptions = {
+  validity: Validity;
+  ifMissing?: boolean;
+  force?: boolean;
+  event?: string;
+  concurrency?: number;
+  /** Called once per item as soon as its outcome is final (committed, skipped or failed). */
+  onOutcome?: (index: number, outcome: OperatorResult | Error) => void;
+};
+
+type Signed = Issued & { stem: string; certPath: string; keyPath: string; tmpKey: string; row: string; newcert: string };
+
+/** Signs with the real issuer key in a private scratch database; returns the cert and its row. */
+async function signScratch(ca: Ca, scratch: string, issuer: Issuer, issuerX509: Awaited<ReturnType<typeof issuerCert>>, id: Identity, sans: readonly San[], csrPem: string, publicKey: KeyObject, keyType: KeyType, validity: BatchOptions['validity']): Promise<Issued & { row: string; newcert: string }> {
+  const profile = leafProfile(id, ca.domain, sans);
+  const pem = await signCsr({ ...issuer, dir: scratch }, {
+    csrPem, subject: `/CN=${profile.cn}`, extTemplate: profile.template, extSection: 'leaf',
+    extValues: { alt_names: altNameLines(profile) }, ...validity, digest: digestFor(keyType),
+  });
+  const info = parseCertPem(pem);
+  checkIssued(info, { cn: profile.cn, dns: profile.dns, ips: profile.ips, uris: profile.uris, eku: profile.eku, ca: false, issuer: issuerX509, publicKey, ...validity });
+  const row = (await readDb(scratch)).find((e) => e.serial === info.serial);
+  if (!row) throw new RivetError(`openssl ca recorded no database row for serial ${info.serial}`, 'db');
+  const newcert = await fsp.readFile(path.join(scratch, 'newcerts', `${row.serial}.pem`), 'utf8');
+  return { cn: profile.cn, serial: info.serial, certPem: `${info.x509.toString()}${issuerX509.toString()}`, info, issuer, row: row.line, newcert };
+}
+
+/** Records a group in the live database and puts its files in place; caller holds the CA lock. */
+async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: BatchOptions): Promise<Array<OperatorResult | Error>> {
+  const now = await ca.store.current();
+  if (now.dir !== issuer.dir || now.generation !== issuer.generation) {
+    return group.map(() => new RivetError('the intermediate changed during the batch (rotate-intermediate) — run the roster again', 'rotated'));
+  }
+  const out: Array<OperatorResult | Error> = [];
+  const keep: Signed[] = [];
+  const dbText = await fsp.readFile(path.join(issuer.dir, 'index.txt'), 'utf8');
+  const known = new Set(dbText.split('\n').map((l) => l.split('\t')[3]?.toUpperCase()));
+  for (const s of group) {
+    // Re-checked under the lock: another process may have issued the same identity meanwhile.
+    const existing = await usableIssued(ca, s.certPath, s.keyPath);
+    if (existing && opts.ifMissing) out.push({ skipped: true, cn: s.cn, serial: existing.serial, certPath: s.certPath, notAfter: existing.notAfter });
+    else if (existing && !opts.force) out.push(new UsageError(`${s.cn} already has a valid certificate (serial ${existing.serial}) — use --if-missing or --force`, 'exists'));
+    else if (known.has(s.serial)) out.push(new RivetError(`serial ${s.serial} is already in the database — nothing recorded; run again`, 'serial'));
+    else { keep.push(s); out.push(s); known.add(s.serial); continue; }
+  }
+  if (keep.length) {
+    const staged: Array<[string, string]> = await Promise.all(keep.map(async (s) => {
+      const target = path.join(issuer.dir, 'newcerts', `${s.serial}.pem`);
+      return [await stageFile(target, s.newcert, 0o600), target] as [string, string];
+    }));
+    for (const [tmp, target] of staged) await fsp.rename(tmp, target);
+    await syncDir(path.join(issuer.dir, 'newcerts'));
+    const sep = dbText.length === 0 || dbText.endsWith('\n') ? '' : '\n';
+    const index = path.join(issuer.dir, 'index.txt');
+    await fsp.rename(await stageFile(index, `${dbText}${sep}${keep.map((s) => `${s.row}\n`).join('')}`, 0o600), index);
+    await syncDir(issuer.dir); // the commit point: every row of the group is recorded
+    const certs = await Promise.all(keep.map((s) => stageFile(s.certPath, s.certPem, PUBLIC_MODE)));
+    for (const s of keep) await fsp.rename(s.tmpKey, s.keyPath); // key before certificate, as in issueWithNewKey
+    for (const [i, s] of keep.entries()) await fsp.rename(certs[i]!, s.certPath);
+    await syncDir(ca.store.issuedDir);
+    await auditAll(ca.store.auditLog, keep.map((s) => ({ event: opts.event ?? 'issue', result: 'ok' as const, cn: s.cn, serial: s.serial })));
+  }
+  return out.map((o) => {
+    if (o instanceof Error || 'skipped' in o) return o;
+    const { cn, serial, certPem, info, issuer: by, certPath, keyPath } = o as Signed;
+    return { cn, serial, certPem, info, issuer: by, certPath, keyPath };
+  });
+}
+
+/**
+ * Issues every item with a new key. Outcomes come back in item order; one item failing does not
+ * stop the others. Usage errors in the items themselves are the caller's to catch beforehand.
+ */
+export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: BatchOptions): Promise<Array<OperatorResult | Error>> {
+  const issuer = await ca.store.current();
+  const issuerX509 = await issuerCert(issuer);
+  if (opts.validity.notAfter.getTime() > new Date(issuerX509.validTo).getTime()) {
+    throw new RivetError(`a certificate until ${opts.validity.notAfter.toISOString()} would outlive the intermediate (until ${new Date(issuerX509.validTo).toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
+  }
+  await ca.store.ensureLayout();
+  const outcomes: Array<OperatorResult | Error> = new Array(items.length);
+  const settle = (i: number, o: OperatorResult | Error) => { outcomes[i] = o; opts.onOutcome?.(i, o); };
+  const committer = new GroupCommit<Signed, OperatorResult | Error>((group) => ca.store.change(`${opts.event ?? 'issue'} ${group.length} certificates`, () => commitLocked(ca, issuer, group, opts)));
+  // Cheap pre-check without the lock, so a re-run of a roster skips what it already issued.
+  const live = new Set((await readDb(issuer.dir)).filter((e) => isLive(e)).map((e) => e.serial));
+
+  let next = 0;
+  const worker = () => withTempDir(async (scratch) => {
+    await initIssuerDb(scratch);
+    while (next < items.length) {
+      const i = next++;
+      const item = items[i]!;
+      const stem = fileStem(item.id);
+      const certPath = ca.store.issued(stem, 'crt');
+      const keyPath = ca.store.issued(stem, 'key');
+      const tmpKey = tempPathFor(keyPath);
+      try {
+        const existing = await usableIssued(ca, certPath, keyPath);
+        if (existing && live.has(existing.serial)) {
+          if (opts.ifMissing) { settle(i, { skipped: true, cn: existing.subjectCNs[0] ?? stem, serial: existing.serial, certPath, notAfter: existing.notAfter }); continue; }
+          if (!opts.force) { settle(i, new UsageError(`${stem} already has a valid certificate (serial ${existing.serial}, until ${existing.notAfter.toISOString().slice(0, 10)}) — use --if-missing, or --force to replace it`, 'exists')); continue; }
+        }
+        const keyType = item.keyType ?? 'ec-p256';
+        await createExclusive(tmpKey, KEY_MODE);
+        const csrPem = await newKeyAndCsr(tmpKey, keyType, leafProfile(item.id, ca.domain, item.sans).cn);
+        const publicKey = publicKeyOfPrivatePem(await fsp.readFile(tmpKey, 'utf8'));
+        const signed = await signScratch(ca, scratch, issuer, issuerX509, item.id, item.sans, csrPem, publicKey, keyType, opts.validity);
+        // Committing runs in the background while this worker goes on to the next key.
+        void committer.submit({ ...signed, stem, certPath, keyPath, tmpKey })
+          .then((o) => settle(i, o), (err: Error) => settle(i, err))
+          .finally(() => fsp.rm(tmpKey, { force: true }));
+      } catch (err) {
+        await fsp.rm(tmpKey, { force: true });
+        settle(i, err as Error);
+      }
+    }
+  });
+  const n = Math.max(1, Math.min(opts.concurrency ?? os.availableParallelism() + 1, items.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  await committer.drain();
+  return outcomes;
+}
