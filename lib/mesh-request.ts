@@ -22,6 +22,8 @@ export type MeshRequestOptions = {
   method?: 'GET' | 'POST';
   body?: string;
   contentType?: string;
+  /** Extra request headers (provision-ct's Authorization at /enroll); never logged or echoed. */
+  headers?: Record<string, string>;
   tls: ConnectionOptions;
   connectTo?: ConnectTo;
   timeoutMs: number;
@@ -44,7 +46,7 @@ export function meshRequest(url: string, opts: MeshRequestOptions): Promise<Mesh
       servername: opts.tls.servername ?? (/^[\d.:[\]]+$/.test(u.hostname) ? undefined : u.hostname),
       path: `${u.pathname}${u.search}`,
       method: opts.method ?? 'GET',
-      headers: { host: u.host, ...(opts.body !== undefined ? { 'content-type': opts.contentType ?? 'application/x-pem-file', 'content-length': Buffer.byteLength(opts.body) } : {}) },
+      headers: { ...opts.headers, host: u.host, ...(opts.body !== undefined ? { 'content-type': opts.contentType ?? 'application/x-pem-file', 'content-length': Buffer.byteLength(opts.body) } : {}) },
       agent: false,
       signal: AbortSignal.timeout(opts.timeoutMs),
     }, (res) => {

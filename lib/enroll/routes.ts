@@ -3,13 +3,14 @@
 // existing certs) inside the same lock hold as the signing, so a refusal changes nothing.
 import type { IncomingMessage } from 'node:http';
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { Ca } from '../ca.ts';
 import type { Cidr } from '../san.ts';
 import { checkNodeSanPolicy, type San } from '../san.ts';
 import { commonName, type Identity } from '../identity.ts';
 import { csrPublicKey } from '../csr.ts';
-import { publicKeyDer } from '../cert.ts';
+import { parseCertPem, publicKeyDer } from '../cert.ts';
 import { leafValidity, signLeafLocked, type Issued } from '../issue.ts';
 import { readDb, isLive, type DbEntry } from '../db.ts';
 import { extraSans } from '../renew.ts';
@@ -29,7 +30,8 @@ export type RouteContext = {
 
 export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string };
 
-type Credential = { kind: 'secret' } | { kind: 'token'; token: string; node: string; id: string };
+/** `used`: a spent token, good only to resume the enrollment it paid for (see `enroll`). */
+type Credential = { kind: 'secret' } | { kind: 'token'; token: string; node: string; id: string; used?: boolean };
 
 /** Checks the bearer before the body is read: a wrong secret costs the caller, not the CA. */
 export async function enrollCredential(ctx: RouteContext, req: IncomingMessage): Promise<Credential> {
@@ -38,6 +40,7 @@ export async function enrollCredential(ctx: RouteContext, req: IncomingMessage):
   if (secretMatches(given, ctx.secret)) return { kind: 'secret' };
   if (looksLikeToken(given)) {
     const verdict = await checkToken(ctx.ca, given);
+    if (!verdict.ok && verdict.why === 'used' && verdict.node) return { kind: 'token', token: given, node: verdict.node, id: verdict.id, used: true };
     if (!verdict.ok) throw new HttpError(401, 'bad_token', `enrollment token ${verdict.id} is ${verdict.why} — ask the operator for a new one (\`rivet-ca token <node-id>\`)`);
     return { kind: 'token', token: given, node: verdict.node, id: verdict.id };
   }
@@ -58,15 +61,20 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
   const publicKey = await csrPublicKey(request.csr);
   return ca.store.change(`enroll ${id.nodeId}`, async () => {
     const cn = commonName(id, ca.domain);
-    const holding = (await liveRows(ca)).find((e) => e.cn === cn);
-    if (holding) throw new HttpError(409, 'already_enrolled', `${cn} already holds a valid certificate (serial ${holding.serial}) — renew it over mTLS, or have the operator revoke it first`);
-    if (cred.kind === 'token') {
+    const holding = (await liveRowsWithKey(ca)).filter((e) => e.row.cn === cn);
+    // A node killed after we signed but before it stored the reply retries with the same key. The
+    // CSR proves it holds that key, so it is the party that enrolled, not a takeover: sign again.
+    const resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
+    if (cred.kind === 'token' && cred.used && !resumed) throw new HttpError(401, 'bad_token', `enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`);
+    if (holding.length && !resumed) throw new HttpError(409, 'already_enrolled', `${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`);
+    if (cred.kind === 'token' && !cred.used) {
       const again = await checkToken(ca, cred.token);
       if (!again.ok) throw new HttpError(401, 'bad_token', `enrollment token ${again.id} is ${again.why}`);
     }
     const issued = await signLeafLocked(ca, id, request.csr, publicKey, sans, leafValidity());
-    if (cred.kind === 'token') await consumeTokenLocked(ca, cred.token);
-    await audit(ca.store.auditLog, { event: 'enroll', result: 'ok', cn, serial: issued.serial, source: ctx.decision.source, detail: cred.kind === 'token' ? `token ${cred.id}` : 'bootstrap secret' });
+    if (cred.kind === 'token' && !cred.used) await consumeTokenLocked(ca, cred.token);
+    const how = cred.kind === 'token' ? `token ${cred.id}` : 'bootstrap secret';
+    await audit(ca.store.auditLog, { event: 'enroll', result: 'ok', cn, serial: issued.serial, source: ctx.decision.source, detail: resumed ? `${how}; resumed: same key as serial ${resumed.row.serial}` : how });
     return reply(ca, issued);
   });
 }
@@ -131,8 +139,17 @@ async function allRows(ca: Ca): Promise<DbEntry[]> {
   return rows;
 }
 
-async function liveRows(ca: Ca): Promise<DbEntry[]> {
-  return (await allRows(ca)).filter((e) => isLive(e));
+/** Live rows with the public key of the certificate openssl kept in newcerts/ (undefined if unreadable). */
+async function liveRowsWithKey(ca: Ca): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
+  const out: Array<{ row: DbEntry; key?: Buffer }> = [];
+  for (const issuer of await ca.store.intermediates()) {
+    for (const row of (await readDb(issuer.dir)).filter((e) => isLive(e))) {
+      let key: Buffer | undefined;
+      try { key = publicKeyDer(parseCertPem(await fsp.readFile(path.join(issuer.dir, 'newcerts', `${row.serial}.pem`), 'utf8')).x509); } catch { key = undefined; }
+      out.push({ row, key });
+    }
+  }
+  return out;
 }
 
 async function reply(ca: Ca, issued: Issued): Promise<Reply> {

@@ -1,0 +1,103 @@
+// Talking to the enrollment service from a node (DESIGN §6). First contact trusts nothing: the
+// chain is fetched without verification, and only a root whose SHA-256 matches the pinned
+// fingerprint (and intermediates that root signed) is kept. Everything after that — the one
+// request that carries the bootstrap secret, then /renew and /agents over mTLS — is verified
+// against that pinned chain.
+import type { ConnectionOptions, PeerCertificate } from 'node:tls';
+import { RivetError, UsageError, show } from '../errors.ts';
+import { parseCertsPem, type CertInfo } from '../cert.ts';
+import { checkMeshServer, meshClientOptions, type MeshTls } from '../tls.ts';
+import { meshRequest } from '../mesh-request.ts';
+import type { MeshDomain } from '../identity.ts';
+import type { Endpoint } from './settings.ts';
+
+const TIMEOUT_MS = 30_000;
+
+export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string };
+
+/** A refusal from the service, with its HTTP status and `{ error: { code, message } }`. */
+export class DatahubRefused extends RivetError {
+  constructor(readonly status: number, code: string, message: string) {
+    super(message, code);
+    this.name = 'DatahubRefused';
+  }
+}
+
+function isSelfSigned(c: CertInfo): boolean {
+  return c.x509.issuer === c.x509.subject && c.x509.verify(c.x509.publicKey);
+}
+
+/**
+ * Keeps from `pem` the root whose DER SHA-256 is `fingerprint` and the CA certificates that root
+ * signed; refuses anything else. Returns the verified chain (intermediates first, then the root).
+ */
+export function pinChain(pem: string, fingerprint: string, source: string): { chainPem: string; root: CertInfo } {
+  let certs: CertInfo[];
+  try { certs = parseCertsPem(pem); } catch (err) {
+    throw new RivetError(`${source} is not a PEM certificate chain (${(err as Error).message}) — is --datahub the rivet-ca enrollment service?`, 'bad_chain');
+  }
+  const roots = certs.filter((c) => c.ca && isSelfSigned(c));
+  if (roots.length !== 1) throw new RivetError(`${source} holds ${roots.length} self-signed root certificates — expected exactly one`, 'bad_chain');
+  const root = roots[0]!;
+  const got = `sha256:${root.fingerprint256}`;
+  if (got !== fingerprint) {
+    throw new UsageError(`the datahub's root CA ${show(root.subjectCNs[0] ?? '?')} has fingerprint ${got}, not the pinned ${fingerprint} — nothing was sent; check --ca-fingerprint against \`rivet-ca status\` on the CA host (or someone is in the middle)`, 'fingerprint_mismatch');
+  }
+  const intermediates = certs.filter((c) => c !== root);
+  for (const c of intermediates) {
+    if (!c.ca || !c.x509.checkIssued(root.x509) || !c.x509.verify(root.x509.publicKey)) {
+      throw new RivetError(`${source} holds ${show(c.subjectCNs[0] ?? c.x509.subject)}, which is not a CA certificate signed by the pinned root — refusing the chain`, 'bad_chain');
+    }
+  }
+  return { chainPem: [...intermediates, root].map((c) => c.x509.toString()).join(''), root };
+}
+
+/** GET /ca.crt without verifying the server (we have nothing to verify it with yet). */
+export async function fetchChainUnverified(ep: Endpoint): Promise<string> {
+  const url = `${ep.base}/ca.crt`;
+  // The only unverified request provision-ct makes: it sends nothing and what it returns is
+  // trusted only after the fingerprint check in pinChain.
+  const res = await request(url, { tls: { rejectUnauthorized: false }, connectTo: ep.connectTo, timeoutMs: TIMEOUT_MS });
+  if (res.status !== 200) throw new RivetError(`GET ${url} answered HTTP ${res.status} — is --datahub the rivet-ca enrollment service?`, 'bad_chain');
+  return res.body;
+}
+
+/** TLS options for talking to the datahub before this node has a certificate: the pinned chain only. */
+export function pinnedTls(chainPem: string, domain: MeshDomain): ConnectionOptions {
+  return {
+    ca: chainPem, rejectUnauthorized: true, minVersion: 'TLSv1.2',
+    checkServerIdentity: (host: string, cert: PeerCertificate) => checkMeshServer(host, cert, domain),
+  };
+}
+
+export async function postEnroll(ep: Endpoint, tls: ConnectionOptions, credential: string, body: { csr: string; sans?: string[] }): Promise<Reply> {
+  return postJson(ep, '/enroll', tls, body, { authorization: `Bearer ${credential}` });
+}
+
+/** /renew or /agents over mTLS with the node's own certificate. */
+export async function postMtls(ep: Endpoint, mesh: MeshTls, route: '/renew' | '/agents', body: { csr: string }): Promise<Reply> {
+  return postJson(ep, route, meshClientOptions(mesh), body);
+}
+
+async function postJson(ep: Endpoint, route: string, tls: ConnectionOptions, body: unknown, headers?: Record<string, string>): Promise<Reply> {
+  const url = `${ep.base}${route}`;
+  const res = await request(url, { method: 'POST', body: JSON.stringify(body), contentType: 'application/json', headers, tls, connectTo: ep.connectTo, timeoutMs: TIMEOUT_MS });
+  let json: any;
+  try { json = JSON.parse(res.body); } catch { json = undefined; }
+  if (res.status !== 200) {
+    const code = typeof json?.error?.code === 'string' ? json.error.code : 'http_error';
+    const message = typeof json?.error?.message === 'string' ? json.error.message : `HTTP ${res.status}`;
+    throw new DatahubRefused(res.status, code, `${route} refused (HTTP ${res.status} ${code}): ${message}`);
+  }
+  if (!json || typeof json.cert !== 'string' || typeof json.chain !== 'string' || typeof json.crl !== 'string') {
+    throw new RivetError(`${route} answered 200 without cert, chain and crl — is --datahub the rivet-ca enrollment service?`, 'bad_reply');
+  }
+  return json as Reply;
+}
+
+async function request(url: string, opts: Parameters<typeof meshRequest>[1]) {
+  try { return await meshRequest(url, opts); } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new RivetError(`cannot reach ${show(url)}: ${(err as Error).message} — is the datahub up, and --datahub (and --servername) right?`, 'unreachable');
+  }
+}
