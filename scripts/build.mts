@@ -29,7 +29,7 @@ async function bundle(tool: string): Promise<boolean> {
   try {
     const result = await build({
       entryPoints: [entry], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20',
-      absWorkingDir: root, metafile: true, logLevel: 'silent', legalComments: 'none',
+      absWorkingDir: root, minifyWhitespace: true, minifySyntax: true, metafile: true, logLevel: 'silent', legalComments: 'none',
       // CommonJS dependencies (dotenv, yargs' helpers) call require(): give the ESM bundle one.
       banner: { js: "import { createRequire as __rivetRequire } from 'node:module'; const require = __rivetRequire(import.meta.url);" },
     });
