@@ -74,7 +74,7 @@ const enroll = run(async (args: EnrollArgs) => {
     servername: servername(args.servername ?? config.env.RIVET_DATAHUB_SERVERNAME ?? (args.datahub === undefined ? had?.servername : undefined)),
     caFingerprint: normalizeFingerprint(need(args.caFingerprint ?? config.caFingerprint ?? had?.caFingerprint, '--ca-fingerprint', 'RIVET_CA_FINGERPRINT')),
     agents: (args.agent ?? []).map((a) => agentId(String(a))),
-    sans: (args.san ?? []).map((s) => String(s)),
+    sans: (args.san ?? had?.sans ?? []).map((s) => String(s)),
   };
   for (const s of want.sans) parseSan(s); // the service applies the policy; syntax is checked here, before any key is made
   if (args.timerRoot !== '/' && !args.installTimer) throw new UsageError('--timer-root needs --install-timer systemd|cron');
