@@ -85,7 +85,8 @@ test(`SIGKILL at random points (up to ${NODES.length * KILLS_PER_NODE} kills), t
     const st = mustOk(await s.provision(dir, ['status', '--json']), `status ${node}`);
     assert.equal(JSON.parse(st.stdout).problems, [], `${node}: status has nothing to report`);
   }
-  process.stderr.write(`\n${kills} kills; stages: ${JSON.stringify(stages, null, 1)}\ndelays (ms): ${delays.join(' ')}\n`);
+  const resumed = fs.readFileSync(s.ca.store.auditLog, 'utf8').split('\n').filter((l) => /"cn":"ct15\d\.mesh".*resumed/.test(l)).length;
+  process.stderr.write(`\n${kills} kills; ${resumed} enrollments resumed by the service (same key); stages: ${JSON.stringify(stages, null, 1)}\ndelays (ms): ${delays.join(' ')}\n`);
   assert.ok(kills >= 10, `at least 10 runs were killed (got ${kills})`);
   assert.ok(Object.keys(stages).filter((k) => k.startsWith('killed')).length >= 3, 'the kills landed at three or more different stages');
 });
