@@ -78,7 +78,7 @@ What each line measures and how: [bench/README.md](bench/README.md).
 | load average | ${load0.map((x) => x.toFixed(1)).join(' ')} at start, ${load1.map((x) => x.toFixed(1)).join(' ')} at end |
 | rivet-ca | ${git}, CLI ${bundled ? 'from the esbuild bundle (dist/)' : 'through tsx (bundle unavailable)'} |
 | node / openssl | ${process.version} / ${sh('openssl', ['version'])} |
-| easy-rsa | ${sh(EASYRSA, ['--version']).split('\n').find((l) => /EasyRSA Version|Version/.test(l))?.trim() ?? 'unknown'} (EC P-256, nopass, EASYRSA_BATCH=1) |
+| easy-rsa | ${sh(EASYRSA, ['--version']).split('\n').find((l) => /^\s*Version:/.test(l))?.trim() ?? 'unknown'} (EC P-256, nopass, EASYRSA_BATCH=1) |
 | cfssl | ${sh('cfssl', ['version']).split('\n').slice(0, 2).join(', ')} |
 
 | measurement | rivet-ca | beside it | ratio | target | result |
