@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { SecureContextOptions, TlsOptions, ConnectionOptions, PeerCertificate } from 'node:tls';
-import { Agent } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent } from 'undici';
 import { RivetError, show } from './errors.ts';
 import { parseCertDer } from './cert.ts';
 import { leafIdentity } from './check.ts';
@@ -137,7 +138,9 @@ export function checkMeshServer(host: string, cert: PeerCertificate, domain: Mes
 /** An undici dispatcher for `fetch(url, { dispatcher })` with the same checks as meshClientOptions. */
 export function meshDispatcher(t: MeshTls, opts: MeshClientOptions & { connectTimeoutMs?: number } = {}): Agent {
   const o = meshClientOptions(t, opts);
-  return new Agent({
+  // Loaded on first use: undici is most of the CLI's start-up time, and only fetch users need it.
+  const { Agent: UndiciAgent } = createRequire(import.meta.url)('undici') as typeof import('undici');
+  return new UndiciAgent({
     connect: {
       key: t.key, cert: t.cert, ca: t.ca, crl: t.crl, minVersion: MESH_MIN_VERSION, rejectUnauthorized: true,
       servername: opts.servername, checkServerIdentity: o.checkServerIdentity, timeout: opts.connectTimeoutMs ?? 10_000,
