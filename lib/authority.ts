@@ -11,7 +11,7 @@ import { renderFile } from './template.ts';
 import { genpkeyArgs, digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { createExclusive, ensureDir, exists, KEY_MODE, PUBLIC_MODE, TEMP_MARK, writeAtomic, syncDir } from './files.ts';
 import { initIssuerDb, issuerKeyArgs, signCsr, withTempDir, type IssuerSecret } from './signer.ts';
-import { rootKeyAvailable, writePkcs11, type Pkcs11Root } from './pkcs11.ts';
+import { rootKeyAvailable, rootUnattendedProblem, writePkcs11, type Pkcs11Root } from './pkcs11.ts';
 import { parseCertPem } from './cert.ts';
 import { checkIssued } from './check.ts';
 import { refreshCrlsLocked, writeChainLocked, signCrl, INTERMEDIATE_CRL_HOURS } from './publish.ts';
@@ -74,11 +74,16 @@ export async function initRoot(ca: Ca, opts: { keyType?: KeyType; pkcs11?: Pkcs1
   });
 }
 
-/** Refuses, naming the ceremony, when the root key is not on this host. */
+/**
+ * Refuses, naming the ceremony, when the root key is not on this host — or when it is encrypted
+ * or in a token and no passphrase/PIN was given (openssl would otherwise wait for a prompt).
+ */
 export async function requireRootKey(ca: Ca, what: string): Promise<void> {
   if (!(await rootKeyAvailable(ca.store.rootDir))) {
     throw new RivetError(`${what} needs the root key, which is offline — bring it back with \`rivet-ca root online --from DIR\`, then retry`, 'root_offline');
   }
+  const problem = await rootUnattendedProblem(ca.store.rootDir, ca.root);
+  if (problem) throw new UsageError(`${what} needs the root key, but ${problem}`, 'root_locked');
 }
 
 /**

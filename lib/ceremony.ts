@@ -7,22 +7,15 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import type { Ca } from './ca.ts';
 import { issuerCert } from './ca.ts';
 import { requireRootKey } from './authority.ts';
-import { readPkcs11, rootUnattendedProblem } from './pkcs11.ts';
+import { readPkcs11 } from './pkcs11.ts';
 import { readCrl, signCrl, writeBundleLocked, ROOT_CRL_HOURS } from './publish.ts';
 import { KEY_MODE, PUBLIC_MODE, PRIVATE_DIR_MODE, exists, readText, syncDir, writeAtomic } from './files.ts';
 import { audit } from './audit.ts';
 import type { CrlInfo } from './crl.ts';
 import { RivetError, UsageError, show } from './errors.ts';
 
-/**
- * Refuses, naming the fix, when the root cannot sign now: offline, or encrypted / in a token with
- * no passphrase or PIN given. Checked before the lock so nothing is half-done.
- */
-export async function requireRootSigner(ca: Ca, what: string): Promise<void> {
-  await requireRootKey(ca, what);
-  const problem = await rootUnattendedProblem(ca.store.rootDir, ca.root);
-  if (problem) throw new UsageError(`${what} needs the root key, but ${problem}`, 'root_locked');
-}
+/** Refuses, naming the fix, when the root cannot sign now; checked before the lock. */
+export const requireRootSigner = requireRootKey;
 
 /** Throws unless `pem` is the private key of the root certificate. */
 async function checkRootKey(ca: Ca, pem: string, where: string): Promise<void> {
