@@ -2,6 +2,7 @@
 # CA-side targets use RIVET_CA_DIR (default /shared/rivet-ca); see README.
 SHELL := /bin/bash
 RIVET := ./scripts/rivet-ca.mts
+PROVISION := ./scripts/provision-ct.mts
 NODE_MODULES := node_modules/.package-lock.json
 
 .PHONY: all deps build test test-all typecheck demo renew revoke crl bench
@@ -34,8 +35,19 @@ demo: deps
 	./scripts/demo.mts
 
 # Daily from cron/systemd: CA-side renewal where a CA is present (and CRL refresh when due).
+# Node side where provision-ct enrolled this host (node.crt + node.json in RIVET_NODE_DIR): renews
+# over mTLS when due and pulls the CRL. Both halves run; the target fails if either failed.
 renew: deps
-	@if [ -f "$${RIVET_CA_DIR:-/shared/rivet-ca}/root/ca.crt" ]; then $(RIVET) renew; fi
+	@rc=0; \
+	if [ -f "$${RIVET_CA_DIR:-/shared/rivet-ca}/root/ca.crt" ]; then $(RIVET) renew || rc=1; fi; \
+	node_dir="$${RIVET_NODE_DIR:-/etc/rivetos}"; \
+	if [ -f "$$node_dir/node.crt" ] && [ -f "$$node_dir/node.json" ]; then $(PROVISION) renew || rc=1; fi; \
+	exit $$rc
+
+# Node side only: pull and verify the CRL (provision-ct's 15-minute timer runs the same).
+.PHONY: fetch-crl
+fetch-crl: deps
+	$(PROVISION) fetch-crl
 
 # make revoke CN=opus@ct111 [REASON=keyCompromise]
 revoke: deps

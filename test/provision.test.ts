@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startServed, mustOk, filesUnder, SECRET, type Served } from './helpers/provision.ts';
-import { snapshot } from './helpers/ca.ts';
+import { execa } from 'execa';
+import { snapshot, ROOT } from './helpers/ca.ts';
 import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/cert.ts';
 import { publicKeyOfPrivatePem } from '../lib/keys.ts';
 import { parseCrlBundle } from '../lib/crl.ts';
@@ -181,6 +182,18 @@ test('--force re-enrolls with a new key only after the operator revoked the old 
   const leaf = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8'));
   assert.ok(publicKeyDer(leaf.x509).equals(spki(path.join(dir, 'node.key'))));
   mustOk(await s.provision(dir, ['status']), 'status after --force');
+});
+
+test('`make renew` runs CA-side renewal and node-side renewal where a node is enrolled', async () => {
+  const dir = path.join(s.home, 'ct111');
+  const r = await execa('make', ['--no-print-directory', '-C', ROOT, 'renew'], {
+    reject: false, env: { RIVET_CA_DIR: s.ca.store.dir, RIVET_NODE_DIR: dir, RIVET_ENV_FILE: '/dev/null' },
+  });
+  assert.is(r.exitCode, 0, `${r.stdout}${r.stderr}`);
+  assert.match(String(r.stdout), /not due {2}ct111\.mesh/, 'node side ran');
+  assert.match(String(r.stdout), /renew: \d+ renewed, \d+ not due/, 'CA side ran over issued/');
+  const none = await execa('make', ['--no-print-directory', '-C', ROOT, 'renew'], { reject: false, env: { RIVET_CA_DIR: path.join(s.home, 'no-ca'), RIVET_NODE_DIR: path.join(s.home, 'no-node'), RIVET_ENV_FILE: '/dev/null' } });
+  assert.is(none.exitCode, 0, 'nothing enrolled, no CA: nothing to do');
 });
 
 test('a cron line is installed when asked, and kept as is on re-run', async () => {
