@@ -61,7 +61,7 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
   const publicKey = await csrPublicKey(request.csr);
   return ca.store.change(`enroll ${id.nodeId}`, async () => {
     const cn = commonName(id, ca.domain);
-    const holding = (await liveRowsWithKey(ca)).filter((e) => e.row.cn === cn);
+    const holding = await liveRowsWithKey(ca, cn);
     // A node killed after we signed but before it stored the reply retries with the same key. The
     // CSR proves it holds that key, so it is the party that enrolled, not a takeover: sign again.
     const resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
@@ -139,11 +139,14 @@ async function allRows(ca: Ca): Promise<DbEntry[]> {
   return rows;
 }
 
-/** Live rows with the public key of the certificate openssl kept in newcerts/ (undefined if unreadable). */
-async function liveRowsWithKey(ca: Ca): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
+/**
+ * Live rows of one CN with the public key of the certificate openssl kept in newcerts/ (undefined
+ * if unreadable). Only that CN's certificates are read: this runs under the lock on every /enroll.
+ */
+async function liveRowsWithKey(ca: Ca, cn: string): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
   const out: Array<{ row: DbEntry; key?: Buffer }> = [];
   for (const issuer of await ca.store.intermediates()) {
-    for (const row of (await readDb(issuer.dir)).filter((e) => isLive(e))) {
+    for (const row of (await readDb(issuer.dir)).filter((e) => e.cn === cn && isLive(e))) {
       let key: Buffer | undefined;
       try { key = publicKeyDer(parseCertPem(await fsp.readFile(path.join(issuer.dir, 'newcerts', `${row.serial}.pem`), 'utf8')).x509); } catch { key = undefined; }
       out.push({ row, key });
