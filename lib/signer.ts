@@ -64,7 +64,10 @@ export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerS
   });
 }
 
-export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'CACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold', 'removeFromCRL'] as const;
+// No `removeFromCRL`: RFC 5280 §5.3.1 allows it only in delta CRLs, and OpenSSL (so Node's tls)
+// treats a full-CRL entry with that reason as *not revoked* — the database would say revoked while
+// every handshake still accepted the certificate.
+export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'CACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold'] as const;
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
 export async function revokeSerial(issuer: Issuer, serial: string, reason: RevocationReason, secret?: IssuerSecret): Promise<void> {

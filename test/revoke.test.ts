@@ -1,0 +1,28 @@
+// lib/revoke.ts: whatever reason the operator gives, a revoked certificate stops verifying.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { freshCa } from './helpers/ca.ts';
+import { issueWithNewKey } from '../lib/issue.ts';
+import { parseIdentity } from '../lib/identity.ts';
+import { revoke, revocationReason } from '../lib/revoke.ts';
+import { REVOCATION_REASONS } from '../lib/signer.ts';
+import { verifyCert } from '../lib/verify.ts';
+import { UsageError } from '../lib/errors.ts';
+
+test('every accepted revocation reason makes openssl verify refuse the certificate as revoked', async () => {
+  const ca = await freshCa();
+  for (const [i, reason] of REVOCATION_REASONS.entries()) {
+    const name = `ct${300 + i}`;
+    const issued = await issueWithNewKey(ca, parseIdentity(name, ca.domain));
+    assert.ok(!('skipped' in issued));
+    await revoke(ca, name, { reason });
+    const v = await verifyCert(ca, issued.certPath, { client: true });
+    assert.ok(v.problems.some((p) => /certificate revoked/.test(p)), `reason ${reason}: still verifies (${JSON.stringify(v.problems)})`);
+  }
+});
+
+test('refuses removeFromCRL, which verifiers read as "not revoked" on a full CRL', () => {
+  assert.throws(() => revocationReason('removeFromCRL'), (err: Error) => err instanceof UsageError && /"removeFromCRL" is not one of/.test(err.message));
+});
+
+test.run();
