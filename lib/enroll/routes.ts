@@ -61,7 +61,8 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
   const publicKey = await csrPublicKey(request.csr);
   return ca.store.change(`enroll ${id.nodeId}`, async () => {
     const cn = commonName(id, ca.domain);
-    const holding = await liveRowsWithKey(ca, cn);
+    await refuseRevokedKey(ca, cn, publicKey);
+    const holding = await rowsWithKey(ca, cn, isLive);
     // A node killed after we signed but before it stored the reply retries with the same key. The
     // CSR proves it holds that key, so it is the party that enrolled, not a takeover: sign again.
     const resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
@@ -127,6 +128,7 @@ async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: str
     const row = (await allRows(ca)).find((e) => e.serial === peer.info.serial);
     if (!row) throw new HttpError(401, 'unknown_cert', `certificate serial ${peer.info.serial} is not in this CA's database`);
     if (!isLive(row)) throw new HttpError(401, 'cert_not_live', `certificate serial ${peer.info.serial} is ${row.status === 'R' ? 'revoked' : 'expired'}`);
+    await refuseRevokedKey(ca, commonName(id, ca.domain), publicKey);
     const issued = await signLeafLocked(ca, id, csr, publicKey, sans, leafValidity());
     await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail: `by ${ctx.decision.cn} serial ${peer.info.serial}` });
     return reply(ca, issued);
@@ -140,19 +142,33 @@ async function allRows(ca: Ca): Promise<DbEntry[]> {
 }
 
 /**
- * Live rows of one CN with the public key of the certificate openssl kept in newcerts/ (undefined
- * if unreadable). Only that CN's certificates are read: this runs under the lock on every /enroll.
+ * Rows of one CN that pass `which`, with the public key of the certificate openssl kept in
+ * newcerts/ (undefined if unreadable). Only that CN's certificates are read: this runs under the
+ * lock on every request that signs.
  */
-async function liveRowsWithKey(ca: Ca, cn: string): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
+async function rowsWithKey(ca: Ca, cn: string, which: (e: DbEntry) => boolean): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
   const out: Array<{ row: DbEntry; key?: Buffer }> = [];
   for (const issuer of await ca.store.intermediates()) {
-    for (const row of (await readDb(issuer.dir)).filter((e) => e.cn === cn && isLive(e))) {
+    for (const row of (await readDb(issuer.dir)).filter((e) => e.cn === cn && which(e))) {
       let key: Buffer | undefined;
       try { key = publicKeyDer(parseCertPem(await fsp.readFile(path.join(issuer.dir, 'newcerts', `${row.serial}.pem`), 'utf8')).x509); } catch { key = undefined; }
       out.push({ row, key });
     }
   }
   return out;
+}
+
+/**
+ * A revocation is undone only by a new key: the key of a revoked, unexpired certificate of this CN
+ * (revoked perhaps for keyCompromise) is never certified again — not by /enroll with the secret,
+ * and not by a node re-minting its revoked agent at /agents, as provision-ct renew does for every
+ * agent of a renewed node. Caller holds the CA lock.
+ */
+async function refuseRevokedKey(ca: Ca, cn: string, publicKey: KeyObject): Promise<void> {
+  const spki = publicKeyDer(publicKey);
+  const now = new Date();
+  const hit = (await rowsWithKey(ca, cn, (e) => e.status === 'R' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
+  if (hit) throw new HttpError(403, 'revoked_key', `this key belongs to ${cn}'s revoked certificate (serial ${hit.row.serial}) — make a new key and ask again`);
 }
 
 async function reply(ca: Ca, issued: Issued): Promise<Reply> {
