@@ -2,7 +2,10 @@
 // fallback. A CRL is self-authenticating: what makes a bundle acceptable is its signatures and
 // numbers, not who delivered it. So: every CRL signed by a CA of the installed chain, exactly one
 // per CA, none older than what is installed for its issuer (no rollback to an un-revoked state),
-// none already past nextUpdate (installing it would take every handshake down).
+// none already past nextUpdate (installing it would take every handshake down). A pull also brings
+// the chain (GET /ca.crt): intermediates come and go (rotate-intermediate, tidy) and a bundle for
+// the new set only verifies against the new chain, so rivet-ca.crt follows — but only with CA
+// certificates signed by the very root already installed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -26,6 +29,26 @@ export class CrlRefused extends RivetError {
 }
 
 const nameOf = (c: X509Certificate) => /(?:^|\n)CN=([^\n]*)/.exec(c.subject)?.[1] ?? c.subject.replace(/\n/g, ', ');
+
+/**
+ * The chain served at /ca.crt, if it is usable in place of `installedPem`: the same root (byte for
+ * byte) and otherwise only CA certificates that root signed. Throws a 400 CrlRefused otherwise.
+ */
+export function acceptServedChain(servedPem: string, installedPem: string): string {
+  const installedRoot = chainCerts(installedPem).find((c) => c.checkIssued(c));
+  let served: X509Certificate[];
+  try { served = pemToDer(servedPem, 'CERTIFICATE').map((der) => new X509Certificate(der)); } catch (err) {
+    throw new CrlRefused(`served chain refused: ${(err as Error).message}`, 'bad_chain', 400);
+  }
+  const root = served.find((c) => installedRoot && c.raw.equals(installedRoot.raw));
+  if (!root) throw new CrlRefused('served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?', 'bad_chain', 400);
+  for (const c of served) {
+    if (c !== root && !(c.ca && c.checkIssued(root) && c.verify(root.publicKey))) {
+      throw new CrlRefused(`served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`, 'bad_chain', 400);
+    }
+  }
+  return served.map((c) => c.toString()).join('');
+}
 
 function chainCerts(chainPem: string): X509Certificate[] {
   const certs = pemToDer(chainPem, 'CERTIFICATE').map((der) => new X509Certificate(der)).filter((c) => c.ca);
@@ -75,18 +98,22 @@ function summary(pairs: Array<{ ca: X509Certificate; crl: CrlInfo }>): CrlSummar
  * Verifies `pem` against the chain installed in `dir` and, when it differs from what is there,
  * writes crl.pem atomically and switches this process's watched servers before returning.
  */
-export async function installCrlBundle(dir: string, pem: string): Promise<InstallResult> {
+export async function installCrlBundle(dir: string, pem: string, opts: { chain?: string } = {}): Promise<InstallResult> {
   const files = meshTlsFiles(path.resolve(dir));
   return withLock(path.join(path.dirname(files.crl), '.crl.lock'), 'install crl.pem', async () => {
-    let chainPem: string;
-    try { chainPem = fs.readFileSync(files.ca, 'utf8'); } catch {
+    let installedChain: string;
+    try { installedChain = fs.readFileSync(files.ca, 'utf8'); } catch {
       throw new RivetError(`cannot read the CA chain ${show(files.ca)} to check the CRL against — enroll this node first`, 'no_chain');
     }
+    const chainPem = opts.chain === undefined ? installedChain : acceptServedChain(opts.chain, installedChain);
     const installedPem = fs.existsSync(files.crl) ? fs.readFileSync(files.crl, 'utf8') : undefined;
     const pairs = verifyCrlBundle(pem, chainPem, installedPem);
     const normalised = pairs.map((p) => p.crl.der);
-    const same = installedPem !== undefined && sameDers(installedPem, normalised);
+    const newChain = !sameDers(installedChain, pemToDer(chainPem, 'CERTIFICATE'), 'CERTIFICATE');
+    const same = !newChain && installedPem !== undefined && sameDers(installedPem, normalised);
     if (same) return { installed: false, reason: 'unchanged', crls: summary(pairs) };
+    // Chain first: the CRLs just checked against it are then never on disk without it.
+    if (newChain) await writeAtomic(files.ca, chainPem, PUBLIC_MODE);
     // Only the verified CRLs are written, re-encoded: nothing else in the body reaches the disk.
     await writeAtomic(files.crl, normalised.map((der) => derToPem(der, 'X509 CRL')).join(''), PUBLIC_MODE);
     await reloadWatchers(path.dirname(files.crl));
@@ -94,7 +121,7 @@ export async function installCrlBundle(dir: string, pem: string): Promise<Instal
   }, { timeoutMs: 10_000 });
 }
 
-function sameDers(pem: string, ders: Buffer[]): boolean {
-  const have = pemToDer(pem, 'X509 CRL');
+function sameDers(pem: string, ders: Buffer[], label = 'X509 CRL'): boolean {
+  const have = pemToDer(pem, label);
   return have.length === ders.length && have.every((d, i) => d.equals(ders[i]!));
 }

@@ -26,12 +26,16 @@ export async function pullCrl(opts: PullCrlOptions): Promise<InstallResult> {
     throw new RivetError(`cannot read ${show(files.ca)} to verify the datahub — enroll this node first (provision-ct enroll)`, 'no_chain');
   }
   const url = `${opts.datahub.replace(/\/+$/, '')}/crl.pem`;
+  const tls = { ca, rejectUnauthorized: true, minVersion: 'TLSv1.2' } as const;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
   let res;
   try {
-    res = await meshRequest(url, { tls: { ca, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, connectTo: opts.connectTo, timeoutMs: opts.timeoutMs ?? 10_000 });
+    res = await meshRequest(url, { tls, connectTo: opts.connectTo, timeoutMs });
   } catch (err) {
     throw new RivetError(`cannot fetch ${show(url)}: ${(err as Error).message} — is the datahub up and RIVET_DATAHUB_URL right?`, 'pull_failed');
   }
   if (res.status !== 200) throw new RivetError(`fetching ${show(url)} answered HTTP ${res.status} — expected the CRL bundle`, 'pull_failed');
-  return installCrlBundle(opts.dir, res.body);
+  // The chain too: after rotate-intermediate or tidy, the bundle verifies only against the new one.
+  const chain = await meshRequest(url.replace(/crl\.pem$/, 'ca.crt'), { tls, connectTo: opts.connectTo, timeoutMs }).catch(() => undefined);
+  return installCrlBundle(opts.dir, res.body, chain?.status === 200 ? { chain: chain.body } : {});
 }

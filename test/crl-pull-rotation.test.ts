@@ -1,0 +1,74 @@
+// lib/crl-pull.ts across the life of intermediates: a node enrolled before `rotate-intermediate`
+// (its rivet-ca.crt knows only the old intermediate) and one whose chain still names an
+// intermediate that `tidy` retired must keep receiving CRLs. The pull brings the chain up to date
+// from /ca.crt, accepting only CA certificates signed by the root the node already trusts.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { enrollFixture, type Fixture } from './helpers/enroll.ts';
+import { tempDir } from './helpers/ca.ts';
+import { rotateIntermediate } from '../lib/rotate.ts';
+import { tidy } from '../lib/tidy.ts';
+import { pullCrl } from '../lib/crl-pull.ts';
+import { installCrlBundle, CrlRefused } from '../lib/crl-install.ts';
+import { parseConnectTo } from '../lib/mesh-request.ts';
+import { parseCrlBundle } from '../lib/crl.ts';
+import { DAY_MS } from '../lib/duration.ts';
+
+let fx: Fixture;
+test.before(async () => { fx = await enrollFixture(); });
+test.after(async () => { await fx.close(); });
+
+const pull = (dir: string) => pullCrl({ dir, datahub: 'https://ct110.mesh:8443', connectTo: parseConnectTo(`ct110.mesh:8443:127.0.0.1:${fx.service.port}`) });
+const count = (pem: string) => pem.match(/BEGIN CERTIFICATE/g)?.length ?? 0;
+
+/** A node dir as enrollment leaves it now: the current chain and CRL bundle. */
+async function nodeDirNow(): Promise<string> {
+  const dir = await tempDir('rivet-node-');
+  fs.copyFileSync(fx.ca.store.chainFile, path.join(dir, 'rivet-ca.crt'));
+  fs.copyFileSync(fx.ca.store.crlBundle, path.join(dir, 'crl.pem'));
+  return dir;
+}
+
+test('after rotate-intermediate, a node with the old chain pulls the new bundle and the new chain', async () => {
+  const dir = await nodeDirNow();
+  await rotateIntermediate(fx.ca);
+  const r = await pull(dir);
+  assert.ok(r.installed);
+  assert.equal(r.crls.map((c) => c.issuer), ['Rivet Intermediate CA 2', 'Rivet Intermediate CA 1', 'Rivet Root CA']);
+  assert.is(count(fs.readFileSync(path.join(dir, 'rivet-ca.crt'), 'utf8')), 3, 'rivet-ca.crt: both intermediates and the root');
+  assert.equal(parseCrlBundle(fs.readFileSync(path.join(dir, 'crl.pem'), 'utf8')).map((c) => c.issuerCNs[0]), r.crls.map((c) => c.issuer));
+});
+
+test('after tidy retires an intermediate, a node whose chain still names it keeps pulling', async () => {
+  const dir = await nodeDirNow(); // chain: intermediate 2, intermediate 1, root
+  const t = await tidy(fx.ca, new Date(Date.now() + 400 * DAY_MS));
+  assert.equal(t.retired, [1]);
+  const r = await pull(dir);
+  assert.ok(r.installed);
+  assert.equal(r.crls.map((c) => c.issuer), ['Rivet Intermediate CA 2', 'Rivet Root CA']);
+  assert.is(count(fs.readFileSync(path.join(dir, 'rivet-ca.crt'), 'utf8')), 2);
+});
+
+test('a served chain with a CA certificate the installed root did not sign is refused; nothing changes', async () => {
+  const dir = await nodeDirNow();
+  const other = await enrollFixture();
+  try {
+    const files = ['rivet-ca.crt', 'crl.pem'].map((n) => path.join(dir, n));
+    const before = files.map((f) => fs.readFileSync(f, 'utf8'));
+    const ours = fs.readFileSync(fx.ca.store.chainFile, 'utf8');
+    const foreign = fs.readFileSync(other.ca.store.chainFile, 'utf8');
+    const bundle = fs.readFileSync(fx.ca.store.crlBundle, 'utf8');
+    const swapped = `${foreign.split(/(?<=-----END CERTIFICATE-----\n)/)[0]}${ours}`; // an impostor intermediate in front
+    for (const chain of [foreign, swapped]) {
+      try { await installCrlBundle(dir, bundle, { chain }); assert.unreachable('installed'); } catch (err) {
+        assert.instance(err, CrlRefused);
+        assert.is((err as CrlRefused).code, 'bad_chain');
+      }
+    }
+    assert.equal(files.map((f) => fs.readFileSync(f, 'utf8')), before);
+  } finally { await other.close(); }
+});
+
+test.run();
