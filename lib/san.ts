@@ -23,6 +23,8 @@ export function dnsName(value: string): string {
 export function ipAddress(value: string): string {
   const version = net.isIP(value);
   if (version === 0) throw new UsageError(`IP address ${show(value)} is not a valid IPv4 or IPv6 address`);
+  // net.isIP accepts a zone id (fe80::1%eth0); it names an interface of one host, never a SAN.
+  if (value.includes('%')) throw new UsageError(`IP address ${show(value)} carries a zone id — give the address alone`);
   // Canonical form, so the same address is never requested twice under two spellings.
   return version === 4 ? value : canonicalIpv6(value);
 }

@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseSan, parseCidrs, checkNodeSanPolicy, DEFAULT_SAN_CIDRS } from '../lib/san.ts';
 import { meshDomain, nodeId } from '../lib/identity.ts';
+import { UsageError } from '../lib/errors.ts';
 
 const cidrs = parseCidrs(DEFAULT_SAN_CIDRS);
 const policy = (s: string) => checkNodeSanPolicy(parseSan(s), nodeId('ct111'), meshDomain('mesh'), cidrs);
@@ -17,6 +18,9 @@ test('refuses overlong labels and names', () => {
   assert.throws(() => parseSan(`DNS:${'a.'.repeat(130)}mesh`), /1 to 253 characters/);
 });
 test('refuses an IPv4 address with leading zeros', () => assert.throws(() => parseSan('IP:010.0.0.1'), /not a valid/));
+test('refuses an IPv6 address with a zone id as bad input (it was a TypeError, a 500 at /enroll)', () => {
+  assert.throws(() => parseSan('IP:fe80::1%eth0'), (err: Error) => err instanceof UsageError && /IP address "fe80::1%eth0" .*zone/.test(err.message));
+});
 test('policy accepts aliases in the node namespace and private IPs', () => {
   for (const ok of ['DNS:ct111', 'DNS:localhost', 'DNS:ct111.mesh', 'DNS:api.ct111.mesh', 'DNS:ct111-grafana.mesh', 'IP:10.1.2.3', 'IP:127.0.0.1', 'IP:::1', 'IP:fd00::5', 'IP:100.64.1.1']) policy(ok);
 });
