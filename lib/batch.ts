@@ -17,7 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { type Ca, issuerCert } from './ca.ts';
-import { fileStem, type Identity } from './identity.ts';
+import { fileStem, type Identity, type NodeId } from './identity.ts';
+import { checkNodeNamesLocked } from './names.ts';
 import { altNameLines, leafProfile } from './profile.ts';
 import { initIssuerDb, signCsr, withTempDir } from './signer.ts';
 import { parseCertPem } from './cert.ts';
@@ -44,7 +45,7 @@ export type BatchOptions = {
   onOutcome?: (index: number, outcome: OperatorResult | Error) => void;
 };
 
-type Signed = Issued & { stem: string; certPath: string; keyPath: string; tmpKey: string; row: string; newcert: string };
+type Signed = Issued & { stem: string; certPath: string; keyPath: string; tmpKey: string; row: string; newcert: string; node?: NodeId };
 
 /** Signs with the real issuer key in a private scratch database; returns the cert and its row. */
 async function signScratch(ca: Ca, scratch: string, issuer: Issuer, issuerX509: Awaited<ReturnType<typeof issuerCert>>, id: Identity, sans: readonly San[], csrPem: string, publicKey: KeyObject, keyType: KeyType, validity: BatchOptions['validity']): Promise<Issued & { row: string; newcert: string }> {
@@ -74,7 +75,9 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
   for (const s of group) {
     // Re-checked under the lock: another process may have issued the same identity meanwhile.
     const existing = await usableIssued(ca, s.certPath, s.keyPath);
-    if (existing && opts.ifMissing) out.push({ skipped: true, cn: s.cn, serial: existing.serial, certPath: s.certPath, notAfter: existing.notAfter });
+    const nameTaken = s.node ? await checkNodeNamesLocked(ca, s.node, s.info.dns).then(() => undefined, (err: Error) => err) : undefined;
+    if (nameTaken) out.push(nameTaken);
+    else if (existing && opts.ifMissing) out.push({ skipped: true, cn: s.cn, serial: existing.serial, certPath: s.certPath, notAfter: existing.notAfter });
     else if (existing && !opts.force) out.push(new UsageError(`${s.cn} already has a valid certificate (serial ${existing.serial}) — use --if-missing or --force`, 'exists'));
     else if (known.has(s.serial)) out.push(new RivetError(`serial ${s.serial} is already in the database — nothing recorded; run again`, 'serial'));
     else { keep.push(s); out.push(s); known.add(s.serial); continue; }
@@ -142,7 +145,7 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
         const publicKey = publicKeyOfPrivatePem(await fsp.readFile(tmpKey, 'utf8'));
         const signed = await signScratch(ca, scratch, issuer, issuerX509, item.id, item.sans, csrPem, publicKey, keyType, opts.validity);
         // Committing runs in the background while this worker goes on to the next key.
-        void committer.submit({ ...signed, stem, certPath, keyPath, tmpKey })
+        void committer.submit({ ...signed, stem, certPath, keyPath, tmpKey, node: item.id.kind === 'node' ? item.id.nodeId : undefined })
           .then((o) => settle(i, o), (err: Error) => settle(i, err))
           .finally(() => fsp.rm(tmpKey, { force: true }));
       } catch (err) {

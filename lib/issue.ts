@@ -13,6 +13,7 @@ import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writ
 import { csrForKey, csrPublicKey, newKeyAndCsr } from './csr.ts';
 import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { audit } from './audit.ts';
+import { checkNodeNamesLocked } from './names.ts';
 import { readDb, isLive } from './db.ts';
 import { DAY_MS } from './duration.ts';
 import { RivetError, UsageError, show } from './errors.ts';
@@ -43,6 +44,7 @@ export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publi
     throw new RivetError(`a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${new Date(issuerX509.validTo).toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
   }
   const profile = leafProfile(id, ca.domain, sans);
+  if (id.kind === 'node') await checkNodeNamesLocked(ca, id.nodeId, profile.dns);
   const keyType: KeyType = publicKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ec-p384' : 'ec-p256';
   const pem = await signCsr(issuer, {
     csrPem, subject: `/CN=${profile.cn}`, extTemplate: profile.template, extSection: 'leaf',

@@ -32,7 +32,21 @@ export function parseRoster(text: string, ca: Ca): RosterEntry[] {
     }
   });
   if (entries.length === 0) throw new UsageError('roster has no identities — one per line, e.g. `ct111 DNS:ct111.lan` or `opus@ct111`');
+  checkNoSharedNames(entries, ca);
   return entries;
+}
+
+/** Two nodes of one roster may not share a DNS name (lib/names.ts checks against the database). */
+function checkNoSharedNames(entries: readonly RosterEntry[], ca: Ca): void {
+  const owner = new Map<string, RosterEntry>();
+  for (const e of entries) {
+    if (e.id.kind !== 'node') continue;
+    for (const name of leafProfile(e.id, ca.domain, e.sans).dns) {
+      const first = owner.get(name);
+      if (first) throw new UsageError(`roster lines ${first.line} and ${e.line}: both nodes would carry DNS name ${name} — a name belongs to one node`);
+      owner.set(name, e);
+    }
+  }
 }
 
 export type RosterOutcome = { entry: RosterEntry; result?: OperatorResult; error?: string };

@@ -75,7 +75,7 @@ export function sendText(res: ServerResponse, status: number, type: string, body
  */
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
-  if (err instanceof UsageError) return new HttpError(err.code === 'san_policy' ? 403 : 400, err.code, err.message);
+  if (err instanceof UsageError) return new HttpError(err.code === 'san_policy' ? 403 : err.code === 'name_taken' ? 409 : 400, err.code, err.message);
   if (err instanceof RivetError && err.code === 'locked') return new HttpError(503, 'busy', 'the CA is busy — retry shortly');
   return new HttpError(500, 'internal', 'internal error — the service log has details');
 }
