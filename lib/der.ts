@@ -71,10 +71,16 @@ export function nameAttributes(name: Tlv): Array<{ oid: string; value: string }>
     for (const atv of children(rdn)) {
       const [type, value] = children(atv);
       if (!type || !value) throw new RivetError('DER: malformed name attribute', 'der');
-      out.push({ oid: oid(type), value: content(value).toString(value.tag === 0x1e ? 'utf16le' : 'utf8') });
+      // BMPString (0x1e) is big-endian UTF-16; Node decodes only the little-endian form.
+      out.push({ oid: oid(type), value: value.tag === 0x1e ? bmpString(content(value)) : content(value).toString('utf8') });
     }
   }
   return out;
+}
+
+function bmpString(b: Buffer): string {
+  if (b.length % 2) throw new RivetError('DER: BMPString of odd length', 'der');
+  return Buffer.from(b).swap16().toString('utf16le');
 }
 
 export type Extension = { oid: string; critical: boolean; value: Buffer };

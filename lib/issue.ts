@@ -103,6 +103,8 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
     return await ca.store.change(`${opts.event ?? 'issue'} ${stem}`, async () => {
       const again = await usableIssued(ca, certPath, keyPath);
       if (again && opts.ifMissing) return { skipped: true as const, cn: profile.cn, serial: again.serial, certPath, notAfter: again.notAfter };
+      // Another process may have issued this identity while our key was being made.
+      if (again && !opts.force) throw new UsageError(`${profile.cn} was just issued by another run (serial ${again.serial}) — use \`--force\` to replace it`, 'exists');
       const issued = await signLeafLocked(ca, id, csrPem, publicKey, opts.sans ?? [], validity);
       // Key before certificate: if we die in between, the pair no longer matches, which
       // usableIssued() notices, so --if-missing and renew repair it rather than trusting it.

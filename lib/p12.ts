@@ -28,7 +28,9 @@ export async function exportP12(ca: Ca, name: string, passphrase: string, out?: 
   } catch (err) {
     throw new RivetError(`cannot build PKCS#12 for ${stem}: ${(err as Error).message}`, 'p12', { cause: err });
   }
-  await writeAtomic(target, der, KEY_MODE); // it holds the private key
-  await audit(ca.store.auditLog, { event: 'export-p12', result: 'ok', cn: stem });
+  await ca.store.change(`export-p12 ${stem}`, async () => {
+    await writeAtomic(target, der, KEY_MODE); // it holds the private key
+    await audit(ca.store.auditLog, { event: 'export-p12', result: 'ok', cn: stem });
+  });
   return target;
 }

@@ -57,6 +57,7 @@ async function renewOne(ca: Ca, c: Candidate, days?: number): Promise<RenewOutco
   const stem = fileStem(c.id);
   if (!(await exists(ca.store.issued(stem, 'key')))) return { cn, action: 'skipped', why: 'key is not on the CA host; its holder renews it' };
   const status = await dbStatus(ca, c.info.serial);
+  if (status === undefined) return { cn, action: 'skipped', why: `serial ${c.info.serial} is in no database of this CA — not ours to renew` };
   if (status === 'R') return { cn, action: 'skipped', why: `serial ${c.info.serial} is revoked — issue a new certificate deliberately if this identity should return` };
   if (c.info.notAfter.getTime() <= Date.now()) return { cn, action: 'skipped', why: `expired on ${c.info.notAfter.toISOString()} — issue anew` };
   try {

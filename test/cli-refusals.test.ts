@@ -41,6 +41,8 @@ const cases: Array<[string, string[], RegExp]> = [
   ['bad --within', ['renew', '--within', '30 days'], /--within "30 days" must look like 30d/],
   ['missing CSR file', ['sign', '/nonexistent.csr', '--as', 'ct114'], /cannot read CSR file "\/nonexistent\.csr"/],
   ['no command', [], /give a command/],
+  ['sign over an operator-issued pair', ['sign', '/etc/hostname', '--as', 'ct111'], /issued\/ct111\.key belongs to a certificate this CA host made — give --out FILE/],
+  ['removeFromCRL as a reason', ['revoke', 'ct111', '--reason', 'removeFromCRL'], /removeFromCRL/],
 ];
 
 for (const [name, args, message] of cases) {

@@ -31,7 +31,7 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
     read(files.cert, 'server certificate'), read(files.key, 'server key'), read(files.chain, 'CA chain'), read(files.crl, 'CRL bundle'),
   ]);
   const digest = crypto.createHash('sha256').update(cert).update(key).update(chain).update(crl).digest('hex');
-  const options: tls.SecureContextOptions = { cert, key, ca: chain, crl: splitCrlBundle(crl.toString('utf8')), minVersion: 'TLSv1.2' };
+  const options: tls.SecureContextOptions = { cert, key, ca: chain, crl: splitCrlBundle(crl.toString('utf8')), minVersion: 'TLSv1.3' };
   try { tls.createSecureContext(options); } catch (err) {
     throw new RivetError(`TLS material is unusable (${(err as Error).message}) — check that ${files.key} matches ${files.cert}`, 'tls_files');
   }

@@ -99,10 +99,19 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       const file = String(args.csr);
       let stat: fs.Stats;
       try { stat = fs.statSync(file); } catch { throw new UsageError(`cannot read CSR file ${show(file)}`); }
+      // A directory failed as an internal error and /dev/zero (size 0) was read forever.
+      if (!stat.isFile()) throw new UsageError(`CSR file ${show(file)} is not a regular file — give a PEM file`);
       if (stat.size > MAX_CSR_BYTES) throw new UsageError(`CSR file ${show(file)} is ${stat.size} bytes — at most ${MAX_CSR_BYTES}`);
       const out = path.resolve(args.out ?? ca.store.issued(fileStem(id), 'crt'));
-      const r = await signCsrFor(ca, id, fs.readFileSync(file, 'utf8'), sans, validity);
-      await writeAtomic(out, r.certPem, PUBLIC_MODE);
+      if (!args.out && fs.existsSync(ca.store.issued(fileStem(id), 'key'))) {
+        throw new UsageError(`issued/${fileStem(id)}.key belongs to a certificate this CA host made — give --out FILE so that pair is not split`);
+      }
+      // One lock hold for the signature and the file, like every other change in the CA directory.
+      const r = await ca.store.change(`sign ${fileStem(id)}`, async () => {
+        const signed = await signCsrFor(ca, id, fs.readFileSync(file, 'utf8'), sans, validity);
+        await writeAtomic(out, signed.certPem, PUBLIC_MODE);
+        return signed;
+      });
       if (args.json) return printJson({ cn: r.cn, serial: r.serial, cert: out, notAfter: r.info.notAfter.toISOString() });
       print(`signed ${r.cn} (serial ${r.serial}, until ${r.info.notAfter.toISOString().slice(0, 10)})`);
       print(`  cert  ${out}`);
