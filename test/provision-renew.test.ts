@@ -76,4 +76,16 @@ test('a revoked node cannot renew, even when due; its files stay; status says re
   assert.not.ok(audit.some((l) => l.includes('"result":"ok"')));
 });
 
+test('a revoked agent stays cut off: renew reports it skipped (exit 0) and re-issues the others; a stray file in agents/ is ignored', async () => {
+  const node = 'ct143';
+  const dir = path.join(s.home, node);
+  mustOk(await s.provision(dir, ['enroll', '--node-id', node, ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, '--agent', 'opus', '--agent', 'grok'], { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll');
+  mustOk(await s.rivet(['revoke', `opus@${node}`, '--no-push']), 'revoke opus');
+  fs.writeFileSync(path.join(dir, 'agents', 'Backup Copy.crt'), 'not a cert');
+  const r = mustOk(await s.provision(dir, ['renew', '--within', '100d']), 'renew');
+  assert.match(r.stdout, new RegExp(`skipped  opus@${node}: serial [0-9A-F]+ \\(revoked`));
+  assert.match(r.stdout, new RegExp(`renewed  grok@${node}: .*with node ${node}`));
+  assert.match(r.stdout, new RegExp(`renewed  ${node}\\.mesh`));
+});
+
 test.run();

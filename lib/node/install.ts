@@ -13,7 +13,7 @@ import { parseCertsPem, publicKeyDer, type CertInfo } from '../cert.ts';
 import { publicKeyOfPrivatePem } from '../keys.ts';
 import { leafIdentity } from '../check.ts';
 import { meshTlsFiles } from '../tls.ts';
-import { commonName, type AgentId, type Identity, type MeshDomain } from '../identity.ts';
+import { agentId, commonName, type AgentId, type Identity, type MeshDomain } from '../identity.ts';
 
 export type NodeFiles = ReturnType<typeof meshTlsFiles> & { dir: string; agents: string; nextKey: string };
 
@@ -103,5 +103,7 @@ export const writePublic = (file: string, text: string) => writeAtomic(file, tex
 export async function listAgents(f: NodeFiles): Promise<AgentId[]> {
   let names: string[] = [];
   try { names = await fsp.readdir(f.agents); } catch { return []; }
-  return names.filter((n) => n.endsWith('.crt') && !n.startsWith('.')).map((n) => n.slice(0, -4) as AgentId).sort();
+  // A stray file (agents/Foo.crt, a backup) is not an agent: only names inside the grammar count.
+  return names.filter((n) => n.endsWith('.crt') && !n.startsWith('.')).map((n) => n.slice(0, -4))
+    .filter((n) => { try { agentId(n); return true; } catch { return false; } }).map((n) => n as AgentId).sort();
 }

@@ -9,6 +9,7 @@ import { loadMeshTls } from '../tls.ts';
 import { installCrlBundle } from '../crl-install.ts';
 import { pullCrl } from '../crl-pull.ts';
 import { daysLeft } from '../duration.ts';
+import { isRevoked, parseCrlBundle } from '../crl.ts';
 import { commonName, type Identity } from '../identity.ts';
 import { endpointOf, readSettings, type NodeSettings } from './settings.ts';
 import { DatahubRefused, postMtls } from './datahub.ts';
@@ -16,7 +17,7 @@ import { checkReceived, keySpki, listAgents, readInstalled, withNodeDir, writePu
 import { agentFiles } from './install.ts';
 import { issueAgent } from './agents.ts';
 
-export type RenewLine = { cn: string; action: 'renewed' | 'not-due' | 'failed'; serial?: string; notAfter?: Date; why?: string };
+export type RenewLine = { cn: string; action: 'renewed' | 'not-due' | 'skipped' | 'failed'; serial?: string; notAfter?: Date; why?: string };
 
 export async function requireSettings(dir: string): Promise<NodeSettings> {
   const s = await readSettings(dir);
@@ -58,10 +59,17 @@ export async function renewNode(dir: string, opts: { withinMs: number; log: (lin
       lines.push({ cn, action: 'not-due', serial: node.info.serial, notAfter: node.info.notAfter });
     }
     const agents = [...new Set([...s.agents, ...await listAgents(f)])].sort();
+    const crls = parseCrlBundle((await readText(f.crl)) ?? '');
     for (const agent of agents) {
       const af = agentFiles(f.dir, agent);
       const a = await readInstalled(af.cert, af.key, s.domain);
       const acn = `${agent}@${s.nodeId}`;
+      // A revoked agent stays cut off: the CA refuses its key, and minting a new key here would
+      // bring back what the operator revoked. Reported, not failed, so the daily run stays green.
+      if (a && isRevoked(crls, a.info.serial)) {
+        lines.push({ cn: acn, action: 'skipped', serial: a.info.serial, why: `revoked — remove agents/${agent}.* if it is gone for good, or mint it anew deliberately` });
+        continue;
+      }
       if (a?.keyMatches && !nodeRenewed && !due(a.info.notAfter)) {
         lines.push({ cn: acn, action: 'not-due', serial: a.info.serial, notAfter: a.info.notAfter });
         continue;
@@ -90,6 +98,7 @@ export function describeRenew(l: RenewLine): string {
   switch (l.action) {
     case 'renewed': return `renewed  ${l.cn}: serial ${l.serial}, ${until} (${l.why})`;
     case 'not-due': return `not due  ${l.cn}: serial ${l.serial}, ${until}`;
+    case 'skipped': return `skipped  ${l.cn}: serial ${l.serial} (${l.why})`;
     case 'failed': return `FAILED   ${l.cn}: ${l.why}`;
   }
 }
