@@ -5,7 +5,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadConfig, bootstrapSecret } from '../lib/config.ts';
-import { OpensslError, RivetError, UsageError } from '../lib/errors.ts';
+import { UsageError } from '../lib/errors.ts';
 import { parseSan } from '../lib/san.ts';
 import { agentId, nodeId } from '../lib/identity.ts';
 import { parseDuration } from '../lib/duration.ts';
@@ -15,7 +15,7 @@ import { enrollNode, describeEnrolled } from '../lib/node/enroll.ts';
 import { renewNode, describeRenew, requireSettings } from '../lib/node/renew.ts';
 import { nodeStatus, describeStatus } from '../lib/node/status.ts';
 import { installTimer, type TimerKind } from '../lib/node/timer.ts';
-import { readSecretFile } from './cli/common.ts';
+import { readSecretFile, run as runCommand, strictProgram } from './cli/common.ts';
 
 const PROG = 'provision-ct';
 process.umask(0o077);
@@ -24,20 +24,7 @@ type Common = { nodeDir?: string; domain?: string; json?: boolean };
 const print = (line = '') => process.stdout.write(`${line}\n`);
 const warn = (line: string) => process.stderr.write(`${PROG}: warning: ${line}\n`);
 
-function report(err: unknown): number {
-  if (err instanceof UsageError) { process.stderr.write(`${PROG}: ${err.message}\n`); return 2; }
-  if (err instanceof OpensslError) { process.stderr.write(`${PROG}: ${err.message}\n${err.detail()}\n`); return 1; }
-  if (err instanceof RivetError) { process.stderr.write(`${PROG}: ${err.message}\n`); return 1; }
-  const e = err as Error;
-  process.stderr.write(`${PROG}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}`);
-  return 1;
-}
-
-function run<A>(fn: (args: A) => Promise<number | void>) {
-  return async (args: any) => {
-    try { process.exitCode = (await fn(args as A)) ?? 0; } catch (err) { process.exitCode = report(err); }
-  };
-}
+const run = <A,>(fn: (args: A) => Promise<number | void>) => runCommand(fn, PROG);
 
 function configOf(args: Common) {
   return loadConfig({ nodeDir: args.nodeDir, domain: args.domain });
@@ -116,13 +103,11 @@ const status = run(async (args: Common & { within: string }) => {
 
 const within = { type: 'string', default: '30d', describe: 'renew once less than this is left (e.g. 30d)' } as const;
 
-await yargs(hideBin(process.argv))
-  .scriptName(PROG)
+await strictProgram(yargs(hideBin(process.argv)), PROG)
   .usage('$0 <command> — enroll this node in the Rivet mesh CA and keep its certificates fresh')
   .option('node-dir', { type: 'string', describe: 'node directory (env RIVET_NODE_DIR, default /etc/rivetos)' })
   .option('domain', { type: 'string', describe: 'mesh DNS domain (env RIVET_MESH_DOMAIN, default mesh)' })
   .option('json', { type: 'boolean', describe: 'machine-readable output' })
-  .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false })
   .command('enroll', 'enroll once: pin the CA, make the key here, get node (and agent) certificates', (y) => y
     .option('node-id', { type: 'string', describe: 'this node, e.g. ct115 (remembered in node.json)' })
     .option('datahub', { type: 'string', describe: 'enrollment service URL, e.g. https://ct110.mesh:8443 (env RIVET_DATAHUB_URL)' })
@@ -137,14 +122,4 @@ await yargs(hideBin(process.argv))
   .command('renew', 'renew over mTLS when due (key re-used; agents piggyback)', (y) => y.option('within', within), renew)
   .command('fetch-crl', 'pull crl.pem from the datahub; install it only if signed by the chain and not older', (y) => y, fetchCrl)
   .command('status', 'installed certificates, days left, CRL age; exit 1 if something needs attention', (y) => y.option('within', within), status)
-  .demandCommand(1, 'give a command — see --help')
-  .strict()
-  .help()
-  .version(false)
-  .wrap(Math.min(110, process.stdout.columns || 100))
-  .fail((msg, err) => {
-    if (err) throw err;
-    process.stderr.write(`${PROG}: ${String(msg).replace(/\s*\n\s*/g, '; ')} — see \`${PROG} --help\`\n`);
-    process.exit(2);
-  })
   .parseAsync();

@@ -3,7 +3,7 @@
 // this file only wires them to yargs. Usage errors exit 2, other failures 1.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { PROG, globalOptions } from './cli/common.ts';
+import { PROG, globalOptions, strictProgram } from './cli/common.ts';
 import { commands as authority } from './cli/authority.ts';
 import { commands as issue } from './cli/issue.ts';
 import { commands as lifecycle } from './cli/lifecycle.ts';
@@ -13,22 +13,9 @@ import { extraCommands } from './cli/extra.ts';
 // Files openssl writes itself (database, copies) are CA-private; our own writes set exact modes.
 process.umask(0o077);
 
-const cli = globalOptions(yargs(hideBin(process.argv)))
-  .scriptName(PROG)
+const cli = strictProgram(globalOptions(yargs(hideBin(process.argv))), PROG)
   .usage(`$0 <command> — the Rivet mesh certificate authority`)
   .option('json', { type: 'boolean', describe: 'machine-readable output' })
-  // Identities like "0123" must stay text; "a.b" options must not become objects.
-  .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false })
-  .command([...authority, ...issue, ...lifecycle, ...inspect, ...extraCommands])
-  .demandCommand(1, 'give a command — see --help')
-  .strict()
-  .help()
-  .version(false)
-  .wrap(Math.min(110, process.stdout.columns || 100))
-  .fail((msg, err) => {
-    if (err) throw err;
-    process.stderr.write(`${PROG}: ${String(msg).replace(/\s*\n\s*/g, '; ')} — see \`${PROG} --help\`\n`);
-    process.exit(2);
-  });
+  .command([...authority, ...issue, ...lifecycle, ...inspect, ...extraCommands]);
 
 await cli.parseAsync();

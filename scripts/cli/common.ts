@@ -61,31 +61,51 @@ export function printJson(value: unknown): void { process.stdout.write(`${JSON.s
 
 /** Wraps a command handler: every error leaves here, as one line and an exit code. */
 // yargs hands handlers loosely typed args; each handler states the shape its builder declares.
-export function run<A>(fn: (args: A) => Promise<number | void>): (args: any) => Promise<void> {
+export function run<A>(fn: (args: A) => Promise<number | void>, prog = PROG): (args: any) => Promise<void> {
   return async (args: A) => {
     try {
       const code = await fn(args);
       process.exitCode = code ?? 0;
     } catch (err) {
-      process.exitCode = report(err);
+      process.exitCode = report(err, prog);
     }
   };
 }
 
-export function report(err: unknown): number {
+export function report(err: unknown, prog = PROG): number {
   if (err instanceof UsageError) {
-    process.stderr.write(`${PROG}: ${err.message}\n`);
+    process.stderr.write(`${prog}: ${err.message}\n`);
     return 2;
   }
   if (err instanceof OpensslError) {
-    process.stderr.write(`${PROG}: ${err.message}\n${err.detail()}\n`);
+    process.stderr.write(`${prog}: ${err.message}\n${err.detail()}\n`);
     return 1;
   }
   if (err instanceof RivetError) {
-    process.stderr.write(`${PROG}: ${err.message}\n`);
+    process.stderr.write(`${prog}: ${err.message}\n`);
     return 1;
   }
   const e = err as Error;
-  process.stderr.write(`${PROG}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}`);
+  process.stderr.write(`${prog}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}`);
   return 1;
+}
+
+/**
+ * The yargs settings both tools share: identities like "0123" stay text and "a.b" options do not
+ * become objects; unknown options are refused; a usage error is one line and exit 2.
+ */
+export function strictProgram<T>(y: Argv<T>, prog: string): Argv<T> {
+  return y
+    .scriptName(prog)
+    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false })
+    .demandCommand(1, 'give a command — see --help')
+    .strict()
+    .help()
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`${prog}: ${String(msg).replace(/\s*\n\s*/g, '; ')} — see \`${prog} --help\`\n`);
+      process.exit(2);
+    });
 }
