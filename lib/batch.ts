@@ -31,7 +31,7 @@ import { readDb, isLive } from './db.ts';
 import { RivetError, UsageError } from './errors.ts';
 import type { San } from './san.ts';
 import type { Issuer } from './store.ts';
-import { usableIssued, type Issued, type OperatorResult, type Validity } from './issue.ts';
+import { checkWithinIssuer, usableIssued, type Issued, type OperatorResult, type Validity } from './issue.ts';
 import { GroupCommit } from './group-commit.ts';
 
 export type BatchItem = { id: Identity; sans: readonly San[]; keyType?: KeyType };
@@ -113,9 +113,7 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
 export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: BatchOptions): Promise<Array<OperatorResult | Error>> {
   const issuer = await ca.store.current();
   const issuerX509 = await issuerCert(issuer);
-  if (opts.validity.notAfter.getTime() > new Date(issuerX509.validTo).getTime()) {
-    throw new RivetError(`a certificate until ${opts.validity.notAfter.toISOString()} would outlive the intermediate (until ${new Date(issuerX509.validTo).toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
-  }
+  checkWithinIssuer(issuerX509, opts.validity);
   await ca.store.ensureLayout();
   const outcomes: Array<OperatorResult | Error> = new Array(items.length);
   const settle = (i: number, o: OperatorResult | Error) => { outcomes[i] = o; opts.onOutcome?.(i, o); };

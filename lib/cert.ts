@@ -114,3 +114,8 @@ export function hasExtension(info: CertInfo, o: string, critical?: boolean): boo
   const e = info.extensions.find((x) => x.oid === o);
   return e !== undefined && (critical === undefined || e.critical === critical);
 }
+
+/** The CN of a certificate's subject as node:crypto prints it (first CN; undefined if none). */
+export function subjectCn(x509: X509Certificate): string | undefined {
+  return /(?:^|\n)CN=([^\n]*)/.exec(x509.subject)?.[1];
+}

@@ -12,6 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { RivetError, show } from './errors.ts';
 import { parseCrlBundle, crlSignedBy, type CrlInfo } from './crl.ts';
 import { derToPem, pemToDer } from './der.ts';
+import { subjectCn } from './cert.ts';
 import { withLock } from './lock.ts';
 import { PUBLIC_MODE, writeAtomic } from './files.ts';
 import { meshTlsFiles } from './tls.ts';
@@ -28,7 +29,7 @@ export class CrlRefused extends RivetError {
   }
 }
 
-const nameOf = (c: X509Certificate) => /(?:^|\n)CN=([^\n]*)/.exec(c.subject)?.[1] ?? c.subject.replace(/\n/g, ', ');
+const nameOf = (c: X509Certificate) => subjectCn(c) ?? c.subject.replace(/\n/g, ', ');
 
 /**
  * The chain served at /ca.crt, if it is usable in place of `installedPem`: the same root (byte for

@@ -4,6 +4,7 @@
 // load the bundle as an array (splitCrlBundle).
 import crypto, { X509Certificate } from 'node:crypto';
 import { RivetError } from './errors.ts';
+import { subjectCn } from './cert.ts';
 import { children, content, derToPem, extensions, integerHex, isTime, nameAttributes, oid, pemToDer, readTlv, time, SIG_DIGEST } from './der.ts';
 
 export type CrlInfo = {
@@ -64,7 +65,7 @@ export function splitCrlBundle(pem: string): string[] {
 export function crlSignedBy(crl: CrlInfo, issuer: X509Certificate): boolean {
   const digest = SIG_DIGEST[crl.signatureAlg];
   if (!digest) return false;
-  const issuerCN = /(?:^|\n)CN=([^\n]*)/.exec(issuer.subject)?.[1];
+  const issuerCN = subjectCn(issuer);
   if (!issuerCN || crl.issuerCNs.length !== 1 || crl.issuerCNs[0] !== issuerCN) return false;
   try { return crypto.verify(digest, crl.tbs, issuer.publicKey, crl.signature); } catch { return false; }
 }

@@ -2,7 +2,7 @@
 // CA host (operator path). The CA lock is held only around signing and the database write; keys
 // and CSRs are made before it, so concurrent callers wait for milliseconds, not key generation.
 import fsp from 'node:fs/promises';
-import type { KeyObject } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { type Ca, issuerCert } from './ca.ts';
 import { fileStem, type Identity } from './identity.ts';
 import { altNameLines, leafProfile, LEAF_DAYS } from './profile.ts';
@@ -31,6 +31,14 @@ export function leafValidity(opts: { days?: number; notBefore?: Date } = {}, now
   return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS) };
 }
 
+/** A leaf may not outlive its intermediate: verifiers would refuse it for its last days. */
+export function checkWithinIssuer(issuerX509: X509Certificate, validity: Validity): void {
+  const end = new Date(issuerX509.validTo);
+  if (validity.notAfter.getTime() > end.getTime()) {
+    throw new RivetError(`a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${end.toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
+  }
+}
+
 export type Issued = { cn: string; serial: string; certPem: string; info: CertInfo; issuer: Issuer };
 
 /**
@@ -40,9 +48,7 @@ export type Issued = { cn: string; serial: string; certPem: string; info: CertIn
 export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publicKey: KeyObject, sans: readonly San[], validity: Validity): Promise<Issued> {
   const issuer = await ca.store.current();
   const issuerX509 = await issuerCert(issuer);
-  if (validity.notAfter.getTime() > new Date(issuerX509.validTo).getTime()) {
-    throw new RivetError(`a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${new Date(issuerX509.validTo).toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
-  }
+  checkWithinIssuer(issuerX509, validity);
   const profile = leafProfile(id, ca.domain, sans);
   if (id.kind === 'node') await checkNodeNamesLocked(ca, id.nodeId, profile.dns);
   const keyType: KeyType = publicKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ec-p384' : 'ec-p256';
