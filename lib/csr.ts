@@ -42,6 +42,11 @@ export async function csrPublicKey(csrPem: string): Promise<KeyObject> {
   if (csrPem.length > MAX_CSR_BYTES) throw new UsageError(`CSR is ${csrPem.length} bytes — at most ${MAX_CSR_BYTES} are accepted`, 'bad_csr');
   const ders = pemToDer(csrPem, 'CERTIFICATE REQUEST');
   if (ders.length !== 1) throw new UsageError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
+  // What is checked here must be exactly what `openssl ca` later reads from the same text: base64
+  // decoding skips stray bytes (a NUL inside the armour verified here, then failed in openssl as an
+  // internal error), and bytes after the request would be ignored by one parser and not another.
+  if (/-----BEGIN CERTIFICATE REQUEST-----(?![A-Za-z0-9+/=\s]*-----END)/.test(csrPem)) throw new UsageError('CSR PEM holds characters that are not base64 — send the request as openssl wrote it', 'bad_csr');
+  if (!derIsOneTlv(ders[0]!)) throw new UsageError('CSR is not one DER-encoded request (truncated, or bytes after its end)', 'bad_csr');
   let pubPem: string;
   try {
     pubPem = await openssl(['req', '-inform', 'DER', '-verify', '-noout', '-pubkey'], { input: ders[0] });
@@ -58,6 +63,10 @@ export async function csrPublicKey(csrPem: string): Promise<KeyObject> {
   // possession is checked here, in-process, over the CertificationRequestInfo bytes.
   if (!csrSignatureValid(ders[0]!, key)) throw new UsageError('CSR signature does not verify — the request was altered or not signed by its own key', 'bad_csr');
   return key;
+}
+
+function derIsOneTlv(der: Buffer): boolean {
+  try { return readTlv(der).bytes.length === der.length; } catch { return false; }
 }
 
 function csrSignatureValid(der: Buffer, key: KeyObject): boolean {
