@@ -31,6 +31,13 @@ typecheck: deps
 test: deps typecheck
 	node --import tsx node_modules/uvu/bin.js test '\.test\.ts$$'
 
+# What CI runs (.ci/run): installs the independent verifiers and faketime when missing
+# (test/setup/install-deps.sh), then the whole suite with the slow loads at full size — the crash
+# test's 220 SIGKILLs instead of 40. One uvu run, so CI's summary line adds up as before.
+test-all: deps typecheck
+	sh test/setup/install-deps.sh
+	RIVET_CRASH_KILLS=220 node --import tsx node_modules/uvu/bin.js test '\.test\.ts$$'
+
 demo: deps
 	./scripts/demo.mts
 

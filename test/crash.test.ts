@@ -2,7 +2,7 @@
 // enrollment service mid-/enroll at random moments, many times, on one CA. After every kill the
 // next command runs on the same CA (it must succeed: recovery works and the lock is not stuck), then
 // the invariants are checked. A poller watches key modes the whole time. The kill count is
-// RIVET_CRASH_KILLS (default 60; `make test-all` and CI run 220).
+// RIVET_CRASH_KILLS (default 40; `make test-all` and CI run 220).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -16,7 +16,7 @@ import { readDb } from '../lib/db.ts';
 import { parseCrlBundle } from '../lib/crl.ts';
 import { forgeCsrDer, toPem } from './hostile/forge.ts';
 
-const KILLS = Number(process.env.RIVET_CRASH_KILLS ?? 60);
+const KILLS = Number(process.env.RIVET_CRASH_KILLS ?? 40);
 const SECRET = 'crash test secret';
 let home: string;
 let caDir: string;

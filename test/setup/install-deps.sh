@@ -1,25 +1,51 @@
 #!/bin/sh
-# Installs what the PKCS#11 root tests need (DESIGN §4.6): SoftHSM2, OpenSC's pkcs11-tool and
-# OpenSSL's pkcs11 engine. Idempotent: apt-get runs only when something is missing.
+# Installs what the tests need beyond Node and OpenSSL, on Debian 12, as root. Idempotent: apt-get
+# runs only when a binary is missing.
+#  - PKCS#11 root tests (DESIGN §4.6): SoftHSM2, OpenSC's pkcs11-tool, OpenSSL's pkcs11 engine.
+#  - Interop tests (test/interop.test.ts): GnuTLS certtool + gnutls-cli, nginx, curl, and Python's
+#    `cryptography` >= 43 (x509.verification with a client verifier).
+#  - Expiry tests (test/expiry.test.ts): libfaketime's `faketime`.
 set -eu
 
 missing=""
-command -v softhsm2-util >/dev/null 2>&1 || missing="$missing softhsm2"
-command -v pkcs11-tool >/dev/null 2>&1 || missing="$missing opensc"
+need() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
+need softhsm2-util softhsm2
+need pkcs11-tool opensc
 engines_dir=$(openssl version -e 2>/dev/null | sed -n 's/^ENGINESDIR: "\(.*\)"$/\1/p')
 [ -n "$engines_dir" ] && [ -f "$engines_dir/pkcs11.so" ] || missing="$missing libengine-pkcs11-openssl"
+need certtool gnutls-bin
+command -v gnutls-cli >/dev/null 2>&1 || case "$missing" in *gnutls-bin*) ;; *) missing="$missing gnutls-bin" ;; esac
+need nginx nginx
+need curl curl
+need faketime faketime
+need python3 python3
 
-if [ -z "$missing" ]; then
-  echo "install-deps: softhsm2, pkcs11-tool and the openssl pkcs11 engine are present"
-  exit 0
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing:$missing — run as root, or: sudo apt-get install -y$missing" >&2
+    exit 1
+  fi
+  echo "install-deps: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086 # word splitting of the package list is intended
+  apt-get install -y -qq --no-install-recommends $missing
+  # The nginx package starts a system nginx on :80; the tests run their own on loopback only.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+else
+  echo "install-deps: softhsm2, pkcs11 engine, gnutls-bin, nginx, curl, faketime and python3 are present"
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing:$missing — run as root, or: sudo apt-get install -y$missing" >&2
-  exit 1
+# Python's RFC 5280 verifier: cryptography >= 43 (Debian 12's python3-cryptography is 38, too old).
+has_verifier() { python3 -c 'import cryptography.x509.verification as v; v.PolicyBuilder.build_client_verifier' >/dev/null 2>&1; }
+if ! has_verifier; then
+  echo "install-deps: python3 cryptography lacks x509.verification (need >= 43); trying pip"
+  python3 -m pip install --user --quiet 'cryptography>=43' >/dev/null 2>&1 \
+    || python3 -m pip install --user --quiet --break-system-packages 'cryptography>=43' >/dev/null 2>&1 || true
 fi
-echo "install-deps: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086 # word splitting of the package list is intended
-apt-get install -y -qq --no-install-recommends $missing
+if has_verifier; then
+  echo "install-deps: python3 cryptography $(python3 -c 'import cryptography; print(cryptography.__version__)') has the RFC 5280 verifier"
+else
+  # Not fatal here: the interop test fails and says why, so CI still reports every other result.
+  echo "install-deps: WARNING python3 cryptography >= 43 unavailable (pip missing or offline) — the Python interop test will fail" >&2
+fi
