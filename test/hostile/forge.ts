@@ -107,7 +107,7 @@ function keyPair(name: NonNullable<CsrSpec['key']>): Promise<KeyPair> {
         secp256k1: ['ec', { namedCurve: 'secp256k1' }], ed25519: ['ed25519', {}], rsa1024: ['rsa', { modulusLength: 1024 }], rsa2048: ['rsa', { modulusLength: 2048 }],
       };
       const [type, o] = opts[name]!;
-      const { privateKey, publicKey } = crypto.generateKeyPairSync(type as 'ec', o as never);
+      const { privateKey, publicKey } = crypto.generateKeyPairSync(type as 'ec', o as crypto.ECKeyPairKeyObjectOptions);
       return nodeKey(privateKey, publicKey);
     })();
     keys.set(name, p);
