@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { RivetError } from './errors.ts';
-import { isAlive } from './files.ts';
+import { isAlive, tempPathFor } from './files.ts';
 
 type Holder = { pid: number; host: string; what: string; since: string; nonce: string; start?: string };
 
@@ -41,13 +41,22 @@ async function readHolder(file: string): Promise<Holder | undefined> {
   try { return JSON.parse(await fsp.readFile(file, 'utf8')) as Holder; } catch { return undefined; }
 }
 
+/**
+ * Takes the lock by hard-linking a fully written holder file to the lock name: link() is atomic and
+ * fails if the name exists, so a lock file is never seen empty or half-written, even by a process
+ * killed mid-way (a plain O_EXCL create-then-write would leave an empty lock no one could break).
+ */
 async function tryCreate(file: string, me: Holder): Promise<boolean> {
+  const tmp = tempPathFor(file);
+  await fsp.writeFile(tmp, JSON.stringify(me), { flag: 'wx', mode: 0o644 });
   try {
-    await fsp.writeFile(file, JSON.stringify(me), { flag: 'wx', mode: 0o644 });
+    await fsp.link(tmp, file);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
+  } finally {
+    await fsp.rm(tmp, { force: true });
   }
 }
 
@@ -62,6 +71,18 @@ async function breakIfStale(file: string, seen: Holder): Promise<void> {
   try { await fsp.rename(file, aside); } catch { return; }
   const moved = await readHolder(aside);
   if (moved && moved.nonce !== seen.nonce) {
+    try { await fsp.link(aside, file); } catch { /* a newer lock exists: theirs wins */ }
+  }
+  await fsp.rm(aside, { force: true });
+}
+
+/** A lock file nobody can read (written by an older version, or damaged) is broken after a grace period. */
+async function breakIfUnreadable(file: string): Promise<void> {
+  const st = await fsp.stat(file).catch(() => undefined);
+  if (!st || Date.now() - st.mtimeMs < 10_000) return;
+  const aside = `${file}.stale-${process.pid}-${randomBytes(3).toString('hex')}`;
+  try { await fsp.rename(file, aside); } catch { return; }
+  if (await readHolder(aside)) {
     try { await fsp.link(aside, file); } catch { /* a newer lock exists: theirs wins */ }
   }
   await fsp.rm(aside, { force: true });
@@ -94,6 +115,7 @@ async function withFileLock<T>(file: string, what: string, fn: () => Promise<T>,
   while (!(await tryCreate(file, me))) {
     const holder = await readHolder(file);
     if (holder) await breakIfStale(file, holder);
+    else await breakIfUnreadable(file);
     const waited = Date.now() - start;
     if (waited > timeoutMs) {
       throw new RivetError(`CA is locked by ${holder ? describe(holder) : 'another process'} — waited ${Math.round(waited / 1000)}s; retry later, or remove ${file} if that process is gone`, 'locked');

@@ -48,4 +48,13 @@ test('breaks a lock whose pid now belongs to another process (pid reuse)', async
   assert.is(await withLock(file, 'me', async () => 'reused pid detected', { timeoutMs: 2000 }), 'reused pid detected');
 });
 
+test('breaks an empty lock file once it is older than the grace period', async () => {
+  const file = path.join(await tempDir(), '.lock');
+  fs.writeFileSync(file, '');
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(file, old, old);
+  assert.is(await withLock(file, 'me', async () => 'took it', { timeoutMs: 2000 }), 'took it');
+  assert.not.ok(fs.existsSync(file));
+});
+
 test.run();
