@@ -8,10 +8,12 @@
 //   3. signed certificates are group-committed: one lock hold records a whole group in the live
 //      database — the index rows openssl itself wrote in the scratch database, appended with one
 //      atomic index.txt write — then puts keys and certificates in place.
-// Crash safety follows the single path: newcerts copies, then index.txt (the commit point), then
-// key before certificate in issued/. A crash before the commit leaves temp files only (removed
-// by the next lock holder); after it, what single issuance leaves (a row whose files
-// usableIssued() does not trust, so --if-missing and renew repair it).
+// Crash safety follows the single path: index.txt.new, newcerts copies, then the rename of
+// index.txt.new to index.txt (the commit point, as openssl ca does it), then key before
+// certificate in issued/. A crash before the commit leaves temp files, index.txt.new and newcerts
+// copies the database lacks, all removed by the next lock holder (store.ts recovery); after it,
+// what single issuance leaves (a row whose files usableIssued() does not trust, so --if-missing
+// and renew repair it).
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,15 +85,20 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
     else { keep.push(s); out.push(s); known.add(s.serial); continue; }
   }
   if (keep.length) {
+    // openssl ca's own commit protocol, so store recovery understands a kill at any point: the new
+    // index is written in full as index.txt.new first, then the newcerts copies, then the rename.
+    // Killed before the rename, recovery drops index.txt.new and every newcerts file it lacks.
+    const index = path.join(issuer.dir, 'index.txt');
+    const sep = dbText.length === 0 || dbText.endsWith('\n') ? '' : '\n';
+    await fsp.rename(await stageFile(index, `${dbText}${sep}${keep.map((s) => `${s.row}\n`).join('')}`, 0o600), `${index}.new`);
+    await syncDir(issuer.dir);
     const staged: Array<[string, string]> = await Promise.all(keep.map(async (s) => {
       const target = path.join(issuer.dir, 'newcerts', `${s.serial}.pem`);
       return [await stageFile(target, s.newcert, 0o600), target] as [string, string];
     }));
     for (const [tmp, target] of staged) await fsp.rename(tmp, target);
     await syncDir(path.join(issuer.dir, 'newcerts'));
-    const sep = dbText.length === 0 || dbText.endsWith('\n') ? '' : '\n';
-    const index = path.join(issuer.dir, 'index.txt');
-    await fsp.rename(await stageFile(index, `${dbText}${sep}${keep.map((s) => `${s.row}\n`).join('')}`, 0o600), index);
+    await fsp.rename(`${index}.new`, index);
     await syncDir(issuer.dir); // the commit point: every row of the group is recorded
     const certs = await Promise.all(keep.map((s) => stageFile(s.certPath, s.certPem, PUBLIC_MODE)));
     for (const s of keep) await fsp.rename(s.tmpKey, s.keyPath); // key before certificate, as in issueWithNewKey
