@@ -27,9 +27,13 @@ build: dist/.built
 typecheck: deps
 	npx tsc --noEmit
 
-# The whole suite: typecheck, then every test/*.test.ts with the real openssl.
+# Suites that need more than Node 20 and openssl: the independent verifiers (GnuTLS, nginx,
+# Python cryptography), SoftHSM and faketime. `make test-all` installs those and runs them too.
+EXTRA_TESTS := interop|pkcs11|expiry
+
+# A newcomer's suite: typecheck, then every test/*.test.ts that needs only Node and openssl.
 test: deps typecheck
-	node --import tsx node_modules/uvu/bin.js test '\.test\.ts$$'
+	node --import tsx node_modules/uvu/bin.js test '^(?!($(EXTRA_TESTS))\.test)[^/]*\.test\.ts$$'
 
 # What CI runs (.ci/run): installs the independent verifiers and faketime when missing
 # (test/setup/install-deps.sh), then the whole suite with the slow loads at full size — the crash
