@@ -66,7 +66,9 @@ export async function pushCrl(ca: Ca, opts: PushOptions, nodes?: readonly NodeId
   const targets = nodes ?? await pushTargets(ca);
   if (targets.length === 0) return [];
   const urls = targets.map((n) => pushUrl(opts.template, n, ca.domain));
-  const body = await fsp.readFile(ca.store.crlBundle, 'utf8');
+  // The chain rides along: after rotate-intermediate a node's rivet-ca.crt lacks the new
+  // intermediate, and only with it can the node verify (and so accept) the new bundle.
+  const body = `${await fsp.readFile(ca.store.chainFile, 'utf8')}${await fsp.readFile(ca.store.crlBundle, 'utf8')}`;
   let tls;
   try { tls = meshClientOptions(loadMeshTls({ dir: opts.nodeDir, domain: ca.domain })); } catch (err) {
     const message = `cannot push: ${(err as Error).message}`;

@@ -1,4 +1,5 @@
-// The CRL push endpoint (DESIGN §5): `POST /api/mesh/crl` with the PEM bundle as the body.
+// The CRL push endpoint (DESIGN §5): `POST /api/mesh/crl` with the PEM bundle (optionally preceded
+// by the CA chain) as the body.
 //
 // Who may push? The bundle authenticates itself — every CRL must verify against the installed
 // chain, one per CA, with no rollback — so a forged or replayed body changes nothing, whoever
@@ -9,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { RivetError, show } from './errors.ts';
 import { installCrlBundle, CrlRefused, type InstallResult } from './crl-install.ts';
 import { MeshAuthError, peerIdentity } from './peer.ts';
+import { derToPem, pemToDer } from './der.ts';
 
 export type CrlReceiverOptions = {
   dir: string;
@@ -69,7 +71,10 @@ export function crlReceiver(opts: CrlReceiverOptions): Handler {
           }
         }
         const body = await readBody(req, maxBytes, timeoutMs);
-        const result = await installCrlBundle(opts.dir, body);
+        // A push may carry the CA chain too (crl-push.ts sends it): installCrlBundle takes it only
+        // if it holds the installed root byte for byte and CA certificates that root signed.
+        const chain = pemToDer(body, 'CERTIFICATE').map((der) => derToPem(der, 'CERTIFICATE')).join('');
+        const result = await installCrlBundle(opts.dir, body, chain ? { chain } : {});
         opts.onInstalled?.(result);
         reply(res, 200, result);
       } catch (err) {

@@ -13,6 +13,8 @@ import { tidy } from '../lib/tidy.ts';
 import { pullCrl } from '../lib/crl-pull.ts';
 import { installCrlBundle, CrlRefused } from '../lib/crl-install.ts';
 import { parseConnectTo } from '../lib/mesh-request.ts';
+import { crlReceiver } from '../lib/crl-receiver.ts';
+import http from 'node:http';
 import { parseCrlBundle } from '../lib/crl.ts';
 import { DAY_MS } from '../lib/duration.ts';
 
@@ -69,6 +71,38 @@ test('a served chain with a CA certificate the installed root did not sign is re
     }
     assert.equal(files.map((f) => fs.readFileSync(f, 'utf8')), before);
   } finally { await other.close(); }
+});
+
+test('a push after rotate-intermediate carries the chain: the node installs the new bundle at once, not at its next pull', async () => {
+  const dir = await nodeDirNow(); // knows only the current intermediate and the root
+  await rotateIntermediate(fx.ca);
+  const receiver = http.createServer(crlReceiver({ dir }));
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const post = (body: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: (receiver.address() as { port: number }).port, method: 'POST', path: '/api/mesh/crl' }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  try {
+    const bundle = fs.readFileSync(fx.ca.store.crlBundle, 'utf8');
+    const bare = await post(bundle);
+    assert.is(bare.status, 400, 'without the chain the new intermediate\'s CRL cannot be checked');
+    const other = await enrollFixture();
+    try {
+      const forged = await post(`${fs.readFileSync(other.ca.store.chainFile, 'utf8')}${bundle}`);
+      assert.is(forged.status, 400, forged.text);
+      assert.match(forged.text, /bad_chain/);
+    } finally { await other.close(); }
+    const r = await post(`${fs.readFileSync(fx.ca.store.chainFile, 'utf8')}${bundle}`);
+    assert.is(r.status, 200, r.text);
+    assert.ok(JSON.parse(r.text).installed);
+    assert.is(count(fs.readFileSync(path.join(dir, 'rivet-ca.crt'), 'utf8')), 3, 'new intermediate, old one and the root');
+    assert.equal(parseCrlBundle(fs.readFileSync(path.join(dir, 'crl.pem'), 'utf8')).map((c) => c.issuerCNs[0]), parseCrlBundle(bundle).map((c) => c.issuerCNs[0]));
+  } finally { receiver.close(); }
 });
 
 test.run();
