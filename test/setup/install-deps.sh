@@ -21,15 +21,8 @@ need faketime faketime
 need python3 python3
 
 if [ -n "$missing" ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "install-deps: missing:$missing — run as root, or: sudo apt-get install -y$missing" >&2
-    exit 1
-  fi
-  echo "install-deps: installing$missing"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
   # shellcheck disable=SC2086 # word splitting of the package list is intended
-  apt-get install -y -qq --no-install-recommends $missing
+  sh "$(dirname "$0")/../../scripts/setup/apt-install.sh" install-deps $missing
   # The nginx package starts a system nginx on :80; the tests run their own on loopback only.
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 else
