@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import https from 'node:https';
-import { enrollFixture, newCsr, call, caState, auditLines, SECRET, type Fixture, type CallOptions } from './helpers/enroll.ts';
+import { enrollFixture, enrollNode, newCsr, call, caState, auditLines, SECRET, type Fixture, type CallOptions } from './helpers/enroll.ts';
 import { freshCa } from './helpers/ca.ts';
 import { issueWithNewKey, leafValidity } from '../lib/issue.ts';
 import { nodeId } from '../lib/identity.ts';
@@ -18,11 +18,9 @@ let nodeKeyFile: string;
 
 test.before(async () => {
   fx = await enrollFixture({ bodyTimeoutMs: 1_500, headersTimeoutMs: 1_500, maxFailures: 10_000 });
-  const { key, csr } = await newCsr(fx.work, 'ct111.mesh');
-  const r = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } });
-  assert.is(r.status, 200, r.text);
-  node = { cert: r.json.cert, key: fs.readFileSync(key) };
-  nodeKeyFile = key;
+  const enrolled = await enrollNode(fx, 'ct111.mesh');
+  node = { cert: enrolled.cert, key: enrolled.key };
+  nodeKeyFile = enrolled.keyFile;
 });
 test.after(async () => { await fx.close(); });
 

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
-import { enrollFixture, newCsr, call, caState, SECRET, type Fixture } from './helpers/enroll.ts';
+import { enrollFixture, enrollNode, newCsr, call, caState, SECRET, type Fixture } from './helpers/enroll.ts';
 import { revoke } from '../lib/revoke.ts';
 
 let fx: Fixture;
@@ -13,11 +13,9 @@ let nodeKeyFile: string;
 
 test.before(async () => {
   fx = await enrollFixture({ maxFailures: 10_000 });
-  const { key, csr } = await newCsr(fx.work, 'ct121.mesh');
-  const r = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } });
-  assert.is(r.status, 200, r.text);
-  node = { cert: r.json.cert, key: fs.readFileSync(key) };
-  nodeKeyFile = key;
+  const enrolled = await enrollNode(fx, 'ct121.mesh');
+  node = { cert: enrolled.cert, key: enrolled.key };
+  nodeKeyFile = enrolled.keyFile;
 });
 test.after(async () => { await fx.close(); });
 

@@ -28,6 +28,16 @@ export async function enrollFixture(limits: Partial<Limits> = {}): Promise<Fixtu
   return { ca, service, chain: fs.readFileSync(ca.store.chainFile, 'utf8'), work: await tempDir('rivet-enroll-'), close: () => service.close() };
 }
 
+export type EnrolledNode = { cert: string; key: Buffer; keyFile: string };
+
+/** Enrolls `cn` with the bootstrap secret; returns its certificate and key, ready for mTLS calls. */
+export async function enrollNode(fx: Fixture, cn: string): Promise<EnrolledNode> {
+  const { key, csr } = await newCsr(fx.work, cn);
+  const r = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } });
+  if (r.status !== 200) throw new Error(`enrolling ${cn} failed: ${r.status} ${r.text}`);
+  return { cert: r.json.cert, key: fs.readFileSync(key), keyFile: key };
+}
+
 /** A new P-256 key (file path) and a CSR for `cn`; or a CSR for an existing key. */
 export async function newCsr(work: string, cn: string, keyFile?: string): Promise<{ key: string; csr: string }> {
   const key = keyFile ?? path.join(work, `${cn.replace(/[^a-z0-9.@-]/g, '_')}-${Math.random().toString(16).slice(2)}.key`);
