@@ -3,7 +3,6 @@
 // of a renewed node), and not at /enroll. A revocation is undone only by a new key.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import fs from 'node:fs';
 import { enrollFixture, enrollNode, newCsr, call, caState, SECRET, type Fixture } from './helpers/enroll.ts';
 import { revoke } from '../lib/revoke.ts';
 
