@@ -67,7 +67,8 @@ async function tryCreate(file: string, me: Holder): Promise<boolean> {
  */
 async function breakIfStale(file: string, seen: Holder): Promise<void> {
   if (seen.host !== os.hostname() || holderAlive(seen)) return;
-  const aside = `${file}.stale-${process.pid}-${randomBytes(3).toString('hex')}`;
+  // A temp-file name: if we are killed while it exists, the next lock holder's recovery removes it.
+  const aside = tempPathFor(file);
   try { await fsp.rename(file, aside); } catch { return; }
   const moved = await readHolder(aside);
   if (moved && moved.nonce !== seen.nonce) {
@@ -80,7 +81,7 @@ async function breakIfStale(file: string, seen: Holder): Promise<void> {
 async function breakIfUnreadable(file: string): Promise<void> {
   const st = await fsp.stat(file).catch(() => undefined);
   if (!st || Date.now() - st.mtimeMs < 10_000) return;
-  const aside = `${file}.stale-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const aside = tempPathFor(file);
   try { await fsp.rename(file, aside); } catch { return; }
   if (await readHolder(aside)) {
     try { await fsp.link(aside, file); } catch { /* a newer lock exists: theirs wins */ }
