@@ -23,6 +23,8 @@ export type Expected = {
 const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((v, i) => v === [...b].sort()[i]);
 const list = (a: readonly string[]) => `[${a.join(', ')}]`;
 
+const LEAF_EXTENSIONS = new Set<string>([OID.basicConstraints, OID.keyUsage, OID.eku, OID.ski, OID.aki, OID.san]);
+
 /** Compares an issued certificate with its request; throws naming every difference. */
 export function checkIssued(info: CertInfo, want: Expected): void {
   const problems: string[] = [];
@@ -39,6 +41,9 @@ export function checkIssued(info: CertInfo, want: Expected): void {
   if (Math.abs(info.notBefore.getTime() - want.notBefore.getTime()) > 1000) problems.push(`notBefore: got ${info.notBefore.toISOString()}, want ${want.notBefore.toISOString()}`);
   if (Math.abs(info.notAfter.getTime() - want.notAfter.getTime()) > 1000) problems.push(`notAfter: got ${info.notAfter.toISOString()}, want ${want.notAfter.toISOString()}`);
   problems.push(...structuralProblems(info));
+  // A batch lets openssl copy the SAN from each CSR: nothing else may have come along with it.
+  const extra = want.ca ? [] : info.extensions.map((e) => e.oid).filter((o) => !LEAF_EXTENSIONS.has(o));
+  if (extra.length) problems.push(`extensions outside the profile: ${list(extra)}`);
   if (problems.length) throw new RivetError(`issued certificate for ${want.cn} does not match the request — ${problems.join('; ')}`, 'check');
 }
 

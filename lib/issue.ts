@@ -5,12 +5,12 @@ import fsp from 'node:fs/promises';
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { type Ca, issuerCert } from './ca.ts';
 import { fileStem, type Identity } from './identity.ts';
-import { altNameLines, leafProfile, LEAF_DAYS } from './profile.ts';
-import { signCsr } from './signer.ts';
+import { leafExtValues, leafProfile, LEAF_DAYS } from './profile.ts';
+import { signCsr, signCsrBatch } from './signer.ts';
 import { parseCertPem, publicKeyDer, type CertInfo } from './cert.ts';
 import { checkIssued } from './check.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from './files.ts';
-import { csrForKey, csrPublicKey, newKeyAndCsr } from './csr.ts';
+import { csrCarriesProfile, csrForKey, csrPublicKey, newKeyAndCsr } from './csr.ts';
 import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { audit } from './audit.ts';
 import { checkNodeNamesLocked } from './names.ts';
@@ -51,16 +51,70 @@ export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publi
   checkWithinIssuer(issuerX509, validity);
   const profile = leafProfile(id, ca.domain, sans);
   if (id.kind === 'node') await checkNodeNamesLocked(ca, id.nodeId, profile.dns);
-  const keyType: KeyType = publicKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ec-p384' : 'ec-p256';
+  const keyType = keyTypeOf(publicKey);
   const pem = await signCsr(issuer, {
     csrPem, subject: `/CN=${profile.cn}`, extTemplate: profile.template, extSection: 'leaf',
-    extValues: { alt_names: altNameLines(profile) }, ...validity, digest: digestFor(keyType),
+    extValues: leafExtValues(profile), ...validity, digest: digestFor(keyType),
   });
   const info = parseCertPem(pem);
   checkIssued(info, { cn: profile.cn, dns: profile.dns, ips: profile.ips, uris: profile.uris, eku: profile.eku, ca: false, issuer: issuerX509, publicKey, ...validity });
   const chainPem = `${info.x509.toString()}${issuerX509.toString()}`;
   return { cn: profile.cn, serial: info.serial, certPem: chainPem, info, issuer };
 }
+
+export type LeafRequest = { id: Identity; csrPem: string; publicKey: KeyObject; sans: readonly San[] };
+
+/**
+ * Signs several leaves in one lock hold, results in request order (an Error for each that failed).
+ * Requests whose CSR carries exactly the profile's subject and SAN (csrCarriesProfile: our own
+ * CSRs, and provision-ct's) are signed together, one `openssl ca -infiles` run per profile and
+ * digest; any other CSR gets its own run, as in signLeafLocked. If a shared run fails, its
+ * requests are retried one by one, so one bad request fails alone. Each certificate is checked
+ * against its request either way. The caller holds the CA lock and has ruled out two requests of
+ * the group claiming the same identity or DNS name.
+ */
+export async function signLeavesLocked(ca: Ca, requests: readonly LeafRequest[], validity: Validity): Promise<Array<Issued | Error>> {
+  const issuer = await ca.store.current();
+  const issuerX509 = await issuerCert(issuer);
+  checkWithinIssuer(issuerX509, validity);
+  const out: Array<Issued | Error | undefined> = new Array(requests.length);
+  const shared = new Map<string, number[]>();
+  for (const [i, r] of requests.entries()) {
+    const profile = leafProfile(r.id, ca.domain, r.sans);
+    if (!csrCarriesProfile(r.csrPem, profile)) continue;
+    try { if (r.id.kind === 'node') await checkNodeNamesLocked(ca, r.id.nodeId, profile.dns); } catch (err) { out[i] = err as Error; continue; }
+    const key = `${profile.template} ${digestFor(keyTypeOf(r.publicKey))}`;
+    shared.set(key, [...(shared.get(key) ?? []), i]);
+  }
+  for (const group of shared.values()) {
+    if (group.length < 2) continue; // alone, it takes the ordinary path below
+    const first = requests[group[0]!]!;
+    const profile = leafProfile(first.id, ca.domain, first.sans);
+    let pems: string[];
+    try {
+      pems = await signCsrBatch(issuer, {
+        csrPems: group.map((i) => requests[i]!.csrPem), extTemplate: profile.template, extSection: 'leaf',
+        extValues: leafExtValues(profile, 'csr'), ...validity, digest: digestFor(keyTypeOf(first.publicKey)),
+      });
+    } catch { continue; } // nothing was recorded: each is retried alone below
+    for (const [k, i] of group.entries()) {
+      const r = requests[i]!;
+      const p = leafProfile(r.id, ca.domain, r.sans);
+      try {
+        const info = parseCertPem(pems[k]!);
+        checkIssued(info, { cn: p.cn, dns: p.dns, ips: p.ips, uris: p.uris, eku: p.eku, ca: false, issuer: issuerX509, publicKey: r.publicKey, ...validity });
+        out[i] = { cn: p.cn, serial: info.serial, certPem: `${info.x509.toString()}${issuerX509.toString()}`, info, issuer };
+      } catch (err) { out[i] = err as Error; }
+    }
+  }
+  for (const [i, r] of requests.entries()) {
+    if (out[i] !== undefined) continue;
+    try { out[i] = await signLeafLocked(ca, r.id, r.csrPem, r.publicKey, r.sans, validity); } catch (err) { out[i] = err as Error; }
+  }
+  return out as Array<Issued | Error>;
+}
+
+const keyTypeOf = (publicKey: KeyObject): KeyType => (publicKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ec-p384' : 'ec-p256');
 
 /** Signs an externally made CSR (enrollment, `sign`): the CSR gives its key and nothing else. */
 export async function signCsrFor(ca: Ca, id: Identity, csrPem: string, sans: readonly San[], validity: Validity, event = 'sign', source?: string): Promise<Issued> {
@@ -104,8 +158,7 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
   const tmpKey = tempPathFor(keyPath);
   await createExclusive(tmpKey, KEY_MODE);
   try {
-    const csrPem = await newKeyAndCsr(tmpKey, opts.keyType ?? 'ec-p256', profile.cn);
-    const publicKey = publicKeyOfPrivatePem(await fsp.readFile(tmpKey, 'utf8'));
+    const { csrPem, publicKey } = await newKeyAndCsr(tmpKey, opts.keyType ?? 'ec-p256', profile);
     return await ca.store.change(`${opts.event ?? 'issue'} ${stem}`, async () => {
       const again = await usableIssued(ca, certPath, keyPath);
       if (again && opts.ifMissing) return { skipped: true as const, cn: profile.cn, serial: again.serial, certPath, notAfter: again.notAfter };
@@ -133,7 +186,7 @@ export async function reissueWithSameKey(ca: Ca, id: Identity, sans: readonly Sa
   if (keyPem === undefined) throw new RivetError(`no key for ${stem} in ${ca.store.issuedDir} — its holder renews it (provision-ct renew)`, 'no_key');
   const publicKey = publicKeyOfPrivatePem(keyPem);
   const profile = leafProfile(id, ca.domain, sans);
-  const csrPem = await csrForKey(keyPath, profile.cn);
+  const csrPem = await csrForKey(keyPath, profile);
   return ca.store.change(`${event} ${stem}`, async () => {
     const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity);
     await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);

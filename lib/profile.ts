@@ -4,7 +4,7 @@ import { commonName, spiffeId, type Identity, type MeshDomain } from './identity
 import { UsageError, show } from './errors.ts';
 import { OID } from './cert.ts';
 import { sanText, uniqueSans, type San } from './san.ts';
-import type { ConfLines } from './template.ts';
+import type { ConfLines, TemplateValues } from './template.ts';
 
 export const LEAF_DAYS = 90;
 
@@ -33,6 +33,15 @@ export function leafProfile(id: Identity, domain: MeshDomain, extraSans: readonl
   const dns = [...new Set([...nodeBaseNames(id.nodeId, domain), ...sans.filter((s) => s.type === 'DNS').map((s) => s.value)])];
   const ips = sans.filter((s) => s.type === 'IP').map((s) => s.value);
   return { template: 'node.cnf', cn, dns, ips, uris, eku: [OID.serverAuth, OID.clientAuth] };
+}
+
+/**
+ * Template values for a leaf profile's extensions: its SAN from `[alt_names]`, or, for a batch
+ * whose CSRs carry exactly this SAN (csrCarriesProfile), none, so `openssl ca` copies each CSR's.
+ */
+export function leafExtValues(p: LeafProfile, sanFrom: 'profile' | 'csr' = 'profile'): TemplateValues {
+  if (sanFrom === 'csr') return { san: { lines: [], allowEmpty: true }, alt_names: { lines: [], allowEmpty: true } };
+  return { san: { lines: [['subjectAltName', '@alt_names']] }, alt_names: altNameLines(p) };
 }
 
 /** The `[alt_names]` section lines for a profile. */

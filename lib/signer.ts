@@ -8,6 +8,7 @@ import { renderFile, type TemplateValues } from './template.ts';
 import type { Issuer } from './store.ts';
 import { formatDbTime } from './db.ts';
 import { engineKeyArgs, readPkcs11 } from './pkcs11.ts';
+import { RivetError } from './errors.ts';
 
 export type IssuerSecret = { passphrase?: string };
 
@@ -52,7 +53,7 @@ export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerS
     const extConf = path.join(tmp, 'ext.cnf');
     const csr = path.join(tmp, 'req.csr');
     const out = path.join(tmp, 'cert.pem');
-    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest }));
+    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest, copy_extensions: 'none' }));
     await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
     await fsp.writeFile(csr, req.csrPem);
     const key = await issuerKeyArgs(issuer, secret, tmp);
@@ -61,6 +62,44 @@ export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerS
       '-subj', req.subject, '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter),
       '-in', csr, '-out', out], { cwd: issuer.dir, env: key.env });
     return fsp.readFile(out, 'utf8');
+  });
+}
+
+export type BatchSignRequest = Omit<SignRequest, 'csrPem' | 'subject'> & { csrPems: readonly string[] };
+
+/**
+ * Signs several CSRs in one `openssl ca -infiles` run: one process start (~10 ms) for the whole
+ * group instead of one per certificate. One config serves every certificate, so the per-request
+ * parts come from the CSRs: the subject (policy_cn keeps the CN alone) and, by copy_extensions =
+ * copy, the SAN. The caller has checked every CSR with csrCarriesProfile (its subject and SAN are
+ * byte for byte the profile's, nothing else requested) and renders extValues with
+ * leafExtValues(p, 'csr'), and checks every certificate with checkIssued afterwards.
+ * openssl numbers a run's certificates from one random serial upwards (-rand_serial), so serials
+ * within a group are consecutive; nothing here relies on serials being unpredictable (SHA-2
+ * signatures only). Returns the PEMs in request order. The caller holds the lock on `issuer.dir`,
+ * or it is a private scratch database.
+ */
+export async function signCsrBatch(issuer: Issuer, req: BatchSignRequest, secret?: IssuerSecret): Promise<string[]> {
+  if (req.csrPems.length === 0) return [];
+  return withTempDir(async (tmp) => {
+    const caConf = path.join(tmp, 'ca.cnf');
+    const extConf = path.join(tmp, 'ext.cnf');
+    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest, copy_extensions: 'copy' }));
+    await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
+    const csrs = await Promise.all(req.csrPems.map(async (pem, i) => {
+      const file = path.join(tmp, `req${i}.csr`);
+      await fsp.writeFile(file, pem);
+      return file;
+    }));
+    const key = await issuerKeyArgs(issuer, secret, tmp);
+    const out = await openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
+      '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
+      '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter),
+      '-infiles', ...csrs], { cwd: issuer.dir, env: key.env });
+    // openssl skips (exit 0) a request its policy refuses; a short count means one was skipped.
+    const pems = out.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
+    if (pems.length !== req.csrPems.length) throw new RivetError(`openssl ca signed ${pems.length} of ${req.csrPems.length} requests in one batch`, 'batch');
+    return pems.map((p) => (p.endsWith('\n') ? p : `${p}\n`));
   });
 }
 
@@ -73,7 +112,7 @@ export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 export async function revokeSerial(issuer: Issuer, serial: string, reason: RevocationReason, secret?: IssuerSecret): Promise<void> {
   await withTempDir(async (tmp) => {
     const caConf = path.join(tmp, 'ca.cnf');
-    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: 'sha256' }));
+    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: 'sha256', copy_extensions: 'none' }));
     const key = await issuerKeyArgs(issuer, secret, tmp);
     await openssl(['ca', '-batch', '-config', caConf, '-cert', issuer.cert, ...key.args,
       '-revoke', path.join('newcerts', `${serial}.pem`), '-crl_reason', reason], { cwd: issuer.dir, env: key.env });
@@ -85,7 +124,7 @@ export async function generateCrl(issuer: Issuer, hours: number, digest: string,
   return withTempDir(async (tmp) => {
     const caConf = path.join(tmp, 'ca.cnf');
     const out = path.join(tmp, 'crl.pem');
-    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest }));
+    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest, copy_extensions: 'none' }));
     const key = await issuerKeyArgs(issuer, secret, tmp);
     await openssl(['ca', '-batch', '-gencrl', '-config', caConf, '-cert', issuer.cert, ...key.args,
       '-md', digest, '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: key.env });

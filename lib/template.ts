@@ -12,7 +12,7 @@ const FORBIDDEN = /[\n\r\0$#,"\\]/;
 const PLACEHOLDER = /\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}/g;
 
 /** A list of `key = value` lines (e.g. SAN entries); its placeholder must stand alone on a line. */
-export type ConfLines = { readonly lines: ReadonlyArray<readonly [string, string]> };
+export type ConfLines = { readonly lines: ReadonlyArray<readonly [string, string]>; readonly allowEmpty?: boolean };
 export type TemplateValues = Record<string, string | number | ConfLines>;
 
 const KEY = /^[A-Za-z][A-Za-z0-9_.]*$/;
@@ -22,7 +22,8 @@ function checkValue(name: string, key: string, value: string): string {
   return value;
 }
 
-function renderLines(name: string, key: string, lines: ConfLines['lines']): string {
+function renderLines(name: string, key: string, { lines, allowEmpty }: ConfLines): string {
+  if (lines.length === 0 && allowEmpty) return '';
   if (lines.length === 0) throw new RivetError(`${name}: {{${key}}} has no lines`, 'template');
   return lines.map(([k, v]) => {
     if (!KEY.test(k)) throw new RivetError(`${name}: key ${JSON.stringify(k)} in {{${key}}} is not a config key`, 'template');
@@ -41,7 +42,7 @@ export function render(template: string, values: TemplateValues, name = 'templat
       const lineEnd = template.indexOf('\n', offset);
       const line = template.slice(lineStart, lineEnd === -1 ? undefined : lineEnd);
       if (line.trim() !== match) throw new RivetError(`${name}: list placeholder {{${key}}} must stand alone on its line`, 'template');
-      return renderLines(name, key, value.lines);
+      return renderLines(name, key, value);
     }
     return checkValue(name, key, String(value));
   });

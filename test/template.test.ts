@@ -15,13 +15,19 @@ test('list placeholders render key = value lines and must stand alone', () => {
   assert.throws(() => render('x = {{l}}', { l: { lines: [['DNS.1', 'a']] } }), /must stand alone/);
   assert.throws(() => render('{{l}}', { l: { lines: [['DNS.1', 'a\nbasicConstraints=CA:TRUE']] } }), /forbidden character/);
   assert.throws(() => render('{{l}}', { l: { lines: [['a b', 'x']] } }), /is not a config key/);
+  assert.throws(() => render('{{l}}', { l: { lines: [] } }), /has no lines/);
+  assert.is(render('[s]\n{{l}}\n', { l: { lines: [], allowEmpty: true } }), '[s]\n\n');
 });
 test('every shipped template renders with its values and nothing else', () => {
   const lines = { lines: [['DNS.1', 'ct1.mesh']] as Array<[string, string]> };
-  renderFile('ca.cnf', { digest: 'sha256' });
-  renderFile('req.cnf', { cn: 'x' });
+  renderFile('ca.cnf', { digest: 'sha256', copy_extensions: 'none' });
   renderFile('root.cnf', {});
   renderFile('intermediate.cnf', { generation: 1 });
-  for (const t of ['node.cnf', 'agent.cnf', 'user.cnf']) assert.match(renderFile(t, { alt_names: lines }), /DNS\.1 = ct1\.mesh/);
+  for (const t of ['node.cnf', 'agent.cnf', 'user.cnf']) {
+    assert.match(renderFile(t, { san: { lines: [['subjectAltName', '@alt_names']] }, alt_names: lines }), /subjectAltName = @alt_names\n[\s\S]*DNS\.1 = ct1\.mesh/);
+    // The batch form: no SAN line at all, so openssl copies the CSR's (lib/signer.ts signCsrBatch).
+    const none = { lines: [], allowEmpty: true };
+    assert.not.match(renderFile(t, { san: none, alt_names: none }), /^subjectAltName|^DNS\./m);
+  }
 });
 test.run();

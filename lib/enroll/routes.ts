@@ -11,7 +11,9 @@ import { checkNodeSanPolicy, type San } from '../san.ts';
 import { commonName, type Identity } from '../identity.ts';
 import { csrPublicKey } from '../csr.ts';
 import { parseCertPem, publicKeyDer } from '../cert.ts';
-import { leafValidity, signLeafLocked, type Issued } from '../issue.ts';
+import { type Issued } from '../issue.ts';
+import { leafProfile } from '../profile.ts';
+import type { SigningQueue } from './signing-queue.ts';
 import { readDb, isLive, type DbEntry } from '../db.ts';
 import { extraSans } from '../renew.ts';
 import { audit } from '../audit.ts';
@@ -26,6 +28,8 @@ export type RouteContext = {
   secret?: string;
   /** Filled in as soon as the request names an identity, so refusals are audited with it. */
   decision: { cn?: string; source: string };
+  /** Where every signing request of this service waits for its group (signing-queue.ts). */
+  queue: SigningQueue;
 };
 
 export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string };
@@ -59,25 +63,37 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
   const sans = parseSans(request.sansText);
   for (const san of sans) checkNodeSanPolicy(san, id.nodeId, ca.domain, ctx.sanCidrs);
   const publicKey = await csrPublicKey(request.csr);
-  return ca.store.change(`enroll ${id.nodeId}`, async () => {
-    const cn = commonName(id, ca.domain);
-    await refuseRevokedKey(ca, cn, publicKey);
-    const holding = await rowsWithKey(ca, cn, isLive);
-    // A node killed after we signed but before it stored the reply retries with the same key. The
-    // CSR proves it holds that key, so it is the party that enrolled, not a takeover: sign again.
-    const resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
-    if (cred.kind === 'token' && cred.used && !resumed) throw new HttpError(401, 'bad_token', `enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`);
-    if (holding.length && !resumed) throw new HttpError(409, 'already_enrolled', `${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`);
-    if (cred.kind === 'token' && !cred.used) {
-      const again = await checkToken(ca, cred.token);
-      if (!again.ok) throw new HttpError(401, 'bad_token', `enrollment token ${again.id} is ${again.why}`);
-    }
-    const issued = await signLeafLocked(ca, id, request.csr, publicKey, sans, leafValidity());
-    if (cred.kind === 'token' && !cred.used) await consumeTokenLocked(ca, cred.token);
-    const how = cred.kind === 'token' ? `token ${cred.id}` : 'bootstrap secret';
-    await audit(ca.store.auditLog, { event: 'enroll', result: 'ok', cn, serial: issued.serial, source: ctx.decision.source, detail: resumed ? `${how}; resumed: same key as serial ${resumed.row.serial}` : how });
-    return reply(ca, issued);
+  const cn = commonName(id, ca.domain);
+  let resumed: { row: DbEntry } | undefined;
+  return ctx.queue.sign({
+    id, csrPem: request.csr, publicKey, sans,
+    claims: [...claimsOf(ctx, id, sans), ...(cred.kind === 'token' ? [`token:${cred.id}`] : [])],
+    checkLocked: async () => {
+      await refuseRevokedKey(ca, cn, publicKey);
+      const holding = await rowsWithKey(ca, cn, isLive);
+      // A node killed after we signed but before it stored the reply retries with the same key. The
+      // CSR proves it holds that key, so it is the party that enrolled, not a takeover: sign again.
+      resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
+      if (cred.kind === 'token' && cred.used && !resumed) throw new HttpError(401, 'bad_token', `enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`);
+      if (holding.length && !resumed) throw new HttpError(409, 'already_enrolled', `${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`);
+      if (cred.kind === 'token' && !cred.used) {
+        const again = await checkToken(ca, cred.token);
+        if (!again.ok) throw new HttpError(401, 'bad_token', `enrollment token ${again.id} is ${again.why}`);
+      }
+    },
+    finishLocked: async (issued) => {
+      if (cred.kind === 'token' && !cred.used) await consumeTokenLocked(ca, cred.token);
+      const how = cred.kind === 'token' ? `token ${cred.id}` : 'bootstrap secret';
+      await audit(ca.store.auditLog, { event: 'enroll', result: 'ok', cn, serial: issued.serial, source: ctx.decision.source, detail: resumed ? `${how}; resumed: same key as serial ${resumed.row.serial}` : how });
+      return reply(ca, issued);
+    },
   });
+}
+
+/** What a signing request claims for its group: its identity and, for a node, its DNS names. */
+function claimsOf(ctx: RouteContext, id: Identity, sans: readonly San[]): string[] {
+  const profile = leafProfile(id, ctx.ca.domain, sans);
+  return [`cn:${profile.cn}`, ...profile.dns.map((d) => `dns:${d}`)];
 }
 
 /** /renew and /agents authenticate with the client certificate only: any bearer is refused. */
@@ -124,14 +140,19 @@ function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
 /** Signs for a certificate holder after re-reading, under the lock, that its cert is still live. */
 async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: string, publicKey: KeyObject, sans: readonly San[], event: string): Promise<Reply> {
   const { ca } = ctx;
-  return ca.store.change(`${event} ${commonName(id, ca.domain)}`, async () => {
-    const row = (await allRows(ca)).find((e) => e.serial === peer.info.serial);
-    if (!row) throw new HttpError(401, 'unknown_cert', `certificate serial ${peer.info.serial} is not in this CA's database`);
-    if (!isLive(row)) throw new HttpError(401, 'cert_not_live', `certificate serial ${peer.info.serial} is ${row.status === 'R' ? 'revoked' : 'expired'}`);
-    await refuseRevokedKey(ca, commonName(id, ca.domain), publicKey);
-    const issued = await signLeafLocked(ca, id, csr, publicKey, sans, leafValidity());
-    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail: `by ${ctx.decision.cn} serial ${peer.info.serial}` });
-    return reply(ca, issued);
+  return ctx.queue.sign({
+    id, csrPem: csr, publicKey, sans,
+    claims: claimsOf(ctx, id, sans),
+    checkLocked: async () => {
+      const row = (await allRows(ca)).find((e) => e.serial === peer.info.serial);
+      if (!row) throw new HttpError(401, 'unknown_cert', `certificate serial ${peer.info.serial} is not in this CA's database`);
+      if (!isLive(row)) throw new HttpError(401, 'cert_not_live', `certificate serial ${peer.info.serial} is ${row.status === 'R' ? 'revoked' : 'expired'}`);
+      await refuseRevokedKey(ca, commonName(id, ca.domain), publicKey);
+    },
+    finishLocked: async (issued) => {
+      await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail: `by ${ctx.decision.cn} serial ${peer.info.serial}` });
+      return reply(ca, issued);
+    },
   });
 }
 

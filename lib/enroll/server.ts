@@ -13,6 +13,7 @@ import { FailureLimiter } from './auth.ts';
 import { enroll, enrollCredential, mintAgent, mtlsPeer, renew, type RouteContext } from './routes.ts';
 import { loadTlsMaterial, tlsFiles, type TlsFiles } from './tls-material.ts';
 import { publicGet } from './public.ts';
+import { SigningQueue } from './signing-queue.ts';
 
 export type Limits = {
   maxBodyBytes: number;
@@ -57,6 +58,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const files: TlsFiles = tlsFiles(ca, opts.tlsCert, opts.tlsKey);
   await refreshCrls(ca); // never start serving with a CRL about to lapse
   let material = await loadTlsMaterial(files);
+  const queue = new SigningQueue(ca);
   const limiter = new FailureLimiter({ maxFailures: limits.maxFailures, windowMs: limits.failureWindowMs });
 
   const server = https.createServer({
@@ -73,7 +75,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
 
   const handlePost = async (route: string, req: IncomingMessage, res: ServerResponse) => {
     const source = req.socket.remoteAddress ?? 'unknown';
-    const ctx: RouteContext = { ca, sanCidrs: opts.sanCidrs, secret: opts.secret, decision: { source } };
+    const ctx: RouteContext = { ca, sanCidrs: opts.sanCidrs, secret: opts.secret, decision: { source }, queue };
     try {
       const wait = limiter.blockedFor(source);
       if (wait > 0) throw new HttpError(429, 'throttled', `too many failed attempts from ${source} — retry in ${Math.ceil(wait / 1000)} s`);

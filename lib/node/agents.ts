@@ -3,6 +3,7 @@
 // an agent with its existing key when the node renews (agents piggyback on their node).
 import { RivetError } from '../errors.ts';
 import { csrForKey } from '../csr.ts';
+import { leafProfile } from '../profile.ts';
 import { loadMeshTls } from '../tls.ts';
 import { readText } from '../files.ts';
 import type { AgentId, MeshDomain, NodeId } from '../identity.ts';
@@ -28,7 +29,9 @@ export async function issueAgent(dir: string, ep: Endpoint, agent: AgentId, node
   const f = agentFiles(dir, agent);
   const cn = `${agent}@${nodeId}`;
   const had = await keySpki(f.key);
-  const csr = had ? await csrForKey(f.key, cn) : await newKey(f.key, cn);
+  // The CSR asks for exactly the agent profile, so the CA can sign it in a group (signLeavesLocked).
+  const profile = leafProfile({ kind: 'agent', agentId: agent, nodeId }, domain);
+  const csr = had ? await csrForKey(f.key, profile) : await newKey(f.key, profile);
   const spki = (await keySpki(f.key))!;
   const chainPem = await readText(f.ca);
   if (!chainPem) throw new RivetError(`${f.ca} is missing — re-run \`provision-ct enroll\``, 'no_chain');

@@ -14,6 +14,8 @@
 import fs from 'node:fs';
 import { RivetError, UsageError } from '../errors.ts';
 import { csrForKey } from '../csr.ts';
+import { leafProfile } from '../profile.ts';
+import { parseSan } from '../san.ts';
 import { commitRename, readText } from '../files.ts';
 import { parseCertsPem } from '../cert.ts';
 import { isRevoked, parseCrlBundle } from '../crl.ts';
@@ -55,12 +57,14 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
       const pinned = pinChain(await fetchChainUnverified(ep), want.caFingerprint, `${ep.base}/ca.crt`);
       log(`pinned root ${pinned.root.subjectCNs[0]} ${want.caFingerprint}`);
       const keyPath = usable ? f.nextKey : f.key; // --force on a usable cert: the old pair stays until the new cert is here
+      // The CSR asks for exactly what the CA's profile gives, so the CA can sign it in a group.
+      const profile = leafProfile(id, want.domain, want.sans.map(parseSan));
       let csr: string;
       if (await keySpki(keyPath)) {
-        csr = await csrForKey(keyPath, cn);
+        csr = await csrForKey(keyPath, profile);
         log(`re-using ${rel(f, keyPath)} from an earlier run (it never left this node)`);
       } else {
-        csr = await newKey(keyPath, cn);
+        csr = await newKey(keyPath, profile);
         changed.push(rel(f, keyPath));
       }
       let reply;

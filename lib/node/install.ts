@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { RivetError, show } from '../errors.ts';
 import { commitRename, createExclusive, ensureDir, KEY_MODE, PUBLIC_MODE, readText, removeStaleTemps, tempPathFor, writeAtomic } from '../files.ts';
 import { withLock } from '../lock.ts';
-import { newKeyAndCsr } from '../csr.ts';
+import { newKeyAndCsr, type CsrSubject } from '../csr.ts';
 import { parseCertsPem, publicKeyDer, type CertInfo } from '../cert.ts';
 import { publicKeyOfPrivatePem } from '../keys.ts';
 import { leafIdentity } from '../check.ts';
@@ -40,11 +40,11 @@ export async function withNodeDir<T>(dir: string, what: string, fn: (f: NodeFile
  * A new private key at `keyPath`, made in a 0600 temp file and renamed into place only once
  * complete, with a CSR for `cn`. A kill at any instant leaves either no key or a whole one.
  */
-export async function newKey(keyPath: string, cn: string): Promise<string> {
+export async function newKey(keyPath: string, subject: CsrSubject): Promise<string> {
   const tmp = tempPathFor(keyPath);
   await createExclusive(tmp, KEY_MODE);
   try {
-    const csr = await newKeyAndCsr(tmp, 'ec-p256', cn);
+    const { csrPem: csr } = await newKeyAndCsr(tmp, 'ec-p256', subject);
     const fh = await fsp.open(tmp, 'r');
     try { await fh.sync(); } finally { await fh.close(); }
     await commitRename(tmp, keyPath);

@@ -44,7 +44,8 @@ export async function renewNode(dir: string, opts: { withinMs: number; log: (lin
     let nodeRenewed = false;
     if (due(node.info.notAfter)) {
       try {
-        const csr = await csrForKey(f.key, cn);
+        // Same names as the installed certificate: what the CA re-issues (and can sign in a group).
+        const csr = await csrForKey(f.key, { cn, dns: node.info.dns, ips: node.info.ips, uris: node.info.uris });
         const reply = await postMtls(ep, loadMeshTls({ dir: f.dir, domain: s.domain }), '/renew', { csr });
         const leaf = checkReceived(reply.cert, id, s.domain, (await keySpki(f.key))!, (await readText(f.ca)) ?? '');
         await writePublic(f.cert, reply.cert);
