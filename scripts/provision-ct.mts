@@ -103,7 +103,9 @@ const status = run(async (args: Common & { within: string }) => {
 
 const within = { type: 'string', default: '30d', describe: 'renew once less than this is left (e.g. 30d)' } as const;
 
-await strictProgram(yargs(hideBin(process.argv)), PROG)
+// Not awaited: the bundle is CommonJS (scripts/build.mts), which has no top-level await. A
+// rejection still ends the process with exit 1, as an unhandled rejection.
+void strictProgram(yargs(hideBin(process.argv)), PROG)
   .usage('$0 <command> — enroll this node in the Rivet mesh CA and keep its certificates fresh')
   .option('node-dir', { type: 'string', describe: 'node directory (env RIVET_NODE_DIR, default /etc/rivetos)' })
   .option('domain', { type: 'string', describe: 'mesh DNS domain (env RIVET_MESH_DOMAIN, default mesh)' })

@@ -18,4 +18,6 @@ const cli = strictProgram(globalOptions(yargs(hideBin(process.argv))), PROG)
   .option('json', { type: 'boolean', describe: 'machine-readable output' })
   .command([...authority, ...issue, ...lifecycle, ...inspect, ...extraCommands]);
 
-await cli.parseAsync();
+// Not awaited: the bundle is CommonJS (scripts/build.mts), which has no top-level await. A
+// rejection still ends the process with exit 1, as an unhandled rejection.
+void cli.parseAsync();

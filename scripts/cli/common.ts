@@ -1,7 +1,6 @@
 // What every rivet-ca command shares: configuration, the CA handle, output, and the single exit
 // door where errors become one readable line and an exit code (DESIGN §4).
 import fs from 'node:fs';
-import readline from 'node:readline';
 import type { Argv } from 'yargs';
 import { loadConfig, type Config } from '../../lib/config.ts';
 import { openCa, type Ca } from '../../lib/ca.ts';
@@ -42,6 +41,7 @@ export function readSecretFile(file: string, what: string): string {
 /** Asks for a secret on the terminal without echoing it. */
 export async function promptSecret(question: string): Promise<string> {
   if (!process.stdin.isTTY) throw new UsageError(`${question.replace(/:\s*$/, '')} is needed — give it with --passphrase-file FILE (never on the command line)`);
+  const readline = await import('node:readline'); // only when prompting: saves every other start-up loading it
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   const out = rl as unknown as { _writeToOutput: (s: string) => void };
   process.stderr.write(question);

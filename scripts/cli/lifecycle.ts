@@ -8,7 +8,6 @@ import { tidy } from '../../lib/tidy.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { parseDays, validityFrom } from './issue.ts';
 import { REVOCATION_REASONS } from '../../lib/signer.ts';
-import { pushCrl, pushOptionsFrom } from '../../lib/crl-push.ts';
 
 export const commands: CommandModule<GlobalArgs, any>[] = [
   {
@@ -42,6 +41,9 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       .option('serial', { type: 'string', describe: 'revoke only this serial (hex)' })
       .option('push', { type: 'boolean', default: true, describe: 'push crl.pem to every node (RIVET_CRL_PUSH_URL); --no-push to skip' }),
     handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string; push: boolean }) => {
+      // Loaded here, not at the top: the push brings https and tls, which every other command
+      // would otherwise load at start-up (scripts/launch.mjs).
+      const { pushCrl, pushOptionsFrom } = await import('../../lib/crl-push.ts');
       const { ca, config } = context(args);
       const pushOptions = args.push ? pushOptionsFrom(config, ca.domain) : undefined; // bad settings fail before anything changes
       const r = await revoke(ca, String(args.name), { reason: args.reason, serial: args.serial });

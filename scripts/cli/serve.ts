@@ -7,7 +7,6 @@ import { parseIdentityOf } from '../../lib/identity.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { UsageError, show } from '../../lib/errors.ts';
 import { mintToken } from '../../lib/enroll/tokens.ts';
-import { startEnrollService } from '../../lib/enroll/server.ts';
 
 export const DEFAULT_PORT = 8443;
 
@@ -35,6 +34,9 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       const log = (line: string) => process.stderr.write(`rivet-ca serve: ${line}\n`);
       const secret = bootstrapSecret(config.env, (msg) => log(`warning: ${msg}`));
       if (!secret) log('no bootstrap secret configured — /enroll accepts one-time tokens only (`rivet-ca token <node-id>`)');
+      // Loaded here, not at the top: the service brings http, https and tls, which every other
+      // command would otherwise load at start-up (scripts/launch.mjs).
+      const { startEnrollService } = await import('../../lib/enroll/server.ts');
       const service = await startEnrollService({
         ca: { ...ca, log: undefined }, sanCidrs: config.sanCidrs, secret, ...listen, log,
         tlsCert: path.resolve(args.tlsCert ?? path.join(config.nodeDir, 'node.crt')),
