@@ -7,9 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
-import { CLI, OSSL_ENV, baseEnv, fresh, log, median, must, percentile, pool } from './common.ts';
+import { CLI, OSSL_ENV, SNAP, baseEnv, fresh, log, median, must, percentile, pool } from './common.ts';
 
 export type Load = { requests: number; errors: number; seconds: number; perSecond: number; p50: number; p99: number; firstError?: string };
 
@@ -56,14 +56,19 @@ async function waitForLine(child: ResultPromise, re: RegExp, what: string): Prom
   });
 }
 
-async function makeCsrs(dir: string, names: string[]): Promise<Array<{ name: string; key: string; csr: string }>> {
-  const out: Array<{ name: string; key: string; csr: string }> = [];
-  await pool(os.availableParallelism(), names, async (name) => {
-    const key = path.join(dir, `${name}.key`);
-    const { stdout } = await execa('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key, '-subj', `/CN=${name}.mesh`], { env: OSSL_ENV });
-    out.push({ name, key: fs.readFileSync(key, 'utf8'), csr: stdout });
+/**
+ * Keys and CSRs made the way provision-ct makes them (lib/csr.ts from the snapshot under test: the
+ * CSR carries the node profile's CN and SANs, so the CA may sign it in a group). cfssl gets the
+ * same CSRs.
+ */
+async function makeCsrs(names: string[]): Promise<Array<{ name: string; key: string; csr: string }>> {
+  const { buildCsr } = await import(path.join(SNAP, 'lib', 'csr.ts'));
+  const { leafProfile } = await import(path.join(SNAP, 'lib', 'profile.ts'));
+  return names.map((name) => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const csr: string = buildCsr(privateKey, leafProfile({ kind: 'node', nodeId: name }, 'mesh'));
+    return { name, key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, csr };
   });
-  return out;
 }
 
 export type EnrollResult = { enroll: Load; renew: Load; cfssl: Load; clients: number };
@@ -78,9 +83,9 @@ export async function enrollBench(work: string, n: number, clients: number): Pro
   const secret = randomBytes(24).toString('hex');
   const chain = fs.readFileSync(path.join(caDir, 'intermediate', 'chain.pem'));
   log(`enroll: making ${n} client keys and CSRs`);
-  const nodes = await makeCsrs(fresh(path.join(dir, 'keys')), Array.from({ length: n }, (_, i) => `e${i}`));
+  const nodes = await makeCsrs(Array.from({ length: n }, (_, i) => `e${i}`));
 
-  const serve = execa(CLI, ['serve', '--listen', '127.0.0.1:0', '--tls-cert', path.join(caDir, 'issued', 'ct110.crt'), '--tls-key', path.join(caDir, 'issued', 'ct110.key')],
+  const serve = execa(process.env.BENCH_SERVE_PROF ? 'node' : CLI, [...(process.env.BENCH_SERVE_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_SERVE_PROF, path.join(SNAP, 'dist', 'rivet-ca.cjs')] : []), 'serve', '--listen', '127.0.0.1:0', '--tls-cert', path.join(caDir, 'issued', 'ct110.crt'), '--tls-key', path.join(caDir, 'issued', 'ct110.key')],
     { env: { ...env, RIVET_BOOTSTRAP_SECRET: secret }, reject: false });
   let enroll: Load, renew: Load;
   try {
@@ -91,7 +96,7 @@ export async function enrollBench(work: string, n: number, clients: number): Pro
       const r = await post(https, { ...base, path: '/enroll', headers: { authorization: `Bearer ${secret}` } }, JSON.stringify({ csr: nd.csr }));
       certs.set(nd.name, r.cert);
     }));
-    log(`enroll: ${enroll.perSecond.toFixed(1)}/s, p99 ${Math.round(enroll.p99)} ms, ${enroll.errors} errors`);
+    log(`enroll: ${enroll.perSecond.toFixed(1)}/s, p99 ${Math.round(enroll.p99)} ms, ${enroll.errors} errors${enroll.firstError ? ` (first: ${enroll.firstError})` : ""}`);
     renew = await load(clients, nodes.filter((nd) => certs.has(nd.name)).map((nd) => async () => {
       await post(https, { ...base, path: '/renew', key: nd.key, cert: certs.get(nd.name) }, JSON.stringify({ csr: nd.csr }));
     }));

@@ -105,9 +105,17 @@ export function parseCertPem(pem: string): CertInfo {
   return first;
 }
 
+/** Remembered per object: the enrollment service compares the same keys many times per group. */
+const spkiOf = new WeakMap<KeyObject | X509Certificate, Buffer>();
+
 export function publicKeyDer(key: KeyObject | X509Certificate): Buffer {
-  const k = key instanceof X509Certificate ? key.publicKey : key.type === 'private' ? createPublicKey(key) : key;
-  return k.export({ type: 'spki', format: 'der' });
+  let der = spkiOf.get(key);
+  if (!der) {
+    const k = key instanceof X509Certificate ? key.publicKey : key.type === 'private' ? createPublicKey(key) : key;
+    der = k.export({ type: 'spki', format: 'der' });
+    spkiOf.set(key, der);
+  }
+  return der;
 }
 
 export function hasExtension(info: CertInfo, o: string, critical?: boolean): boolean {

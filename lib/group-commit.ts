@@ -7,8 +7,12 @@ export class GroupCommit<T, R> {
   private pending: Waiter<T, R>[] = [];
   private running: Promise<void> | undefined;
 
-  /** `commit` gets a group and returns one result per item, in order. */
-  constructor(private readonly commit: (group: T[]) => Promise<R[]>, private readonly maxGroup = 256) {}
+  /**
+   * `commit` gets a group and returns one result per item, in order. `gather`: before a commit,
+   * keep waiting `quietMs` while items are still arriving, up to `maxMs` (requests of a burst
+   * reach the queue a few ms apart; waiting for them costs a lone request one quiet period).
+   */
+  constructor(private readonly commit: (group: T[]) => Promise<R[]>, private readonly maxGroup = 256, private readonly gather?: { quietMs: number; maxMs: number }) {}
 
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
@@ -26,6 +30,7 @@ export class GroupCommit<T, R> {
     // Let the submitters of this tick join the first group.
     await new Promise<void>((r) => setImmediate(r));
     while (this.pending.length) {
+      if (this.gather) await this.gathered(this.gather);
       const group = this.pending.splice(0, this.maxGroup);
       try {
         const results = await this.commit(group.map((w) => w.item));
@@ -35,5 +40,13 @@ export class GroupCommit<T, R> {
       }
     }
     this.running = undefined;
+  }
+
+  private async gathered({ quietMs, maxMs }: { quietMs: number; maxMs: number }): Promise<void> {
+    const until = Date.now() + maxMs;
+    for (let seen = -1; this.pending.length !== seen && this.pending.length < this.maxGroup && Date.now() < until;) {
+      seen = this.pending.length;
+      await new Promise<void>((r) => setTimeout(r, quietMs));
+    }
   }
 }

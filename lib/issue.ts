@@ -13,7 +13,7 @@ import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writ
 import { csrCarriesProfile, csrForKey, csrPublicKey, newKeyAndCsr } from './csr.ts';
 import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { audit } from './audit.ts';
-import { checkNodeNamesLocked } from './names.ts';
+import { checkNodeNamesLocked, liveRowsByCn } from './names.ts';
 import { readDb, isLive } from './db.ts';
 import { DAY_MS } from './duration.ts';
 import { RivetError, UsageError, show } from './errors.ts';
@@ -79,10 +79,11 @@ export async function signLeavesLocked(ca: Ca, requests: readonly LeafRequest[],
   checkWithinIssuer(issuerX509, validity);
   const out: Array<Issued | Error | undefined> = new Array(requests.length);
   const shared = new Map<string, number[]>();
+  const live = await liveRowsByCn(ca);
   for (const [i, r] of requests.entries()) {
     const profile = leafProfile(r.id, ca.domain, r.sans);
     if (!csrCarriesProfile(r.csrPem, profile)) continue;
-    try { if (r.id.kind === 'node') await checkNodeNamesLocked(ca, r.id.nodeId, profile.dns); } catch (err) { out[i] = err as Error; continue; }
+    try { if (r.id.kind === 'node') await checkNodeNamesLocked(ca, r.id.nodeId, profile.dns, live); } catch (err) { out[i] = err as Error; continue; }
     const key = `${profile.template} ${digestFor(keyTypeOf(r.publicKey))}`;
     shared.set(key, [...(shared.get(key) ?? []), i]);
   }

@@ -13,8 +13,10 @@ import { UsageError } from './errors.ts';
 import type { NodeId } from './identity.ts';
 
 type LiveRow = { row: DbEntry; dir: string };
+export type LiveRowsByCn = ReadonlyMap<string, LiveRow[]>;
 
-async function liveRowsByCn(ca: Ca): Promise<Map<string, LiveRow[]>> {
+/** Live rows by CN: read once when several names are checked in one lock hold. */
+export async function liveRowsByCn(ca: Ca): Promise<Map<string, LiveRow[]>> {
   const byCn = new Map<string, LiveRow[]>();
   for (const issuer of await ca.store.intermediates()) {
     for (const row of await readDb(issuer.dir)) {
@@ -26,10 +28,10 @@ async function liveRowsByCn(ca: Ca): Promise<Map<string, LiveRow[]>> {
 }
 
 /** Throws naming the first name another live node holds. The caller holds the CA lock. */
-export async function checkNodeNamesLocked(ca: Ca, node: NodeId, dns: readonly string[]): Promise<void> {
+export async function checkNodeNamesLocked(ca: Ca, node: NodeId, dns: readonly string[], live?: LiveRowsByCn): Promise<void> {
   const suffix = `.${ca.domain}`;
   const own = `${node}${suffix}`;
-  const byCn = await liveRowsByCn(ca);
+  const byCn = live ?? await liveRowsByCn(ca);
   for (const name of dns) {
     const label = name.endsWith(suffix) ? name.slice(0, -suffix.length) : '';
     if (!label || label.includes('.') || name === own) continue;

@@ -2,21 +2,18 @@
 // it can before taking the CA lock, then re-checks what may have changed (tokens, revocations,
 // existing certs) inside the same lock hold as the signing, so a refusal changes nothing.
 import type { IncomingMessage } from 'node:http';
-import fsp from 'node:fs/promises';
-import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { Ca } from '../ca.ts';
 import type { Cidr } from '../san.ts';
 import { checkNodeSanPolicy, type San } from '../san.ts';
 import { commonName, type Identity } from '../identity.ts';
 import { csrPublicKey } from '../csr.ts';
-import { parseCertPem, publicKeyDer } from '../cert.ts';
+import { publicKeyDer } from '../cert.ts';
 import { type Issued } from '../issue.ts';
 import { leafProfile } from '../profile.ts';
-import type { SigningQueue } from './signing-queue.ts';
-import { readDb, isLive, type DbEntry } from '../db.ts';
+import type { GroupReads, SigningQueue } from './signing-queue.ts';
+import { isLive, type DbEntry } from '../db.ts';
 import { extraSans } from '../renew.ts';
-import { audit } from '../audit.ts';
 import { HttpError } from './http.ts';
 import { bearer, secretMatches, verifiedPeer, type Peer } from './auth.ts';
 import { checkToken, consumeTokenLocked, looksLikeToken } from './tokens.ts';
@@ -68,9 +65,9 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
   return ctx.queue.sign({
     id, csrPem: request.csr, publicKey, sans,
     claims: [...claimsOf(ctx, id, sans), ...(cred.kind === 'token' ? [`token:${cred.id}`] : [])],
-    checkLocked: async () => {
-      await refuseRevokedKey(ca, cn, publicKey);
-      const holding = await rowsWithKey(ca, cn, isLive);
+    checkLocked: async (reads) => {
+      await refuseRevokedKey(reads, cn, publicKey);
+      const holding = await rowsWithKey(reads, cn, isLive);
       // A node killed after we signed but before it stored the reply retries with the same key. The
       // CSR proves it holds that key, so it is the party that enrolled, not a takeover: sign again.
       resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
@@ -81,11 +78,10 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
         if (!again.ok) throw new HttpError(401, 'bad_token', `enrollment token ${again.id} is ${again.why}`);
       }
     },
-    finishLocked: async (issued) => {
+    finishLocked: async (issued, reads) => {
       if (cred.kind === 'token' && !cred.used) await consumeTokenLocked(ca, cred.token);
       const how = cred.kind === 'token' ? `token ${cred.id}` : 'bootstrap secret';
-      await audit(ca.store.auditLog, { event: 'enroll', result: 'ok', cn, serial: issued.serial, source: ctx.decision.source, detail: resumed ? `${how}; resumed: same key as serial ${resumed.row.serial}` : how });
-      return reply(ca, issued);
+      return { reply: await reply(reads, issued), audit: { event: 'enroll', result: 'ok', cn, serial: issued.serial, source: ctx.decision.source, detail: resumed ? `${how}; resumed: same key as serial ${resumed.row.serial}` : how } };
     },
   });
 }
@@ -143,40 +139,22 @@ async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: str
   return ctx.queue.sign({
     id, csrPem: csr, publicKey, sans,
     claims: claimsOf(ctx, id, sans),
-    checkLocked: async () => {
-      const row = (await allRows(ca)).find((e) => e.serial === peer.info.serial);
+    checkLocked: async (reads) => {
+      const row = (await reads.rows()).find((e) => e.row.serial === peer.info.serial)?.row;
       if (!row) throw new HttpError(401, 'unknown_cert', `certificate serial ${peer.info.serial} is not in this CA's database`);
       if (!isLive(row)) throw new HttpError(401, 'cert_not_live', `certificate serial ${peer.info.serial} is ${row.status === 'R' ? 'revoked' : 'expired'}`);
-      await refuseRevokedKey(ca, commonName(id, ca.domain), publicKey);
+      await refuseRevokedKey(reads, commonName(id, ca.domain), publicKey);
     },
-    finishLocked: async (issued) => {
-      await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail: `by ${ctx.decision.cn} serial ${peer.info.serial}` });
-      return reply(ca, issued);
+    finishLocked: async (issued, reads) => {
+      return { reply: await reply(reads, issued), audit: { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail: `by ${ctx.decision.cn} serial ${peer.info.serial}` } };
     },
   });
 }
 
-async function allRows(ca: Ca): Promise<DbEntry[]> {
-  const rows: DbEntry[] = [];
-  for (const issuer of await ca.store.intermediates()) rows.push(...(await readDb(issuer.dir)));
-  return rows;
-}
-
-/**
- * Rows of one CN that pass `which`, with the public key of the certificate openssl kept in
- * newcerts/ (undefined if unreadable). Only that CN's certificates are read: this runs under the
- * lock on every request that signs.
- */
-async function rowsWithKey(ca: Ca, cn: string, which: (e: DbEntry) => boolean): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
-  const out: Array<{ row: DbEntry; key?: Buffer }> = [];
-  for (const issuer of await ca.store.intermediates()) {
-    for (const row of (await readDb(issuer.dir)).filter((e) => e.cn === cn && which(e))) {
-      let key: Buffer | undefined;
-      try { key = publicKeyDer(parseCertPem(await fsp.readFile(path.join(issuer.dir, 'newcerts', `${row.serial}.pem`), 'utf8')).x509); } catch { key = undefined; }
-      out.push({ row, key });
-    }
-  }
-  return out;
+/** Rows of one CN that pass `which`, with the public key of the certificate openssl kept. */
+async function rowsWithKey(reads: GroupReads, cn: string, which: (e: DbEntry) => boolean): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
+  const mine = (await reads.rows()).filter((e) => e.row.cn === cn && which(e.row));
+  return Promise.all(mine.map(async (e) => ({ row: e.row, key: await reads.certKey(e.dir, e.row.serial) })));
 }
 
 /**
@@ -185,14 +163,15 @@ async function rowsWithKey(ca: Ca, cn: string, which: (e: DbEntry) => boolean): 
  * and not by a node re-minting its revoked agent at /agents, as provision-ct renew does for every
  * agent of a renewed node. Caller holds the CA lock.
  */
-async function refuseRevokedKey(ca: Ca, cn: string, publicKey: KeyObject): Promise<void> {
+async function refuseRevokedKey(reads: GroupReads, cn: string, publicKey: KeyObject): Promise<void> {
   const spki = publicKeyDer(publicKey);
   const now = new Date();
-  const hit = (await rowsWithKey(ca, cn, (e) => e.status === 'R' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
+  const hit = (await rowsWithKey(reads, cn, (e) => e.status === 'R' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
   if (hit) throw new HttpError(403, 'revoked_key', `this key belongs to ${cn}'s revoked certificate (serial ${hit.row.serial}) — make a new key and ask again`);
 }
 
-async function reply(ca: Ca, issued: Issued): Promise<Reply> {
-  const [chain, crl] = await Promise.all([fsp.readFile(ca.store.chainFile, 'utf8'), fsp.readFile(ca.store.crlBundle, 'utf8')]);
+async function reply(reads: GroupReads, issued: Issued): Promise<Reply> {
+  const { store } = reads.ca;
+  const [chain, crl] = await Promise.all([reads.text(store.chainFile), reads.text(store.crlBundle)]);
   return { cn: issued.cn, serial: issued.serial, notAfter: issued.info.notAfter.toISOString(), cert: issued.certPem, chain, crl };
 }
