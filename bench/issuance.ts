@@ -37,17 +37,19 @@ function floorOnce(s: Setup, name: string): number {
   return floorArgs(s, name).reduce((ms, args) => ms + timed('openssl', args, { env: { ...process.env, ...OSSL_ENV } }), 0);
 }
 
-export type Single = { rivet: number; easyrsa: number; floor: number; runs: number };
+export type Single = { rivet: number; easyrsa: number; floor: number; nodeStart: number; runs: number };
 
 export function single(s: Setup, runs: number): Single {
-  const r: number[] = [], e: number[] = [], f: number[] = [];
+  const r: number[] = [], e: number[] = [], f: number[] = [], n: number[] = [];
   // Interleaved, so that load from other processes hits all three alike.
   for (let i = 0; i < runs; i++) {
     r.push(timed(CLI, ['issue-agent', `single${i}@ct1`], { env: baseEnv(s.caDir) }));
     e.push(timed(EASYRSA, ['build-client-full', `single${i}`, 'nopass'], { env: s.easyEnv, cwd: path.dirname(s.easyEnv.EASYRSA_PKI!) }));
     f.push(floorOnce(s, `single${i}`));
+    // What any Node CLI pays before its first line of code: the floor under a Node tool's time.
+    n.push(timed(process.execPath, ['-e', '0']));
   }
-  return { rivet: median(r), easyrsa: median(e), floor: median(f), runs };
+  return { rivet: median(r), easyrsa: median(e), floor: median(f), nodeStart: median(n), runs };
 }
 
 export type Roster = { n: number; rivetMs: number; easyrsaMs: number; floorMs: number };

@@ -1,6 +1,7 @@
 // What every rivet-ca command shares: configuration, the CA handle, output, and the single exit
 // door where errors become one readable line and an exit code (DESIGN §4).
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
 import { loadConfig, type Config } from '../../lib/config.ts';
 import { openCa, type Ca } from '../../lib/ca.ts';
@@ -41,7 +42,9 @@ export function readSecretFile(file: string, what: string): string {
 /** Asks for a secret on the terminal without echoing it. */
 export async function promptSecret(question: string): Promise<string> {
   if (!process.stdin.isTTY) throw new UsageError(`${question.replace(/:\s*$/, '')} is needed — give it with --passphrase-file FILE (never on the command line)`);
-  const readline = await import('node:readline'); // only when prompting: saves every other start-up loading it
+  // Loaded only when prompting (saves every other start-up loading it), by require: a dynamic
+  // import() inside the launcher's vm.Script bundle would print an ExperimentalWarning on Node 20.
+  const readline = createRequire(import.meta.url)('node:readline') as typeof import('node:readline');
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   const out = rl as unknown as { _writeToOutput: (s: string) => void };
   process.stderr.write(question);
@@ -98,7 +101,7 @@ export function strictProgram<T>(y: Argv<T>, prog: string): Argv<T> {
   return y
     .scriptName(prog)
     .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false })
-    .demandCommand(1, 'give a command — see --help')
+    .demandCommand(1, 'give a command')
     .strict()
     .help()
     .version(false)
