@@ -14,7 +14,7 @@ import { growth } from './growth.ts';
 const quick = process.env.BENCH_QUICK === '1';
 const N = {
   single: quick ? 3 : 9, roster: quick ? 20 : 200, enroll: quick ? 32 : 256, clients: 32,
-  victims: quick ? 1 : 3, crl: 10_000, hsSeconds: quick ? 1 : 3, growth: quick ? [100, 1000] : [100, 10_000, 100_000], growthSamples: quick ? 3 : 9,
+  victims: quick ? 1 : 3, crl: 10_000, hsSeconds: quick ? 1 : 3, growth: quick ? [100, 1000] : [100, 10_000, 100_000], growthSamples: quick ? 3 : 15,
 };
 const sh = (cmd: string, args: string[]) => { const r = spawnSync(cmd, args, { encoding: 'utf8' }); return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim(); };
 

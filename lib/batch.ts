@@ -3,12 +3,13 @@
 // each on a 2-core machine); here process starts are shared and the slow part leaves the lock:
 //   1. parallel workers take chunks of the list; each key and CSR is made in process (lib/csr.ts,
 //      key file 0600 from creation, the CSR carrying the profile's subject and SAN), and the chunk
-//      is signed by the real `openssl ca` in one -infiles run (lib/signer.ts signCsrBatch), same
-//      profile templates, against the worker's private scratch database;
-//   2. every certificate is read back and checked against its request (checkIssued);
-//   3. signed certificates are group-committed: one lock hold records a whole group in the live
+//      is signed by the real `openssl ca` in one -infiles run, same profile templates, against the
+//      worker's private scratch database, each certificate checked against its request
+//      (lib/issue.ts signLeavesScratch);
+//   2. signed certificates are group-committed: one lock hold records a whole group in the live
 //      database — the index rows openssl itself wrote in the scratch database, appended with one
-//      atomic index.txt write — then puts keys and certificates in place.
+//      atomic index.txt write (lib/db.ts recordScratchLocked) — then puts keys and certificates in
+//      place.
 // Crash safety follows the single path: index.txt.new, newcerts copies, then the rename of
 // index.txt.new to index.txt (the commit point, as openssl ca does it), then key before
 // certificate in issued/. A crash before the commit leaves temp files, index.txt.new and newcerts
@@ -17,24 +18,20 @@
 // and renew repair it).
 import fsp from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
-import type { KeyObject, X509Certificate } from 'node:crypto';
 import { type Ca, issuerCert } from './ca.ts';
 import { fileStem, type Identity, type NodeId } from './identity.ts';
 import { checkNodeNamesLocked } from './names.ts';
-import { leafExtValues, leafProfile, type LeafProfile } from './profile.ts';
-import { initIssuerDb, signCsrBatch, withTempDir } from './signer.ts';
-import { parseCertPem } from './cert.ts';
-import { checkIssued } from './check.ts';
+import { leafProfile } from './profile.ts';
+import { initIssuerDb, withTempDir } from './signer.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, stageFile, syncDir, tempPathFor } from './files.ts';
 import { newKeyAndCsr } from './csr.ts';
-import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
+import type { KeyType } from './keys.ts';
 import { auditAll } from './audit.ts';
-import { readDb, isLive } from './db.ts';
+import { readDb, isLive, recordScratchLocked } from './db.ts';
 import { RivetError, UsageError } from './errors.ts';
 import type { San } from './san.ts';
 import type { Issuer } from './store.ts';
-import { checkWithinIssuer, usableIssued, type Issued, type OperatorResult, type Validity } from './issue.ts';
+import { checkWithinIssuer, signLeavesScratch, usableIssued, type LeafRequest, type OperatorResult, type ScratchIssued, type Validity } from './issue.ts';
 import { GroupCommit } from './group-commit.ts';
 
 export type BatchItem = { id: Identity; sans: readonly San[]; keyType?: KeyType };
@@ -48,52 +45,9 @@ export type BatchOptions = {
   onOutcome?: (index: number, outcome: OperatorResult | Error) => void;
 };
 
-type Signed = Issued & { stem: string; certPath: string; keyPath: string; tmpKey: string; row: string; newcert: string; node?: NodeId };
+type Signed = ScratchIssued & { stem: string; certPath: string; keyPath: string; tmpKey: string; node?: NodeId };
 
-type Prepared = { index: number; id: Identity; profile: LeafProfile; keyType: KeyType; stem: string; certPath: string; keyPath: string; tmpKey: string; csrPem: string; publicKey: KeyObject };
-
-/**
- * Signs prepared requests with the real issuer key in a private scratch database: one
- * `openssl ca -infiles` run per profile and digest (signCsrBatch), each certificate checked
- * against its request, returned with the row and newcerts copy openssl wrote for it.
- */
-async function signChunk(scratch: Issuer, issuerX509: X509Certificate, chunk: readonly Prepared[], validity: Validity): Promise<Array<Signed | Error>> {
-  const out = new Map<Prepared, Signed | Error>();
-  const groups = new Map<string, Prepared[]>();
-  for (const p of chunk) {
-    const key = `${p.profile.template} ${digestFor(p.keyType)}`;
-    groups.set(key, [...(groups.get(key) ?? []), p]);
-  }
-  for (const group of groups.values()) {
-    const first = group[0]!;
-    let pems: string[];
-    try {
-      pems = await signCsrBatch(scratch, {
-        csrPems: group.map((p) => p.csrPem), extTemplate: first.profile.template, extSection: 'leaf',
-        extValues: leafExtValues(first.profile, 'csr'), ...validity, digest: digestFor(first.keyType),
-      });
-    } catch (err) {
-      for (const p of group) out.set(p, err as Error);
-      continue;
-    }
-    const rows = new Map((await readDb(scratch.dir)).map((e) => [e.serial, e.line]));
-    for (const [i, p] of group.entries()) {
-      try {
-        const info = parseCertPem(pems[i]!);
-        const { profile } = p;
-        checkIssued(info, { cn: profile.cn, dns: profile.dns, ips: profile.ips, uris: profile.uris, eku: profile.eku, ca: false, issuer: issuerX509, publicKey: p.publicKey, ...validity });
-        const row = rows.get(info.serial);
-        if (!row) throw new RivetError(`openssl ca recorded no database row for serial ${info.serial}`, 'db');
-        const newcert = await fsp.readFile(path.join(scratch.dir, 'newcerts', `${info.serial}.pem`), 'utf8');
-        out.set(p, {
-          cn: profile.cn, serial: info.serial, certPem: `${info.x509.toString()}${issuerX509.toString()}`, info, issuer: scratch, row, newcert,
-          stem: p.stem, certPath: p.certPath, keyPath: p.keyPath, tmpKey: p.tmpKey, node: p.id.kind === 'node' ? p.id.nodeId : undefined,
-        });
-      } catch (err) { out.set(p, err as Error); }
-    }
-  }
-  return chunk.map((p) => out.get(p)!);
-}
+type Prepared = LeafRequest & { index: number; stem: string; certPath: string; keyPath: string; tmpKey: string };
 
 /** Records a group in the live database and puts its files in place; caller holds the CA lock. */
 async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: BatchOptions): Promise<Array<OperatorResult | Error>> {
@@ -101,10 +55,8 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
   if (now.dir !== issuer.dir || now.generation !== issuer.generation) {
     return group.map(() => new RivetError('the intermediate changed during the batch (rotate-intermediate) — run the roster again', 'rotated'));
   }
-  const out: Array<OperatorResult | Error> = [];
+  const out: Array<OperatorResult | Error | Signed> = [];
   const keep: Signed[] = [];
-  const dbText = await fsp.readFile(path.join(issuer.dir, 'index.txt'), 'utf8');
-  const known = new Set(dbText.split('\n').map((l) => l.split('\t')[3]?.toUpperCase()));
   for (const s of group) {
     // Re-checked under the lock: another process may have issued the same identity meanwhile.
     const existing = await usableIssued(ca, s.certPath, s.keyPath);
@@ -112,33 +64,20 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
     if (nameTaken) out.push(nameTaken);
     else if (existing && opts.ifMissing) out.push({ skipped: true, cn: s.cn, serial: existing.serial, certPath: s.certPath, notAfter: existing.notAfter });
     else if (existing && !opts.force) out.push(new UsageError(`${s.cn} already has a valid certificate (serial ${existing.serial}) — use --if-missing or --force`, 'exists'));
-    else if (known.has(s.serial)) out.push(new RivetError(`serial ${s.serial} is already in the database — nothing recorded; run again`, 'serial'));
-    else { keep.push(s); out.push(s); known.add(s.serial); continue; }
+    else { keep.push(s); out.push(s); }
   }
-  if (keep.length) {
-    // openssl ca's own commit protocol, so store recovery understands a kill at any point: the new
-    // index is written in full as index.txt.new first, then the newcerts copies, then the rename.
-    // Killed before the rename, recovery drops index.txt.new and every newcerts file it lacks.
-    const index = path.join(issuer.dir, 'index.txt');
-    const sep = dbText.length === 0 || dbText.endsWith('\n') ? '' : '\n';
-    await fsp.rename(await stageFile(index, `${dbText}${sep}${keep.map((s) => `${s.row}\n`).join('')}`, 0o600), `${index}.new`);
-    await syncDir(issuer.dir);
-    const staged: Array<[string, string]> = await Promise.all(keep.map(async (s) => {
-      const target = path.join(issuer.dir, 'newcerts', `${s.serial}.pem`);
-      return [await stageFile(target, s.newcert, 0o600), target] as [string, string];
-    }));
-    for (const [tmp, target] of staged) await fsp.rename(tmp, target);
-    await syncDir(path.join(issuer.dir, 'newcerts'));
-    await fsp.rename(`${index}.new`, index);
-    await syncDir(issuer.dir); // the commit point: every row of the group is recorded
-    const certs = await Promise.all(keep.map((s) => stageFile(s.certPath, s.certPem, PUBLIC_MODE)));
-    for (const s of keep) await fsp.rename(s.tmpKey, s.keyPath); // key before certificate, as in issueWithNewKey
-    for (const [i, s] of keep.entries()) await fsp.rename(certs[i]!, s.certPath);
+  const duplicates = await recordScratchLocked(issuer.dir, keep);
+  const recorded = keep.filter((s) => !duplicates.has(s.serial));
+  if (recorded.length) {
+    const certs = await Promise.all(recorded.map((s) => stageFile(s.certPath, s.certPem, PUBLIC_MODE)));
+    for (const s of recorded) await fsp.rename(s.tmpKey, s.keyPath); // key before certificate, as in issueWithNewKey
+    for (const [i, s] of recorded.entries()) await fsp.rename(certs[i]!, s.certPath);
     await syncDir(ca.store.issuedDir);
-    await auditAll(ca.store.auditLog, keep.map((s) => ({ event: opts.event ?? 'issue', result: 'ok' as const, cn: s.cn, serial: s.serial })));
+    await auditAll(ca.store.auditLog, recorded.map((s) => ({ event: opts.event ?? 'issue', result: 'ok' as const, cn: s.cn, serial: s.serial })));
   }
   return out.map((o) => {
     if (o instanceof Error || 'skipped' in o) return o;
+    if (duplicates.has(o.serial)) return new RivetError(`serial ${o.serial} is already in the database — nothing recorded; run again`, 'serial');
     const { cn, serial, certPem, info, issuer: by, certPath, keyPath } = o as Signed;
     return { cn, serial, certPem, info, issuer: by, certPath, keyPath };
   });
@@ -165,7 +104,6 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
   let next = 0;
   const worker = () => withTempDir(async (scratchDir) => {
     await initIssuerDb(scratchDir);
-    const scratch: Issuer = { ...issuer, dir: scratchDir };
     while (next < items.length) {
       const start = next;
       const end = Math.min(items.length, start + chunkSize);
@@ -175,7 +113,7 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
         const p = await prepare(ca, items[i]!, i, live, opts, settle);
         if (p) prepared.push(p);
       }
-      const signed = await signChunk(scratch, issuerX509, prepared, opts.validity);
+      const signed = await signLeavesScratch(ca, issuer, scratchDir, prepared, opts.validity);
       for (const [k, p] of prepared.entries()) {
         const s = signed[k]!;
         if (s instanceof Error) {
@@ -183,7 +121,7 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
           settle(p.index, s);
           continue;
         }
-        void committer.submit({ ...s, issuer })
+        void committer.submit({ ...s, stem: p.stem, certPath: p.certPath, keyPath: p.keyPath, tmpKey: p.tmpKey, node: p.id.kind === 'node' ? p.id.nodeId : undefined })
           .then((o) => settle(p.index, o), (err: Error) => settle(p.index, err))
           .finally(() => fsp.rm(p.tmpKey, { force: true }));
       }
@@ -214,7 +152,7 @@ async function prepare(ca: Ca, item: BatchItem, index: number, live: ReadonlySet
     const profile = leafProfile(item.id, ca.domain, item.sans);
     await createExclusive(tmpKey, KEY_MODE);
     const { csrPem, publicKey } = await newKeyAndCsr(tmpKey, keyType, profile);
-    return { index, id: item.id, profile, keyType, stem, certPath, keyPath, tmpKey, csrPem, publicKey };
+    return { index, id: item.id, sans: item.sans, stem, certPath, keyPath, tmpKey, csrPem, publicKey };
   } catch (err) {
     await fsp.rm(tmpKey, { force: true });
     settle(index, err as Error);

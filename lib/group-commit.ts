@@ -3,43 +3,71 @@
 // index.txt rewrite) is then paid once per group instead of once per certificate.
 type Waiter<T, R> = { item: T; resolve: (r: R) => void; reject: (e: unknown) => void };
 
+export type GroupOptions = {
+  /** Most items in one group. */
+  maxGroup?: number;
+  /**
+   * Before a group starts, keep waiting `quietMs` while items are still arriving, up to `maxMs`
+   * (requests of a burst reach the queue a few ms apart; waiting costs a lone request `quietMs`).
+   */
+  gather?: { quietMs: number; maxMs: number };
+  /** Groups in flight at once (default 1); `commit` serialises whatever must be serial. */
+  parallel?: number;
+};
+
 export class GroupCommit<T, R> {
   private pending: Waiter<T, R>[] = [];
-  private running: Promise<void> | undefined;
+  private inFlight = 0;
+  private forming = false;
+  private idle: Array<() => void> = [];
+  private readonly maxGroup: number;
+  private readonly parallel: number;
 
-  /**
-   * `commit` gets a group and returns one result per item, in order. `gather`: before a commit,
-   * keep waiting `quietMs` while items are still arriving, up to `maxMs` (requests of a burst
-   * reach the queue a few ms apart; waiting for them costs a lone request one quiet period).
-   */
-  constructor(private readonly commit: (group: T[]) => Promise<R[]>, private readonly maxGroup = 256, private readonly gather?: { quietMs: number; maxMs: number }) {}
+  /** `commit` gets a group and returns one result per item, in order. */
+  constructor(private readonly commit: (group: T[]) => Promise<R[]>, private readonly opts: GroupOptions = {}) {
+    this.maxGroup = opts.maxGroup ?? 256;
+    this.parallel = opts.parallel ?? 1;
+  }
 
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      this.running ??= this.loop();
+      this.next();
     });
   }
 
   /** Resolves once everything submitted so far is committed (or failed). */
   async drain(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.pending.length || this.inFlight || this.forming) await new Promise<void>((r) => this.idle.push(r));
   }
 
-  private async loop(): Promise<void> {
-    // Let the submitters of this tick join the first group.
-    await new Promise<void>((r) => setImmediate(r));
-    while (this.pending.length) {
-      if (this.gather) await this.gathered(this.gather);
-      const group = this.pending.splice(0, this.maxGroup);
-      try {
-        const results = await this.commit(group.map((w) => w.item));
-        group.forEach((w, i) => w.resolve(results[i]!));
-      } catch (err) {
-        for (const w of group) w.reject(err);
-      }
+  /** Starts forming the next group if one may start. One group forms at a time. */
+  private next(): void {
+    if (this.forming || this.inFlight >= this.parallel || this.pending.length === 0) {
+      if (!this.forming && this.inFlight === 0 && this.pending.length === 0) for (const wake of this.idle.splice(0)) wake();
+      return;
     }
-    this.running = undefined;
+    this.forming = true;
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    // Let the submitters of this tick join the group.
+    await new Promise<void>((r) => setImmediate(r));
+    if (this.opts.gather) await this.gathered(this.opts.gather);
+    const group = this.pending.splice(0, this.maxGroup);
+    this.forming = false;
+    this.inFlight++;
+    this.next(); // the next group may form while this one commits
+    try {
+      const results = await this.commit(group.map((w) => w.item));
+      group.forEach((w, i) => w.resolve(results[i]!));
+    } catch (err) {
+      for (const w of group) w.reject(err);
+    } finally {
+      this.inFlight--;
+      this.next();
+    }
   }
 
   private async gathered({ quietMs, maxMs }: { quietMs: number; maxMs: number }): Promise<void> {

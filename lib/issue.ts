@@ -2,6 +2,7 @@
 // CA host (operator path). The CA lock is held only around signing and the database write; keys
 // and CSRs are made before it, so concurrent callers wait for milliseconds, not key generation.
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { type Ca, issuerCert } from './ca.ts';
 import { fileStem, type Identity } from './identity.ts';
@@ -13,10 +14,10 @@ import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writ
 import { csrCarriesProfile, csrForKey, csrPublicKey, newKeyAndCsr } from './csr.ts';
 import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { audit } from './audit.ts';
-import { checkNodeNamesLocked, liveRowsByCn } from './names.ts';
-import { readDb, isLive } from './db.ts';
+import { checkNodeNamesLocked } from './names.ts';
+import { readDb, isLive, type ScratchRecord } from './db.ts';
 import { DAY_MS } from './duration.ts';
-import { RivetError, UsageError, show } from './errors.ts';
+import { RivetError, UsageError } from './errors.ts';
 import type { San } from './san.ts';
 import type { Issuer } from './store.ts';
 
@@ -46,73 +47,83 @@ export type Issued = { cn: string; serial: string; certPem: string; info: CertIn
  * request, and returns it with the intermediate appended. Caller holds the CA lock.
  */
 export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publicKey: KeyObject, sans: readonly San[], validity: Validity): Promise<Issued> {
-  const issuer = await ca.store.current();
-  const issuerX509 = await issuerCert(issuer);
-  checkWithinIssuer(issuerX509, validity);
-  const profile = leafProfile(id, ca.domain, sans);
-  if (id.kind === 'node') await checkNodeNamesLocked(ca, id.nodeId, profile.dns);
-  const keyType = keyTypeOf(publicKey);
-  const pem = await signCsr(issuer, {
-    csrPem, subject: `/CN=${profile.cn}`, extTemplate: profile.template, extSection: 'leaf',
-    extValues: leafExtValues(profile), ...validity, digest: digestFor(keyType),
-  });
-  const info = parseCertPem(pem);
-  checkIssued(info, { cn: profile.cn, dns: profile.dns, ips: profile.ips, uris: profile.uris, eku: profile.eku, ca: false, issuer: issuerX509, publicKey, ...validity });
-  const chainPem = `${info.x509.toString()}${issuerX509.toString()}`;
-  return { cn: profile.cn, serial: info.serial, certPem: chainPem, info, issuer };
+  if (id.kind === 'node') await checkNodeNamesLocked(ca, id.nodeId, leafProfile(id, ca.domain, sans).dns);
+  const [issued] = await signLeaves(ca, await ca.store.current(), [{ id, csrPem, publicKey, sans }], validity);
+  if (issued instanceof Error) throw issued;
+  return issued!;
 }
 
 export type LeafRequest = { id: Identity; csrPem: string; publicKey: KeyObject; sans: readonly San[] };
+export type ScratchIssued = Issued & ScratchRecord;
 
 /**
- * Signs several leaves in one lock hold, results in request order (an Error for each that failed).
- * Requests whose CSR carries exactly the profile's subject and SAN (csrCarriesProfile: our own
- * CSRs, and provision-ct's) are signed together, one `openssl ca -infiles` run per profile and
- * digest; any other CSR gets its own run, as in signLeafLocked. If a shared run fails, its
- * requests are retried one by one, so one bad request fails alone. Each certificate is checked
- * against its request either way. The caller holds the CA lock and has ruled out two requests of
- * the group claiming the same identity or DNS name.
+ * Signs several leaves with `issuer`'s key into the database in `issuer.dir`, results in request
+ * order, an Error for each that failed. Requests whose CSR carries exactly the profile's subject
+ * and SAN (csrCarriesProfile: our own CSRs and provision-ct's) are signed together, one `openssl
+ * ca -infiles` run per profile and digest; any other CSR gets its own run. If a shared run fails,
+ * its requests are retried one by one, so one bad request fails alone. Each certificate is
+ * checked against its request. The caller holds the CA lock, or `issuer.dir` is a scratch
+ * database (signLeavesScratch); either way it has checked names (checkNodeNamesLocked) and ruled
+ * out two requests of one call claiming the same identity or DNS name.
  */
-export async function signLeavesLocked(ca: Ca, requests: readonly LeafRequest[], validity: Validity): Promise<Array<Issued | Error>> {
-  const issuer = await ca.store.current();
+export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly LeafRequest[], validity: Validity): Promise<Array<Issued | Error>> {
   const issuerX509 = await issuerCert(issuer);
   checkWithinIssuer(issuerX509, validity);
-  const out: Array<Issued | Error | undefined> = new Array(requests.length);
+  const profiles = requests.map((r) => leafProfile(r.id, ca.domain, r.sans));
+  const pems: Array<string | Error | undefined> = new Array(requests.length);
   const shared = new Map<string, number[]>();
-  const live = await liveRowsByCn(ca);
-  for (const [i, r] of requests.entries()) {
-    const profile = leafProfile(r.id, ca.domain, r.sans);
-    if (!csrCarriesProfile(r.csrPem, profile)) continue;
-    try { if (r.id.kind === 'node') await checkNodeNamesLocked(ca, r.id.nodeId, profile.dns, live); } catch (err) { out[i] = err as Error; continue; }
-    const key = `${profile.template} ${digestFor(keyTypeOf(r.publicKey))}`;
+  requests.forEach((r, i) => {
+    if (!csrCarriesProfile(r.csrPem, profiles[i]!)) return;
+    const key = `${profiles[i]!.template} ${digestFor(keyTypeOf(r.publicKey))}`;
     shared.set(key, [...(shared.get(key) ?? []), i]);
-  }
+  });
   for (const group of shared.values()) {
     if (group.length < 2) continue; // alone, it takes the ordinary path below
-    const first = requests[group[0]!]!;
-    const profile = leafProfile(first.id, ca.domain, first.sans);
-    let pems: string[];
+    const first = group[0]!;
     try {
-      pems = await signCsrBatch(issuer, {
-        csrPems: group.map((i) => requests[i]!.csrPem), extTemplate: profile.template, extSection: 'leaf',
-        extValues: leafExtValues(profile, 'csr'), ...validity, digest: digestFor(keyTypeOf(first.publicKey)),
+      const signed = await signCsrBatch(issuer, {
+        csrPems: group.map((i) => requests[i]!.csrPem), extTemplate: profiles[first]!.template, extSection: 'leaf',
+        extValues: leafExtValues(profiles[first]!, 'csr'), ...validity, digest: digestFor(keyTypeOf(requests[first]!.publicKey)),
       });
-    } catch { continue; } // nothing was recorded: each is retried alone below
-    for (const [k, i] of group.entries()) {
-      const r = requests[i]!;
-      const p = leafProfile(r.id, ca.domain, r.sans);
-      try {
-        const info = parseCertPem(pems[k]!);
-        checkIssued(info, { cn: p.cn, dns: p.dns, ips: p.ips, uris: p.uris, eku: p.eku, ca: false, issuer: issuerX509, publicKey: r.publicKey, ...validity });
-        out[i] = { cn: p.cn, serial: info.serial, certPem: `${info.x509.toString()}${issuerX509.toString()}`, info, issuer };
-      } catch (err) { out[i] = err as Error; }
-    }
+      group.forEach((i, k) => { pems[i] = signed[k]; });
+    } catch { /* nothing was recorded: each is retried alone below */ }
   }
   for (const [i, r] of requests.entries()) {
-    if (out[i] !== undefined) continue;
-    try { out[i] = await signLeafLocked(ca, r.id, r.csrPem, r.publicKey, r.sans, validity); } catch (err) { out[i] = err as Error; }
+    if (pems[i] !== undefined) continue;
+    const p = profiles[i]!;
+    try {
+      pems[i] = await signCsr(issuer, {
+        csrPem: r.csrPem, subject: `/CN=${p.cn}`, extTemplate: p.template, extSection: 'leaf',
+        extValues: leafExtValues(p), ...validity, digest: digestFor(keyTypeOf(r.publicKey)),
+      });
+    } catch (err) { pems[i] = err as Error; }
   }
-  return out as Array<Issued | Error>;
+  return requests.map((r, i): Issued | Error => {
+    const pem = pems[i]!;
+    if (pem instanceof Error) return pem;
+    const p = profiles[i]!;
+    try {
+      const info = parseCertPem(pem);
+      checkIssued(info, { cn: p.cn, dns: p.dns, ips: p.ips, uris: p.uris, eku: p.eku, ca: false, issuer: issuerX509, publicKey: r.publicKey, ...validity });
+      return { cn: p.cn, serial: info.serial, certPem: `${info.x509.toString()}${issuerX509.toString()}`, info, issuer };
+    } catch (err) { return err as Error; }
+  });
+}
+
+/**
+ * signLeaves into a private scratch database (no CA lock: the live database is untouched until
+ * recordScratchLocked), each result with the row and newcerts copy openssl wrote for it.
+ */
+export async function signLeavesScratch(ca: Ca, issuer: Issuer, scratchDir: string, requests: readonly LeafRequest[], validity: Validity): Promise<Array<ScratchIssued | Error>> {
+  const signed = await signLeaves(ca, { ...issuer, dir: scratchDir }, requests, validity);
+  const rows = new Map((await readDb(scratchDir)).map((e) => [e.serial, e.line]));
+  return Promise.all(signed.map(async (s): Promise<ScratchIssued | Error> => {
+    if (s instanceof Error) return s;
+    const row = rows.get(s.serial);
+    if (!row) return new RivetError(`openssl ca recorded no database row for serial ${s.serial}`, 'db');
+    const newcert = await fsp.readFile(path.join(scratchDir, 'newcerts', `${s.serial}.pem`), 'utf8');
+    return { ...s, issuer, row, newcert };
+  }));
 }
 
 const keyTypeOf = (publicKey: KeyObject): KeyType => (publicKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ec-p384' : 'ec-p256');

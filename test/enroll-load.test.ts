@@ -10,15 +10,24 @@ import { enrollFixture, newCsr, call, auditLines, SECRET } from './helpers/enrol
 import { CLI } from './helpers/ca.ts';
 import { parseCertPem } from '../lib/cert.ts';
 import { readDb } from '../lib/db.ts';
+import { createPrivateKey } from 'node:crypto';
+import { buildCsr } from '../lib/csr.ts';
+import { leafProfile } from '../lib/profile.ts';
+import { nodeId } from '../lib/identity.ts';
 
 test('100 concurrent enrollments while the CLI issues agents: all answered, all in the DB, distinct serials, no 5xx', async () => {
   const fx = await enrollFixture();
   try {
     const key = (await newCsr(fx.work, 'ct999.mesh')).key; // one key: CSRs are cheap, key generation is not the point
     const names = Array.from({ length: 100 }, (_, i) => `n${String(i).padStart(3, '0')}`);
+    // Half the CSRs as provision-ct makes them (the profile's SAN: signed in groups by one openssl
+    // run), half bare ones as curl users make them (signed one by one): both paths under load.
+    const privateKey = createPrivateKey(fs.readFileSync(key));
     const csrs: string[] = [];
     for (let i = 0; i < names.length; i += 10) {
-      csrs.push(...(await Promise.all(names.slice(i, i + 10).map(async (n) => (await newCsr(fx.work, `${n}.mesh`, key)).csr))));
+      csrs.push(...(await Promise.all(names.slice(i, i + 10).map(async (n, k) => ((i + k) % 2
+        ? (await newCsr(fx.work, `${n}.mesh`, key)).csr
+        : buildCsr(privateKey, leafProfile({ kind: 'node', nodeId: nodeId(n) }, fx.ca.domain)))))));
     }
     // The operator's loop: issue-agent until told to stop (and at least 3 times), as a child process.
     const stop = path.join(fx.work, 'stop');
@@ -36,7 +45,12 @@ test('100 concurrent enrollments while the CLI issues agents: all answered, all 
     const statuses = replies.map((r) => r.status);
     assert.is(statuses.filter((s) => s >= 500).length, 0, 'no 5xx');
     assert.equal(statuses.filter((s) => s !== 200), [], replies.filter((r) => r.status !== 200).map((r) => r.text).join('\n'));
-    const serials = replies.map((r) => parseCertPem(r.json.cert).serial);
+    const certs = replies.map((r) => parseCertPem(r.json.cert));
+    for (const [i, c] of certs.entries()) {
+      const p = leafProfile({ kind: 'node', nodeId: nodeId(names[i]!) }, fx.ca.domain);
+      assert.equal([c.subjectCNs, c.dns, c.uris, c.ca], [[p.cn], p.dns, p.uris, false], `${names[i]}: what the profile says, whichever path signed it`);
+    }
+    const serials = certs.map((c) => c.serial);
     assert.is(new Set(serials).size, 100, 'distinct serials');
     assert.equal(replies.map((r) => r.json.cn).sort(), names.map((n) => `${n}.mesh`));
     const rows = await readDb(path.join(fx.ca.store.dir, 'intermediate'));

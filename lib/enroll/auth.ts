@@ -6,6 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { HttpError } from './http.ts';
 import { parseCertDer, type CertInfo } from '../cert.ts';
 import { leafIdentity } from '../check.ts';
+import { show } from '../errors.ts';
 import type { Identity, MeshDomain } from '../identity.ts';
 
 const sha256 = (text: string) => crypto.createHash('sha256').update(text, 'utf8').digest();
@@ -41,7 +42,10 @@ export function verifiedPeer(req: IncomingMessage, domain: MeshDomain): Peer {
   const cert = socket.getPeerCertificate?.();
   if (!cert || !cert.raw) throw new HttpError(401, 'client_cert_required', 'this endpoint needs a client certificate issued by this CA (mTLS)');
   if (!socket.authorized) {
-    throw new HttpError(401, 'client_cert_rejected', `client certificate rejected: ${String(socket.authorizationError ?? 'not verified')}`);
+    // The CN it claims goes into the message (so into the audit line): which identity was refused
+    // matters most for a revoked one, which the handshake's CRL check refuses before we see it.
+    const claimed = typeof cert.subject?.CN === 'string' ? ` (CN ${show(cert.subject.CN)}, not verified)` : '';
+    throw new HttpError(401, 'client_cert_rejected', `client certificate rejected${claimed}: ${String(socket.authorizationError ?? 'not verified')}`);
   }
   const info = parseCertDer(cert.raw);
   try { return { id: leafIdentity(info, domain), info }; } catch (err) {

@@ -1,6 +1,6 @@
 // The three issuing endpoints of the enrollment service (DESIGN §4.7). Each validates everything
-// it can before taking the CA lock, then re-checks what may have changed (tokens, revocations,
-// existing certs) inside the same lock hold as the signing, so a refusal changes nothing.
+// it can before it queues, then re-checks what may have changed (tokens, revocations, existing
+// certs) in the lock hold that signs its certificate (signing-queue.ts), so a refusal changes nothing.
 import type { IncomingMessage } from 'node:http';
 import type { KeyObject } from 'node:crypto';
 import type { Ca } from '../ca.ts';

@@ -1,21 +1,27 @@
-// Group commit for the enrollment service. Each request does its own checks before the lock, then
-// joins the queue; whatever queued while the previous group held the lock is signed in the next
-// one: one lock hold, one database read per request, one `openssl ca` run for all the requests
-// whose CSRs carry their profile (lib/issue.ts signLeavesLocked). Under load that turns one
-// process start and one lock handoff per request into one per group.
+// Group commit for the enrollment service. Each request does its own checks before the queue,
+// then waits with whatever else arrives in the same burst; a group is checked, signed and recorded
+// in one lock hold, with one `openssl ca` run for all the requests whose CSRs carry their profile
+// (lib/issue.ts signLeaves). Under load that turns one process start, one lock handoff and one
+// audit datasync per request into one per group.
+//
+// (Signing outside the lock in a scratch database, as the roster does, so that two groups could
+// overlap, measured slower here: 134/s against 172/s for /enroll on 2 cores. Copying a group into
+// the live database costs an fsync per certificate, and the cores are busy anyway with TLS.)
 //
 // Inside a group each request first re-checks, under the lock, what may have changed (its token,
-// its certificate's status, revoked keys). Two requests that touch the same identity, token or DNS
-// name never share a group: the later one waits for the next, so it sees the first one's result
-// exactly as if the two had come one after the other.
+// its certificate's status, revoked keys, names). Two requests that touch the same identity, token
+// or DNS name never share a group: the later one waits for the next, so it sees the first one's
+// result exactly as if the two had come one after the other.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Ca } from '../ca.ts';
 import { GroupCommit } from '../group-commit.ts';
-import { leafValidity, signLeavesLocked, type Issued, type LeafRequest } from '../issue.ts';
+import { leafValidity, signLeaves, type Issued, type LeafRequest } from '../issue.ts';
 import { readDb, type DbEntry } from '../db.ts';
+import { checkNodeNamesLocked, liveRowsByCn } from '../names.ts';
 import { parseCertPem, publicKeyDer } from '../cert.ts';
 import { auditAll, type AuditEvent } from '../audit.ts';
+import { leafProfile } from '../profile.ts';
 
 /**
  * What a group's checks and replies read, read once per group rather than once per request (the
@@ -76,7 +82,7 @@ export class SigningQueue {
   private readonly groups: GroupCommit<SigningJob<unknown>, Outcome>;
 
   constructor(private readonly ca: Ca, maxGroup = 64) {
-    this.groups = new GroupCommit((jobs) => ca.store.change(`sign ${jobs.length} certificate${jobs.length === 1 ? '' : 's'}`, () => this.signGroupLocked(jobs)), maxGroup, GATHER);
+    this.groups = new GroupCommit((jobs) => ca.store.change(`sign ${jobs.length} certificate${jobs.length === 1 ? '' : 's'}`, () => this.signGroupLocked(jobs)), { maxGroup, gather: GATHER });
   }
 
   async sign<R>(job: SigningJob<R>): Promise<R> {
@@ -92,16 +98,18 @@ export class SigningQueue {
     const outcomes: Outcome[] = new Array(jobs.length);
     const claimed = new Set<string>();
     const reads = new GroupReads(this.ca);
+    const live = await liveRowsByCn(this.ca);
     const accepted: number[] = [];
     for (const [i, job] of jobs.entries()) {
       if (job.claims.some((c) => claimed.has(c))) { outcomes[i] = LATER; continue; }
       try {
         await job.checkLocked(reads);
+        if (job.id.kind === 'node') await checkNodeNamesLocked(this.ca, job.id.nodeId, leafProfile(job.id, this.ca.domain, job.sans).dns, live);
         for (const c of job.claims) claimed.add(c);
         accepted.push(i);
       } catch (error) { outcomes[i] = { error }; }
     }
-    const issued = await signLeavesLocked(this.ca, accepted.map((i) => jobs[i]!), leafValidity());
+    const issued = accepted.length ? await signLeaves(this.ca, await this.ca.store.current(), accepted.map((i) => jobs[i]!), leafValidity()) : [];
     const events: AuditEvent[] = [];
     for (const [k, i] of accepted.entries()) {
       const result = issued[k]!;

@@ -1,0 +1,174 @@
+// Signing many CSRs in one `openssl ca` run (lib/signer.ts signCsrBatch via lib/issue.ts
+// signLeaves): the per-certificate subject and SAN come from the CSRs, so only CSRs that carry
+// exactly the profile's may take that path, and nothing else a CSR asks for may reach a
+// certificate. Also the in-process CSR builder against the real openssl, the group-commit
+// mechanics, and the enrollment queue keeping two requests for one name apart.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import { execa } from 'execa';
+import { freshCa, opensslOk, tempDir } from './helpers/ca.ts';
+import { enrollFixture, call, SECRET } from './helpers/enroll.ts';
+import { buildCsr, csrCarriesProfile, csrPublicKey } from '../lib/csr.ts';
+import { leafProfile } from '../lib/profile.ts';
+import { signLeaves, leafValidity, type LeafRequest } from '../lib/issue.ts';
+import { parseCertPem, OID } from '../lib/cert.ts';
+import { checkIssued } from '../lib/check.ts';
+import { GroupCommit } from '../lib/group-commit.ts';
+import { parseSan } from '../lib/san.ts';
+import { agentId, meshDomain, nodeId, type Identity } from '../lib/identity.ts';
+
+const domain = meshDomain('mesh');
+const node = (id: string): Identity => ({ kind: 'node', nodeId: nodeId(id) });
+const newKey = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+
+/** A CSR made by the openssl binary, with the given -addext extensions. */
+async function opensslCsr(work: string, cn: string, addext: string[]): Promise<string> {
+  const key = path.join(work, `${cn}-${Math.random().toString(16).slice(2)}.key`);
+  const r = await execa('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key, '-subj', `/CN=${cn}`,
+    ...addext.flatMap((e) => ['-addext', e])], { env: { OPENSSL_CONF: '/dev/null' } });
+  return String(r.stdout);
+}
+
+const profileSan = (id: Identity, sans: string[] = []) => {
+  const p = leafProfile(id, domain, sans.map(parseSan));
+  return `subjectAltName=${[...p.dns.map((d) => `DNS:${d}`), ...p.ips.map((i) => `IP:${i}`), ...p.uris.map((u) => `URI:${u}`)].join(',')}`;
+};
+
+test('an in-process CSR passes `openssl req -verify` and says exactly the profile', async () => {
+  const work = await tempDir();
+  const p = leafProfile(node('ct7'), domain, [parseSan('DNS:ct7.lan'), parseSan('IP:10.1.2.3'), parseSan('IP:fd00::7')]);
+  const csr = buildCsr(newKey(), p);
+  fs.writeFileSync(path.join(work, 'r.csr'), csr);
+  const v = await opensslOk(['req', '-in', path.join(work, 'r.csr'), '-verify', '-noout', '-text']);
+  assert.ok(v.ok && /verify OK/.test(v.out), v.out);
+  assert.match(v.out, /Subject: CN ?= ?ct7\.mesh/);
+  assert.match(v.out, /DNS:ct7\.mesh, DNS:ct7-mcp\.mesh, DNS:ct7-runtime-rpc\.mesh, DNS:ct7\.lan, IP Address:10\.1\.2\.3, IP Address:FD00:0:0:0:0:0:0:7, URI:spiffe:\/\/mesh\/node\/ct7/);
+  assert.ok(csrCarriesProfile(csr, p));
+  await csrPublicKey(csr); // proof of possession checks in process too
+});
+
+test('csrCarriesProfile: the same SAN from openssl counts; an extra extension, another order, an extra RDN or another CN do not', async () => {
+  const work = await tempDir();
+  const id = node('ct8');
+  const p = leafProfile(id, domain);
+  assert.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', [profileSan(id)]), p), 'openssl -addext with the profile SAN');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', []), p), 'no SAN');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', [profileSan(id), 'basicConstraints=critical,CA:TRUE']), p), 'extra basicConstraints');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', [`subjectAltName=URI:${p.uris[0]},DNS:ct8.mesh,DNS:ct8-mcp.mesh,DNS:ct8-runtime-rpc.mesh`]), p), 'other order');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', [`subjectAltName=critical,${profileSan(id).slice('subjectAltName='.length)}`]), p), 'critical SAN');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct9.mesh', [profileSan(id)]), p), 'another CN');
+  const key = path.join(work, 'o.key');
+  const withOrg = await execa('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key, '-subj', '/O=Evil/CN=ct8.mesh', '-addext', profileSan(id)], { env: { OPENSSL_CONF: '/dev/null' } });
+  assert.not.ok(csrCarriesProfile(String(withOrg.stdout), p), 'extra O= RDN');
+});
+
+test('signLeaves: profile CSRs share one openssl run; a CSR asking for more is signed alone and gets only the profile', async () => {
+  const ca = await freshCa();
+  const work = await tempDir();
+  const requests: LeafRequest[] = [];
+  for (const n of ['b1', 'b2', 'b3']) {
+    const key = newKey();
+    const csrPem = buildCsr(key, leafProfile(node(n), domain));
+    requests.push({ id: node(n), csrPem, publicKey: await csrPublicKey(csrPem), sans: [] });
+  }
+  // The profile SAN plus a CA flag and a path length: must not take the copying path.
+  const greedy = await opensslCsr(work, 'b4.mesh', [profileSan(node('b4')), 'basicConstraints=critical,CA:TRUE', 'nameConstraints=permitted;DNS:mesh']);
+  requests.push({ id: node('b4'), csrPem: greedy, publicKey: await csrPublicKey(greedy), sans: [] });
+  const agentCsr = buildCsr(newKey(), leafProfile({ kind: 'agent', agentId: agentId('opus'), nodeId: nodeId('b1') }, domain));
+  requests.push({ id: { kind: 'agent', agentId: agentId('opus'), nodeId: nodeId('b1') }, csrPem: agentCsr, publicKey: await csrPublicKey(agentCsr), sans: [] });
+
+  const validity = leafValidity();
+  const issuer = await ca.store.current();
+  const results = await ca.store.change('test batch', () => signLeaves(ca, issuer, requests, validity));
+  const chain = path.join(ca.store.dir, 'chain-and-root.pem');
+  fs.writeFileSync(chain, fs.readFileSync(ca.store.chainFile, 'utf8'));
+  const serials = new Set<string>();
+  for (const [i, r] of results.entries()) {
+    assert.ok(!(r instanceof Error), `request ${i}: ${(r as Error).message}`);
+    const issued = r as Exclude<typeof r, Error>;
+    const p = leafProfile(requests[i]!.id, domain);
+    assert.is(issued.cn, p.cn);
+    assert.equal(issued.info.dns, p.dns);
+    assert.equal(issued.info.uris, p.uris);
+    assert.is(issued.info.ca, false);
+    assert.equal(issued.info.extensions.map((e) => e.oid).sort(), [OID.basicConstraints, OID.keyUsage, OID.eku, OID.ski, OID.aki, OID.san].sort());
+    const leaf = path.join(ca.store.dir, `leaf${i}.pem`);
+    fs.writeFileSync(leaf, issued.certPem.split(/(?<=-----END CERTIFICATE-----\n)/)[0]!);
+    const v = await opensslOk(['verify', '-x509_strict', '-CAfile', path.join(ca.store.rootDir, 'ca.crt'), '-untrusted', ca.store.chainFile, '-purpose', 'sslclient', leaf]);
+    assert.ok(v.ok, v.out);
+    serials.add(issued.serial);
+  }
+  assert.is(serials.size, requests.length);
+  const db = fs.readFileSync(path.join(issuer.dir, 'index.txt'), 'utf8');
+  for (const s of serials) assert.ok(db.includes(`\t${s}\t`), `serial ${s} recorded by openssl ca`);
+});
+
+test('checkIssued refuses a certificate carrying an extension outside the leaf profile', async () => {
+  const ca = await freshCa();
+  const work = await tempDir();
+  const issuer = await ca.store.current();
+  const key = newKey();
+  const p = leafProfile(node('x1'), domain);
+  fs.writeFileSync(path.join(work, 'r.csr'), buildCsr(key, p));
+  fs.writeFileSync(path.join(work, 'ext.cnf'), `[e]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nsubjectAltName=${profileSan(node('x1')).slice(15)}\nnsComment=smuggled\n`);
+  const r = await execa('openssl', ['x509', '-req', '-in', path.join(work, 'r.csr'), '-CA', issuer.cert, '-CAkey', issuer.key, '-set_serial', '0x1234',
+    '-extfile', path.join(work, 'ext.cnf'), '-extensions', 'e', '-days', '90'], { env: { OPENSSL_CONF: '/dev/null' } });
+  const info = parseCertPem(String(r.stdout));
+  const want = { cn: p.cn, dns: p.dns, ips: p.ips, uris: p.uris, eku: p.eku, ca: false, issuer: new X509Certificate(fs.readFileSync(issuer.cert)), publicKey: key, notBefore: info.notBefore, notAfter: info.notAfter };
+  assert.throws(() => checkIssued(info, want), /extensions outside the profile: \[2\.16\.840\.1\.113730\.1\.13\]/);
+});
+
+test('GroupCommit: one group at a time by default, bursts gathered, drain waits, parallel allows two', async () => {
+  let running = 0, most = 0;
+  const sizes: number[] = [];
+  const g = new GroupCommit<number, number>(async (group) => {
+    running++; most = Math.max(most, running); sizes.push(group.length);
+    await new Promise((r) => setTimeout(r, 20));
+    running--;
+    return group.map((x) => x * 2);
+  }, { gather: { quietMs: 5, maxMs: 50 } });
+  const first = [1, 2, 3].map((x) => g.submit(x));
+  await new Promise((r) => setTimeout(r, 2));
+  const late = [4, 5].map((x) => g.submit(x)); // 2 ms later: gathered into the same group
+  assert.equal(await Promise.all([...first, ...late]), [2, 4, 6, 8, 10]);
+  assert.equal(sizes, [5]);
+  const more = Array.from({ length: 6 }, (_, i) => g.submit(i));
+  await g.drain();
+  assert.is(running, 0);
+  assert.is(most, 1);
+  assert.equal((await Promise.all(more)).length, 6);
+
+  let inFlight = 0, peak = 0;
+  const two = new GroupCommit<number, number>(async (group) => {
+    inFlight++; peak = Math.max(peak, inFlight);
+    await new Promise((r) => setTimeout(r, 30));
+    inFlight--;
+    return group;
+  }, { maxGroup: 2, parallel: 2 });
+  await Promise.all(Array.from({ length: 8 }, (_, i) => two.submit(i)));
+  await two.drain();
+  assert.is(peak, 2);
+  const failing = new GroupCommit<number, number>(async () => { throw new Error('commit failed'); });
+  const err = await failing.submit(1).then(() => undefined, (e: Error) => e);
+  assert.match(String(err?.message), /commit failed/);
+});
+
+test('the enrollment queue: two requests for one node at once give one certificate and one 409, never two', async () => {
+  const fx = await enrollFixture();
+  try {
+    for (const n of ['d1', 'd2', 'd3']) {
+      const csrs = [newKey(), newKey()].map((k) => buildCsr(k, leafProfile(node(n), domain)));
+      const replies = await Promise.all(csrs.map((csr) => call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } })));
+      assert.equal(replies.map((r) => r.status).sort(), [200, 409], replies.map((r) => r.text).join('\n'));
+    }
+    const rows = fs.readFileSync(path.join(fx.ca.store.dir, 'intermediate', 'index.txt'), 'utf8');
+    for (const n of ['d1', 'd2', 'd3']) assert.is(rows.split('\n').filter((l) => l.endsWith(`/CN=${n}.mesh`)).length, 1, `${n} once in the database`);
+  } finally {
+    await fx.close();
+  }
+});
+
+test.run();
