@@ -8,7 +8,7 @@ import path from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
-import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
 import { CLI, OSSL_ENV, SNAP, baseEnv, fresh, log, median, must, percentile, pool } from './common.ts';
 
@@ -58,18 +58,21 @@ async function waitForLine(child: ResultPromise, re: RegExp, what: string): Prom
 }
 
 /**
- * Keys and CSRs made the way provision-ct makes them (lib/csr.ts from the snapshot under test: the
- * CSR carries the node profile's CN and SANs, so the CA may sign it in a group). cfssl gets the
- * same CSRs.
+ * Keys and CSRs made the way provision-ct makes them (lib/csr.ts newKeyAndCsr from the snapshot
+ * under test: `openssl req`, the CSR carrying the node profile's CN and SANs, so the CA may sign
+ * concurrent requests in one run). cfssl gets the same CSRs.
  */
-async function makeCsrs(names: string[]): Promise<Array<{ name: string; key: string; csr: string }>> {
-  const { buildCsr } = await import(path.join(SNAP, 'lib', 'csr.ts'));
+async function makeCsrs(dir: string, names: string[]): Promise<Array<{ name: string; key: string; csr: string }>> {
+  const { newKeyAndCsr } = await import(path.join(SNAP, 'lib', 'csr.ts'));
   const { leafProfile } = await import(path.join(SNAP, 'lib', 'profile.ts'));
-  return names.map((name) => {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const csr: string = buildCsr(privateKey, leafProfile({ kind: 'node', nodeId: name }, 'mesh'));
-    return { name, key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, csr };
+  const out: Array<{ name: string; key: string; csr: string }> = [];
+  await pool(os.availableParallelism(), names, async (name) => {
+    const key = path.join(dir, `${name}.key`);
+    fs.writeFileSync(key, '', { mode: 0o600 });
+    const { csrPem } = await newKeyAndCsr(key, 'ec-p256', leafProfile({ kind: 'node', nodeId: name }, 'mesh'));
+    out.push({ name, key: fs.readFileSync(key, 'utf8'), csr: csrPem });
   });
+  return out;
 }
 
 export type EnrollResult = { enroll: Load; renew: Load; cfssl: Load; clients: number };
@@ -84,7 +87,7 @@ export async function enrollBench(work: string, n: number, clients: number): Pro
   const secret = randomBytes(24).toString('hex');
   const chain = fs.readFileSync(path.join(caDir, 'intermediate', 'chain.pem'));
   log(`enroll: making ${n} client keys and CSRs`);
-  const nodes = await makeCsrs(Array.from({ length: n }, (_, i) => `e${i}`));
+  const nodes = await makeCsrs(fresh(path.join(dir, 'keys')), Array.from({ length: n }, (_, i) => `e${i}`));
 
   const serve = execa(process.env.BENCH_SERVE_PROF ? 'node' : CLI, [...(process.env.BENCH_SERVE_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_SERVE_PROF, path.join(SNAP, 'dist', 'rivet-ca.cjs')] : []), 'serve', '--listen', '127.0.0.1:0', '--tls-cert', path.join(caDir, 'issued', 'ct110.crt'), '--tls-key', path.join(caDir, 'issued', 'ct110.key')],
     { env: { ...env, RIVET_BOOTSTRAP_SECRET: secret }, reject: false });

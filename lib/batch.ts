@@ -1,11 +1,11 @@
 // Batch issuance (`issue --roster`, DESIGN §4.2 "as fast as the machine allows"). One `openssl ca`
 // per certificate under the CA lock caps a roster at one signature per process start (~10 ms
 // each on a 2-core machine); here process starts are shared and the slow part leaves the lock:
-//   1. parallel workers take chunks of the list; each key and CSR is made in process (lib/csr.ts,
-//      key file 0600 from creation, the CSR carrying the profile's subject and SAN), and the chunk
-//      is signed by the real `openssl ca` in one -infiles run, same profile templates, against the
-//      worker's private scratch database, each certificate checked against its request
-//      (lib/issue.ts signLeavesScratch);
+//   1. parallel workers take chunks of the list; each key and CSR is made by `openssl req`
+//      (lib/csr.ts, key file 0600 from creation, the CSR carrying the profile's subject and SAN),
+//      and the chunk is signed by the real `openssl ca` in one -infiles run, same profile
+//      templates, against the worker's private scratch database, each certificate checked against
+//      its request (lib/issue.ts signLeavesScratch);
 //   2. signed certificates are group-committed: one lock hold records a whole group in the live
 //      database — the index rows openssl itself wrote in the scratch database, appended with one
 //      atomic index.txt write (lib/db.ts recordScratchLocked) — then puts keys and certificates in
@@ -20,7 +20,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import { type Ca, issuerCert } from './ca.ts';
 import { fileStem, type Identity, type NodeId } from './identity.ts';
-import { checkNodeNamesLocked } from './names.ts';
+import { checkNodeNamesLocked, liveRowsByCn } from './names.ts';
 import { leafProfile } from './profile.ts';
 import { initIssuerDb, withTempDir } from './signer.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, stageFile, syncDir, tempPathFor } from './files.ts';
@@ -57,10 +57,11 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
   }
   const out: Array<OperatorResult | Error | Signed> = [];
   const keep: Signed[] = [];
+  const live = await liveRowsByCn(ca);
   for (const s of group) {
     // Re-checked under the lock: another process may have issued the same identity meanwhile.
     const existing = await usableIssued(ca, s.certPath, s.keyPath);
-    const nameTaken = s.node ? await checkNodeNamesLocked(ca, s.node, s.info.dns).then(() => undefined, (err: Error) => err) : undefined;
+    const nameTaken = s.node ? await checkNodeNamesLocked(ca, s.node, s.info.dns, live).then(() => undefined, (err: Error) => err) : undefined;
     if (nameTaken) out.push(nameTaken);
     else if (existing && opts.ifMissing) out.push({ skipped: true, cn: s.cn, serial: existing.serial, certPath: s.certPath, notAfter: existing.notAfter });
     else if (existing && !opts.force) out.push(new UsageError(`${s.cn} already has a valid certificate (serial ${existing.serial}) — use --if-missing or --force`, 'exists'));
@@ -98,8 +99,8 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
   // Cheap pre-check without the lock, so a re-run of a roster skips what it already issued.
   const live = new Set((await readDb(issuer.dir)).filter((e) => isLive(e)).map((e) => e.serial));
 
-  // Workers take chunks of the list: keys and CSRs are made in process, then one openssl run signs
-  // the chunk in the worker's scratch database while the previous chunk commits in the background.
+  // Workers take chunks of the list: a key and CSR per item, then one openssl run signs the chunk in
+  // the worker's scratch database while the previous chunk commits in the background.
   const chunkSize = Math.max(1, Math.min(CHUNK, Math.ceil(items.length / Math.max(1, opts.concurrency ?? os.availableParallelism()))));
   let next = 0;
   const worker = () => withTempDir(async (scratchDir) => {
@@ -108,12 +109,15 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
       const start = next;
       const end = Math.min(items.length, start + chunkSize);
       next = end; // claimed before the first await: the other workers take the chunks after it
-      const prepared: Prepared[] = [];
-      for (let i = start; i < end; i++) {
-        const p = await prepare(ca, items[i]!, i, live, opts, settle);
-        if (p) prepared.push(p);
-      }
-      const signed = await signLeavesScratch(ca, issuer, scratchDir, prepared, opts.validity);
+      // Keys are made KEY_RUNS at a time per worker: an `openssl req` is mostly process start, so
+      // the cores stay busy while one of them waits on its I/O.
+      const made: Array<Prepared | undefined> = new Array(end - start);
+      let nextKey = start;
+      await Promise.all(Array.from({ length: KEY_RUNS }, async () => {
+        for (let i = nextKey++; i < end; i = nextKey++) made[i - start] = await prepare(ca, items[i]!, i, live, opts, settle);
+      }));
+      const prepared = made.filter((p): p is Prepared => p !== undefined);
+      const signed = await signLeavesScratch(ca, issuer, scratchDir, prepared, opts.validity).catch((err: Error) => prepared.map(() => err));
       for (const [k, p] of prepared.entries()) {
         const s = signed[k]!;
         if (s instanceof Error) {
@@ -135,6 +139,8 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
 
 /** Certificates per `openssl ca` run: big enough to amortise its start, small enough to pipeline. */
 const CHUNK = 32;
+/** `openssl req` runs at once in each worker. */
+const KEY_RUNS = 2;
 
 /** Skips or refuses an item already issued; else makes its key (0600 temp file) and CSR. */
 async function prepare(ca: Ca, item: BatchItem, index: number, live: ReadonlySet<string>, opts: BatchOptions, settle: (i: number, o: OperatorResult | Error) => void): Promise<Prepared | undefined> {

@@ -1,78 +1,66 @@
-// Keys and certificate signing requests. A CSR someone sends is trusted for its public key, after
-// its self-signature (proof that the sender holds the key) verifies; and for nothing else unless it
-// carries, byte for byte, the subject and SAN extension our own profile would give (csrCarriesProfile),
-// which lets the batch signer copy that SAN instead of rendering one config per certificate.
-//
-// Keys and our own CSRs are made in process by node:crypto, which is OpenSSL's libcrypto: the same
-// key generation and ECDSA as `openssl req -newkey`, without paying an openssl process start
-// (~10 ms of a 2-core machine) per key. Signing certificates stays with the `openssl ca` binary.
+// Keys and certificate signing requests. Keys and our own CSRs are made by the `openssl` binary
+// (`openssl req`, the key file 0600 from creation); a CSR says the profile's CN and, when the
+// profile has names, its SAN. A CSR someone sends is trusted for its public key, after its
+// self-signature (proof that the sender holds the key) verifies here, in process; and for nothing
+// else unless it carries, byte for byte, the subject and SAN extension our own profile would give
+// (csrCarriesProfile), which lets the batch signer copy that SAN instead of rendering one config
+// per certificate.
 import fsp from 'node:fs/promises';
-import crypto, { createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import path from 'node:path';
+import crypto, { createPublicKey, type KeyObject } from 'node:crypto';
+import { openssl } from './openssl.ts';
+import { renderFile, type TemplateValues } from './template.ts';
 import { UsageError } from './errors.ts';
-import { checkPublicKey, type KeyType } from './keys.ts';
-import { children, content, oid, pemToDer, readTlv, derToPem, SIG_DIGEST, nameAttributes, type Tlv } from './der.ts';
-import { bitString, dnsName, ipName, nullValue, objectId, octetString, sequence, set, smallInteger, tlv, uriName, utf8String } from './der-write.ts';
+import { checkPublicKey, newKeyArgs, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
+import { withTempDir } from './signer.ts';
+import { children, content, oid, pemToDer, readTlv, SIG_DIGEST, nameAttributes, type Tlv } from './der.ts';
+import { dnsName, ipName, sequence, uriName } from './der-write.ts';
 import { OID } from './cert.ts';
 
 export const MAX_CSR_BYTES = 64 * 1024;
 
 const EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
 
-/** What our CSRs say: the CN, and the SANs the profile gives (empty lists: no SAN extension). */
+/** What our CSRs say: the CN, and the SANs the profile gives (none: no extension requested). */
 export type CsrSubject = { cn: string; dns?: readonly string[]; ips?: readonly string[]; uris?: readonly string[] };
 
-const makeKeyPair = promisify(generateKeyPair);
+const hasSans = (s: CsrSubject) => Boolean(s.dns?.length || s.ips?.length || s.uris?.length);
 
-async function newPrivateKey(type: KeyType): Promise<KeyObject> {
-  switch (type) {
-    case 'ec-p256': return (await makeKeyPair('ec', { namedCurve: 'prime256v1' })).privateKey;
-    case 'ec-p384': return (await makeKeyPair('ec', { namedCurve: 'secp384r1' })).privateKey;
-    case 'rsa-3072': return (await makeKeyPair('rsa', { modulusLength: 3072 })).privateKey;
-    case 'rsa-4096': return (await makeKeyPair('rsa', { modulusLength: 4096 })).privateKey;
-  }
+/** req.cnf values; the [alt_names] lines in the order openssl ca would write them (DNS, IP, URI). */
+function reqValues(s: CsrSubject): TemplateValues {
+  if (!hasSans(s)) return { cn: s.cn, san: { lines: [], allowEmpty: true }, alt_names: { lines: [], allowEmpty: true } };
+  const lines: Array<[string, string]> = [];
+  (s.dns ?? []).forEach((v, i) => lines.push([`DNS.${i + 1}`, v]));
+  (s.ips ?? []).forEach((v, i) => lines.push([`IP.${i + 1}`, v]));
+  (s.uris ?? []).forEach((v, i) => lines.push([`URI.${i + 1}`, v]));
+  return { cn: s.cn, san: { lines: [['subjectAltName', '@alt_names']] }, alt_names: { lines } };
+}
+
+async function opensslReq(s: CsrSubject, keyArgs: string[]): Promise<string> {
+  return withTempDir(async (tmp) => {
+    const conf = path.join(tmp, 'req.cnf');
+    await fsp.writeFile(conf, renderFile('req.cnf', reqValues(s)));
+    return openssl(['req', '-new', '-config', conf, ...keyArgs, '-subj', `/CN=${s.cn}`, ...(hasSans(s) ? ['-reqexts', 'req_ext'] : [])]);
+  });
 }
 
 /**
- * Makes a new private key into `keyPath` (which the caller created empty with mode 0600, so the key
- * is never readable by others) and returns a CSR for it with its public key.
+ * Makes a new private key at `keyPath` (which the caller created empty with mode 0600, so the key
+ * is never readable by others) and a CSR for it, in one openssl run.
  */
 export async function newKeyAndCsr(keyPath: string, type: KeyType, subject: CsrSubject): Promise<{ csrPem: string; publicKey: KeyObject }> {
-  const key = await newPrivateKey(type);
-  await fsp.writeFile(keyPath, key.export({ type: 'pkcs8', format: 'pem' }));
-  return { csrPem: buildCsr(key, subject), publicKey: createPublicKey(key) };
+  const csrPem = await opensslReq(subject, [...newKeyArgs(type), '-noenc', '-keyout', keyPath]);
+  return { csrPem, publicKey: publicKeyOfPrivatePem(await fsp.readFile(keyPath, 'utf8')) };
 }
 
 /** A CSR for an existing key (renewal re-uses the key; DESIGN §4.3). */
 export async function csrForKey(keyPath: string, subject: CsrSubject): Promise<string> {
-  return buildCsr(crypto.createPrivateKey(await fsp.readFile(keyPath)), subject);
+  return opensslReq(subject, ['-key', keyPath]);
 }
 
 /** The DER value of the subjectAltName extension a profile gives, in the order openssl writes it. */
 export function sanExtensionValue(s: CsrSubject): Buffer {
   return sequence(...(s.dns ?? []).map(dnsName), ...(s.ips ?? []).map(ipName), ...(s.uris ?? []).map(uriName));
-}
-
-function signatureAlgorithm(key: KeyObject): { der: Buffer; digest: string } {
-  if (key.asymmetricKeyType === 'ec') {
-    return key.asymmetricKeyDetails?.namedCurve === 'secp384r1'
-      ? { der: sequence(objectId('1.2.840.10045.4.3.3')), digest: 'sha384' }
-      : { der: sequence(objectId('1.2.840.10045.4.3.2')), digest: 'sha256' };
-  }
-  return { der: sequence(objectId('1.2.840.113549.1.1.11'), nullValue()), digest: 'sha256' };
-}
-
-/** PKCS#10 (RFC 2986): subject CN only, the SAN as the one requested extension when there is one. */
-export function buildCsr(key: KeyObject, s: CsrSubject): string {
-  const subject = sequence(set(sequence(objectId(OID.cn), utf8String(s.cn))));
-  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  const hasSan = Boolean(s.dns?.length || s.ips?.length || s.uris?.length);
-  const attributes = hasSan
-    ? tlv(0xa0, sequence(objectId(EXTENSION_REQUEST), set(sequence(sequence(objectId(OID.san), octetString(sanExtensionValue(s)))))))
-    : tlv(0xa0);
-  const info = sequence(smallInteger(0), subject, spki, attributes);
-  const alg = signatureAlgorithm(key);
-  return derToPem(sequence(info, alg.der, bitString(crypto.sign(alg.digest, info, key))), 'CERTIFICATE REQUEST');
 }
 
 /**

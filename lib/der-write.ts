@@ -1,6 +1,6 @@
-// A minimal DER writer, the counterpart of der.ts: just enough to build a PKCS#10 request in
-// process (lib/csr.ts). Everything it encodes is definite-length and in the one DER form, so what
-// we build compares byte for byte with what we expect (the batch signer relies on that).
+// A minimal DER writer, the counterpart of der.ts: just enough to encode the subjectAltName value a
+// profile gives (lib/csr.ts sanExtensionValue), so a CSR's requested SAN can be compared with it
+// byte for byte. Definite lengths, the one DER form.
 import net from 'node:net';
 
 function lengthBytes(n: number): Buffer {
@@ -16,25 +16,6 @@ export function tlv(tag: number, ...parts: Buffer[]): Buffer {
 }
 
 export const sequence = (...parts: Buffer[]): Buffer => tlv(0x30, ...parts);
-export const set = (...parts: Buffer[]): Buffer => tlv(0x31, ...parts);
-export const octetString = (b: Buffer): Buffer => tlv(0x04, b);
-export const utf8String = (s: string): Buffer => tlv(0x0c, Buffer.from(s, 'utf8'));
-export const nullValue = (): Buffer => Buffer.from([0x05, 0x00]);
-/** A BIT STRING with no unused bits (signatures, keys). */
-export const bitString = (b: Buffer): Buffer => tlv(0x03, Buffer.from([0]), b);
-/** A small non-negative INTEGER (versions). */
-export const smallInteger = (n: number): Buffer => tlv(0x02, Buffer.from([n]));
-
-export function objectId(dotted: string): Buffer {
-  const [a, b, ...rest] = dotted.split('.').map(Number);
-  const bytes: number[] = [a! * 40 + b!];
-  for (const arc of rest) {
-    const chunk: number[] = [arc & 0x7f];
-    for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift((v & 0x7f) | 0x80);
-    bytes.push(...chunk);
-  }
-  return tlv(0x06, Buffer.from(bytes));
-}
 
 /** GeneralName choices we issue: [2] dNSName, [6] URI, [7] iPAddress (RFC 5280 §4.2.1.6). */
 export const dnsName = (name: string): Buffer => tlv(0x82, Buffer.from(name, 'latin1'));

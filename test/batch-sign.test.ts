@@ -1,17 +1,17 @@
 // Signing many CSRs in one `openssl ca` run (lib/signer.ts signCsrBatch via lib/issue.ts
 // signLeaves): the per-certificate subject and SAN come from the CSRs, so only CSRs that carry
 // exactly the profile's may take that path, and nothing else a CSR asks for may reach a
-// certificate. Also the in-process CSR builder against the real openssl, the group-commit
-// mechanics, and the enrollment queue keeping two requests for one name apart.
+// certificate. Also our profile CSRs read back by openssl, the group-commit mechanics, and the
+// enrollment queue keeping two requests for one name apart.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { execa } from 'execa';
 import { freshCa, opensslOk, tempDir } from './helpers/ca.ts';
 import { enrollFixture, call, SECRET } from './helpers/enroll.ts';
-import { buildCsr, csrCarriesProfile, csrPublicKey } from '../lib/csr.ts';
+import { csrCarriesProfile, csrPublicKey, newKeyAndCsr, type CsrSubject } from '../lib/csr.ts';
 import { leafProfile } from '../lib/profile.ts';
 import { signLeaves, leafValidity, type LeafRequest } from '../lib/issue.ts';
 import { parseCertPem, OID } from '../lib/cert.ts';
@@ -22,7 +22,13 @@ import { agentId, meshDomain, nodeId, type Identity } from '../lib/identity.ts';
 
 const domain = meshDomain('mesh');
 const node = (id: string): Identity => ({ kind: 'node', nodeId: nodeId(id) });
-const newKey = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+
+/** A new key (file in `work`) and our CSR for `subject`, made by openssl as lib/csr.ts makes them. */
+async function profileCsr(work: string, subject: CsrSubject): Promise<{ csrPem: string; keyFile: string }> {
+  const keyFile = path.join(work, `${subject.cn}-${Math.random().toString(16).slice(2)}.key`);
+  fs.writeFileSync(keyFile, '', { mode: 0o600 });
+  return { csrPem: (await newKeyAndCsr(keyFile, 'ec-p256', subject)).csrPem, keyFile };
+}
 
 /** A CSR made by the openssl binary, with the given -addext extensions. */
 async function opensslCsr(work: string, cn: string, addext: string[]): Promise<string> {
@@ -37,10 +43,10 @@ const profileSan = (id: Identity, sans: string[] = []) => {
   return `subjectAltName=${[...p.dns.map((d) => `DNS:${d}`), ...p.ips.map((i) => `IP:${i}`), ...p.uris.map((u) => `URI:${u}`)].join(',')}`;
 };
 
-test('an in-process CSR passes `openssl req -verify` and says exactly the profile', async () => {
+test('our CSR passes `openssl req -verify`, says exactly the profile, and counts as carrying it', async () => {
   const work = await tempDir();
   const p = leafProfile(node('ct7'), domain, [parseSan('DNS:ct7.lan'), parseSan('IP:10.1.2.3'), parseSan('IP:fd00::7')]);
-  const csr = buildCsr(newKey(), p);
+  const { csrPem: csr } = await profileCsr(work, p);
   fs.writeFileSync(path.join(work, 'r.csr'), csr);
   const v = await opensslOk(['req', '-in', path.join(work, 'r.csr'), '-verify', '-noout', '-text']);
   assert.ok(v.ok && /verify OK/.test(v.out), v.out);
@@ -48,6 +54,12 @@ test('an in-process CSR passes `openssl req -verify` and says exactly the profil
   assert.match(v.out, /DNS:ct7\.mesh, DNS:ct7-mcp\.mesh, DNS:ct7-runtime-rpc\.mesh, DNS:ct7\.lan, IP Address:10\.1\.2\.3, IP Address:FD00:0:0:0:0:0:0:7, URI:spiffe:\/\/mesh\/node\/ct7/);
   assert.ok(csrCarriesProfile(csr, p));
   await csrPublicKey(csr); // proof of possession checks in process too
+  const bare = await profileCsr(work, { cn: 'ct7.mesh' });
+  fs.writeFileSync(path.join(work, 'bare.csr'), bare.csrPem);
+  const bareText = await opensslOk(['req', '-in', path.join(work, 'bare.csr'), '-verify', '-noout', '-text']);
+  assert.ok(bareText.ok && /verify OK/.test(bareText.out), bareText.out);
+  assert.not.match(bareText.out, /Alternative Name/);
+  assert.not.ok(csrCarriesProfile(bare.csrPem, p), 'a CSR without the SAN does not');
 });
 
 test('csrCarriesProfile: the same SAN from openssl counts; an extra extension, another order, an extra RDN or another CN do not', async () => {
@@ -70,14 +82,13 @@ test('signLeaves: profile CSRs share one openssl run; a CSR asking for more is s
   const work = await tempDir();
   const requests: LeafRequest[] = [];
   for (const n of ['b1', 'b2', 'b3']) {
-    const key = newKey();
-    const csrPem = buildCsr(key, leafProfile(node(n), domain));
+    const { csrPem } = await profileCsr(work, leafProfile(node(n), domain));
     requests.push({ id: node(n), csrPem, publicKey: await csrPublicKey(csrPem), sans: [] });
   }
   // The profile SAN plus a CA flag and a path length: must not take the copying path.
   const greedy = await opensslCsr(work, 'b4.mesh', [profileSan(node('b4')), 'basicConstraints=critical,CA:TRUE', 'nameConstraints=permitted;DNS:mesh']);
   requests.push({ id: node('b4'), csrPem: greedy, publicKey: await csrPublicKey(greedy), sans: [] });
-  const agentCsr = buildCsr(newKey(), leafProfile({ kind: 'agent', agentId: agentId('opus'), nodeId: nodeId('b1') }, domain));
+  const { csrPem: agentCsr } = await profileCsr(work, leafProfile({ kind: 'agent', agentId: agentId('opus'), nodeId: nodeId('b1') }, domain));
   requests.push({ id: { kind: 'agent', agentId: agentId('opus'), nodeId: nodeId('b1') }, csrPem: agentCsr, publicKey: await csrPublicKey(agentCsr), sans: [] });
 
   const validity = leafValidity();
@@ -110,9 +121,10 @@ test('checkIssued refuses a certificate carrying an extension outside the leaf p
   const ca = await freshCa();
   const work = await tempDir();
   const issuer = await ca.store.current();
-  const key = newKey();
   const p = leafProfile(node('x1'), domain);
-  fs.writeFileSync(path.join(work, 'r.csr'), buildCsr(key, p));
+  const made = await profileCsr(work, p);
+  const key = createPrivateKey(fs.readFileSync(made.keyFile));
+  fs.writeFileSync(path.join(work, 'r.csr'), made.csrPem);
   fs.writeFileSync(path.join(work, 'ext.cnf'), `[e]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\nsubjectAltName=${profileSan(node('x1')).slice(15)}\nnsComment=smuggled\n`);
   const r = await execa('openssl', ['x509', '-req', '-in', path.join(work, 'r.csr'), '-CA', issuer.cert, '-CAkey', issuer.key, '-set_serial', '0x1234',
     '-extfile', path.join(work, 'ext.cnf'), '-extensions', 'e', '-days', '90'], { env: { OPENSSL_CONF: '/dev/null' } });
@@ -160,7 +172,7 @@ test('the enrollment queue: two requests for one node at once give one certifica
   const fx = await enrollFixture();
   try {
     for (const n of ['d1', 'd2', 'd3']) {
-      const csrs = [newKey(), newKey()].map((k) => buildCsr(k, leafProfile(node(n), domain)));
+      const csrs = await Promise.all([1, 2].map(async () => (await profileCsr(fx.work, leafProfile(node(n), domain))).csrPem));
       const replies = await Promise.all(csrs.map((csr) => call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } })));
       assert.equal(replies.map((r) => r.status).sort(), [200, 409], replies.map((r) => r.text).join('\n'));
     }

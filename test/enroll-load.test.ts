@@ -10,8 +10,7 @@ import { enrollFixture, newCsr, call, auditLines, SECRET } from './helpers/enrol
 import { CLI } from './helpers/ca.ts';
 import { parseCertPem } from '../lib/cert.ts';
 import { readDb } from '../lib/db.ts';
-import { createPrivateKey } from 'node:crypto';
-import { buildCsr } from '../lib/csr.ts';
+import { csrForKey } from '../lib/csr.ts';
 import { leafProfile } from '../lib/profile.ts';
 import { nodeId } from '../lib/identity.ts';
 
@@ -22,12 +21,11 @@ test('100 concurrent enrollments while the CLI issues agents: all answered, all 
     const names = Array.from({ length: 100 }, (_, i) => `n${String(i).padStart(3, '0')}`);
     // Half the CSRs as provision-ct makes them (the profile's SAN: signed in groups by one openssl
     // run), half bare ones as curl users make them (signed one by one): both paths under load.
-    const privateKey = createPrivateKey(fs.readFileSync(key));
     const csrs: string[] = [];
     for (let i = 0; i < names.length; i += 10) {
       csrs.push(...(await Promise.all(names.slice(i, i + 10).map(async (n, k) => ((i + k) % 2
         ? (await newCsr(fx.work, `${n}.mesh`, key)).csr
-        : buildCsr(privateKey, leafProfile({ kind: 'node', nodeId: nodeId(n) }, fx.ca.domain)))))));
+        : await csrForKey(key, leafProfile({ kind: 'node', nodeId: nodeId(n) }, fx.ca.domain)))))));
     }
     // The operator's loop: issue-agent until told to stop (and at least 3 times), as a child process.
     const stop = path.join(fx.work, 'stop');
