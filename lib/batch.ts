@@ -132,8 +132,12 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
     }
   });
   const n = Math.max(1, Math.min(opts.concurrency ?? os.availableParallelism(), Math.ceil(items.length / chunkSize)));
-  await Promise.all(Array.from({ length: n }, worker));
+  // Every worker finishes and every submitted group commits before we return, even if one worker
+  // failed outright: nothing may still be writing after issueBatch has answered.
+  const ran = await Promise.allSettled(Array.from({ length: n }, worker));
   await committer.drain();
+  const failed = ran.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return outcomes;
 }
 

@@ -18,6 +18,8 @@ export type CertInfo = {
   serial: string; // upper-case hex, no leading zeros
   subjectCNs: string[];
   subjectOrg: string[];
+  /** The subject Name exactly as encoded. */
+  subjectDer: Buffer;
   issuerCNs: string[];
   notBefore: Date;
   notAfter: Date;
@@ -82,6 +84,7 @@ export function parseCertDer(der: Buffer): CertInfo {
     serial: integerHex(at(0)),
     subjectCNs: subject.filter((a) => a.oid === OID.cn).map((a) => a.value),
     subjectOrg: subject.filter((a) => a.oid === OID.org).map((a) => a.value),
+    subjectDer: at(4).bytes,
     issuerCNs: issuer.filter((a) => a.oid === OID.cn).map((a) => a.value),
     notBefore: new Date(x509.validFrom),
     notAfter: new Date(x509.validTo),

@@ -3,6 +3,7 @@
 // says what was found and what was wanted.
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { RivetError } from './errors.ts';
+import { leafSubjectDer } from './der-write.ts';
 import { OID, hasExtension, publicKeyDer, type CertInfo } from './cert.ts';
 import { identityFromCommonName, spiffeId, type Identity, type MeshDomain } from './identity.ts';
 
@@ -41,9 +42,11 @@ export function checkIssued(info: CertInfo, want: Expected): void {
   if (Math.abs(info.notBefore.getTime() - want.notBefore.getTime()) > 1000) problems.push(`notBefore: got ${info.notBefore.toISOString()}, want ${want.notBefore.toISOString()}`);
   if (Math.abs(info.notAfter.getTime() - want.notAfter.getTime()) > 1000) problems.push(`notAfter: got ${info.notAfter.toISOString()}, want ${want.notAfter.toISOString()}`);
   problems.push(...structuralProblems(info));
-  // A batch lets openssl copy the SAN from each CSR: nothing else may have come along with it.
+  // A batch lets openssl take the subject and copy the SAN from each CSR: nothing else may have come
+  // along with them, and the subject must be exactly the one a leaf has (see leafSubjectDer).
   const extra = want.ca ? [] : info.extensions.map((e) => e.oid).filter((o) => !LEAF_EXTENSIONS.has(o));
   if (extra.length) problems.push(`extensions outside the profile: ${list(extra)}`);
+  if (!want.ca && !info.subjectDer.equals(leafSubjectDer(want.cn))) problems.push(`subject: got ${JSON.stringify(info.x509.subject)}, want exactly CN=${want.cn} as one UTF8String`);
   if (problems.length) throw new RivetError(`issued certificate for ${want.cn} does not match the request — ${problems.join('; ')}`, 'check');
 }
 

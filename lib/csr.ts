@@ -13,8 +13,8 @@ import { renderFile, type TemplateValues } from './template.ts';
 import { UsageError } from './errors.ts';
 import { checkPublicKey, newKeyArgs, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { withTempDir } from './signer.ts';
-import { children, content, oid, pemToDer, readTlv, SIG_DIGEST, nameAttributes, type Tlv } from './der.ts';
-import { dnsName, ipName, sequence, uriName } from './der-write.ts';
+import { children, content, oid, pemToDer, readTlv, SIG_DIGEST, type Tlv } from './der.ts';
+import { dnsName, ipName, leafSubjectDer, sequence, uriName } from './der-write.ts';
 import { OID } from './cert.ts';
 
 export const MAX_CSR_BYTES = 64 * 1024;
@@ -72,6 +72,10 @@ export async function csrPublicKey(csrPem: string): Promise<KeyObject> {
   if (csrPem.length > MAX_CSR_BYTES) throw new UsageError(`CSR is ${csrPem.length} bytes — at most ${MAX_CSR_BYTES} are accepted`, 'bad_csr');
   const ders = pemToDer(csrPem, 'CERTIFICATE REQUEST');
   if (ders.length !== 1) throw new UsageError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
+  // openssl also reads "NEW CERTIFICATE REQUEST" blocks: with one of those before ours, it would
+  // sign a request nobody checked. The signer only ever gives openssl the re-armoured DER of the
+  // one block (lib/signer.ts csrForOpenssl); this refusal says so to the sender.
+  if (csrPem.split('-----BEGIN ').length !== 2) throw new UsageError('CSR text holds more than one PEM block — send only the "CERTIFICATE REQUEST"', 'bad_csr');
   // What is checked here must be exactly what `openssl ca` later reads from the same text: base64
   // decoding skips stray bytes (a NUL inside the armour verified here, then failed in openssl as an
   // internal error), and bytes after the request would be ignored by one parser and not another.
@@ -108,19 +112,17 @@ function requestParts(der: Buffer): RequestParts | undefined {
 }
 
 /**
- * True when a CSR asks for exactly what our profile gives: a subject of one CN equal to `want.cn`,
- * and, as its only requested extension, a non-critical SAN whose DER equals the profile's. Only
- * then may the batch signer let `openssl ca` copy the SAN from it (copy_extensions = copy).
+ * True when a CSR asks for exactly what our profile gives: the leaf subject (one CN, a UTF8String,
+ * byte for byte), and, as its only requested extension, a non-critical SAN whose DER equals the
+ * profile's. Only then may the batch signer let `openssl ca` take the subject from it and copy its
+ * SAN (copy_extensions = copy).
  */
 export function csrCarriesProfile(csrPem: string, want: CsrSubject): boolean {
   const ders = pemToDer(csrPem, 'CERTIFICATE REQUEST');
   const parts = ders.length === 1 ? requestParts(ders[0]!) : undefined;
   if (!parts) return false;
   try {
-    const rdns = children(parts.subject);
-    if (rdns.length !== 1 || children(rdns[0]!).length !== 1) return false;
-    const names = nameAttributes(parts.subject);
-    if (names.length !== 1 || names[0]!.oid !== OID.cn || names[0]!.value !== want.cn) return false;
+    if (!parts.subject.bytes.equals(leafSubjectDer(want.cn))) return false;
     const attrs = children(parts.attributes);
     if (attrs.length !== 1) return false;
     const [type, values, ...rest] = children(attrs[0]!);

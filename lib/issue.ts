@@ -4,16 +4,17 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import { type Ca, issuerCert } from './ca.ts';
+import { type Ca, issuerCert, withCrlPending } from './ca.ts';
 import { fileStem, type Identity } from './identity.ts';
 import { leafExtValues, leafProfile, LEAF_DAYS } from './profile.ts';
-import { signCsr, signCsrBatch } from './signer.ts';
+import { revokeSerial, signCsr, signCsrBatch } from './signer.ts';
+import { refreshCrlsLocked } from './publish.ts';
 import { parseCertPem, publicKeyDer, type CertInfo } from './cert.ts';
 import { checkIssued } from './check.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from './files.ts';
 import { csrCarriesProfile, csrForKey, csrPublicKey, newKeyAndCsr } from './csr.ts';
 import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
-import { audit } from './audit.ts';
+import { audit, auditAll } from './audit.ts';
 import { checkNodeNamesLocked } from './names.ts';
 import { readDb, isLive, type ScratchRecord } from './db.ts';
 import { DAY_MS } from './duration.ts';
@@ -60,17 +61,21 @@ export type ScratchIssued = Issued & ScratchRecord;
  * Signs several leaves with `issuer`'s key into the database in `issuer.dir`, results in request
  * order, an Error for each that failed. Requests whose CSR carries exactly the profile's subject
  * and SAN (csrCarriesProfile: our own CSRs and provision-ct's) are signed together, one `openssl
- * ca -infiles` run per profile and digest; any other CSR gets its own run. If a shared run fails,
- * its requests are retried one by one, so one bad request fails alone. Each certificate is
- * checked against its request. The caller holds the CA lock, or `issuer.dir` is a scratch
- * database (signLeavesScratch); either way it has checked names (checkNodeNamesLocked) and ruled
- * out two requests of one call claiming the same identity or DNS name.
+ * ca -infiles` run per profile and digest; any other CSR gets its own run. What a shared run
+ * returns is matched to its requests by public key and CN; a request it skipped is signed alone.
+ * Each certificate is checked against its request. One that openssl recorded but that fails its
+ * check (or matches no request) is never handed out; in the live database it is revoked at once
+ * (voidRecordedLocked), so it never counts as anyone's live certificate.
+ * The caller holds the CA lock (`live`), or `issuer.dir` is a scratch database (signLeavesScratch);
+ * either way it has checked names (checkNodeNamesLocked) and ruled out two requests of one call
+ * claiming the same identity or DNS name.
  */
-export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly LeafRequest[], validity: Validity): Promise<Array<Issued | Error>> {
+export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly LeafRequest[], validity: Validity, live = true): Promise<Array<Issued | Error>> {
   const issuerX509 = await issuerCert(issuer);
   checkWithinIssuer(issuerX509, validity);
   const profiles = requests.map((r) => leafProfile(r.id, ca.domain, r.sans));
   const pems: Array<string | Error | undefined> = new Array(requests.length);
+  const strays: string[] = [];
   const shared = new Map<string, number[]>();
   requests.forEach((r, i) => {
     if (!csrCarriesProfile(r.csrPem, profiles[i]!)) return;
@@ -80,13 +85,25 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
   for (const group of shared.values()) {
     if (group.length < 2) continue; // alone, it takes the ordinary path below
     const first = group[0]!;
+    let signed: string[];
     try {
-      const signed = await signCsrBatch(issuer, {
+      signed = await signCsrBatch(issuer, {
         csrPems: group.map((i) => requests[i]!.csrPem), extTemplate: profiles[first]!.template, extSection: 'leaf',
         extValues: leafExtValues(profiles[first]!, 'csr'), ...validity, digest: digestFor(keyTypeOf(requests[first]!.publicKey)),
       });
-      group.forEach((i, k) => { pems[i] = signed[k]; });
-    } catch { /* nothing was recorded: each is retried alone below */ }
+    } catch { continue; } // openssl failed the run and recorded nothing: each is signed alone below
+    // Key and CN, not position: openssl leaves out a request it refuses and keeps the others.
+    const keyAndCn = (key: KeyObject | X509Certificate, cn: string | undefined) => `${publicKeyDer(key).toString('hex')} ${cn}`;
+    const waiting = new Map(group.map((i) => [keyAndCn(requests[i]!.publicKey, profiles[i]!.cn), i]));
+    for (const pem of signed) {
+      let info: CertInfo;
+      try { info = parseCertPem(pem); } catch { continue; }
+      const match = keyAndCn(info.x509, info.subjectCNs[0]);
+      const i = waiting.get(match);
+      if (i === undefined) { strays.push(info.serial); continue; }
+      waiting.delete(match);
+      pems[i] = pem;
+    }
   }
   for (const [i, r] of requests.entries()) {
     if (pems[i] !== undefined) continue;
@@ -98,16 +115,36 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
       });
     } catch (err) { pems[i] = err as Error; }
   }
-  return requests.map((r, i): Issued | Error => {
+  const out = requests.map((r, i): Issued | Error => {
     const pem = pems[i]!;
     if (pem instanceof Error) return pem;
     const p = profiles[i]!;
+    let info: CertInfo | undefined;
     try {
-      const info = parseCertPem(pem);
+      info = parseCertPem(pem);
       checkIssued(info, { cn: p.cn, dns: p.dns, ips: p.ips, uris: p.uris, eku: p.eku, ca: false, issuer: issuerX509, publicKey: r.publicKey, ...validity });
       return { cn: p.cn, serial: info.serial, certPem: `${info.x509.toString()}${issuerX509.toString()}`, info, issuer };
-    } catch (err) { return err as Error; }
+    } catch (err) {
+      if (info) strays.push(info.serial);
+      return err as Error;
+    }
   });
+  if (live) await voidRecordedLocked(ca, issuer, strays);
+  return out;
+}
+
+/**
+ * Certificates openssl recorded in the live database that will not be handed out: revoked at once
+ * (cessationOfOperation) with the CRL re-signed, and audited, so no row stays live for a
+ * certificate nobody holds. Caller holds the CA lock.
+ */
+async function voidRecordedLocked(ca: Ca, issuer: Issuer, serials: readonly string[]): Promise<void> {
+  if (serials.length === 0) return;
+  await withCrlPending(ca, async () => {
+    for (const serial of serials) await revokeSerial(issuer, serial, 'cessationOfOperation');
+    await refreshCrlsLocked(ca, { forceFor: [issuer] });
+  });
+  await auditAll(ca.store.auditLog, serials.map((serial) => ({ event: 'void', result: 'ok' as const, serial, detail: 'signed but failed its check: revoked at once, never handed out' })));
 }
 
 /**
@@ -115,7 +152,7 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
  * recordScratchLocked), each result with the row and newcerts copy openssl wrote for it.
  */
 export async function signLeavesScratch(ca: Ca, issuer: Issuer, scratchDir: string, requests: readonly LeafRequest[], validity: Validity): Promise<Array<ScratchIssued | Error>> {
-  const signed = await signLeaves(ca, { ...issuer, dir: scratchDir }, requests, validity);
+  const signed = await signLeaves(ca, { ...issuer, dir: scratchDir }, requests, validity, false);
   const rows = new Map((await readDb(scratchDir)).map((e) => [e.serial, e.line]));
   return Promise.all(signed.map(async (s): Promise<ScratchIssued | Error> => {
     if (s instanceof Error) return s;

@@ -9,6 +9,7 @@ import type { Issuer } from './store.ts';
 import { formatDbTime } from './db.ts';
 import { engineKeyArgs, readPkcs11 } from './pkcs11.ts';
 import { RivetError } from './errors.ts';
+import { derToPem, pemToDer } from './der.ts';
 
 export type IssuerSecret = { passphrase?: string };
 
@@ -34,6 +35,17 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   try { return await fn(dir); } finally { await fsp.rm(dir, { recursive: true, force: true }); }
 }
 
+/**
+ * The CSR text handed to openssl: the one CERTIFICATE REQUEST block re-armoured from its DER and
+ * nothing else, so openssl reads exactly the bytes that were checked. (openssl would also take a
+ * "NEW CERTIFICATE REQUEST" block, or the first of several, from the text as sent.)
+ */
+function csrForOpenssl(pem: string): string {
+  const ders = pemToDer(pem, 'CERTIFICATE REQUEST');
+  if (ders.length !== 1) throw new RivetError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
+  return derToPem(ders[0]!, 'CERTIFICATE REQUEST');
+}
+
 export type SignRequest = {
   csrPem: string;
   /** openssl -subj form, built from validated values only, e.g. `/CN=opus@ct111`. */
@@ -55,7 +67,7 @@ export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerS
     const out = path.join(tmp, 'cert.pem');
     await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest, copy_extensions: 'none' }));
     await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
-    await fsp.writeFile(csr, req.csrPem);
+    await fsp.writeFile(csr, csrForOpenssl(req.csrPem));
     const key = await issuerKeyArgs(issuer, secret, tmp);
     await openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
       '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
@@ -76,8 +88,8 @@ export type BatchSignRequest = Omit<SignRequest, 'csrPem' | 'subject'> & { csrPe
  * leafExtValues(p, 'csr'), and checks every certificate with checkIssued afterwards.
  * openssl numbers a run's certificates from one random serial upwards (-rand_serial), so serials
  * within a group are consecutive; nothing here relies on serials being unpredictable (SHA-2
- * signatures only). Returns the PEMs in request order. The caller holds the lock on `issuer.dir`,
- * or it is a private scratch database.
+ * signatures only). Returns the certificates openssl issued, which may be fewer than the requests
+ * (see below). The caller holds the lock on `issuer.dir`, or it is a private scratch database.
  */
 export async function signCsrBatch(issuer: Issuer, req: BatchSignRequest, secret?: IssuerSecret): Promise<string[]> {
   if (req.csrPems.length === 0) return [];
@@ -88,7 +100,7 @@ export async function signCsrBatch(issuer: Issuer, req: BatchSignRequest, secret
     await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
     const csrs = await Promise.all(req.csrPems.map(async (pem, i) => {
       const file = path.join(tmp, `req${i}.csr`);
-      await fsp.writeFile(file, pem);
+      await fsp.writeFile(file, csrForOpenssl(pem));
       return file;
     }));
     const key = await issuerKeyArgs(issuer, secret, tmp);
@@ -96,9 +108,9 @@ export async function signCsrBatch(issuer: Issuer, req: BatchSignRequest, secret
       '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
       '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter),
       '-infiles', ...csrs], { cwd: issuer.dir, env: key.env });
-    // openssl skips (exit 0) a request its policy refuses; a short count means one was skipped.
+    // openssl skips a request it refuses (a bad signature, its policy) and still exits 0 and records
+    // the others: what comes back may be fewer, so the caller matches them by key and CN.
     const pems = out.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
-    if (pems.length !== req.csrPems.length) throw new RivetError(`openssl ca signed ${pems.length} of ${req.csrPems.length} requests in one batch`, 'batch');
     return pems.map((p) => (p.endsWith('\n') ? p : `${p}\n`));
   });
 }

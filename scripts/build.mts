@@ -75,8 +75,12 @@ async function bundle(tool: string): Promise<boolean> {
   // The ESM bundle and the code caches of earlier bundles (launch.mjs keys them by bundle hash).
   for (const f of fs.readdirSync(dist)) if (f === `${tool}.mjs` || (f.startsWith(`${tool}.`) && f.endsWith('.codecache'))) fs.rmSync(path.join(dist, f), { force: true });
   if (!fs.existsSync(entry)) return true;
+  // Inputs are hashed after esbuild read them: a file saved while it ran would be recorded with
+  // content the bundle does not have. Anything modified since this instant leaves no manifest.
+  const started = Date.now() - 1;
   try {
     const result = await build({
+      write: false, // written below through a temp file: a launcher never reads a half-written bundle
       entryPoints: [entry], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node20',
       absWorkingDir: root, minifyWhitespace: true, minifySyntax: true, metafile: true, logLevel: 'silent', legalComments: 'none',
       define: { 'import.meta.url': BUNDLE_URL },
@@ -88,6 +92,14 @@ async function bundle(tool: string): Promise<boolean> {
     const inputs = [...Object.keys(result.metafile!.inputs), 'scripts/build.mts', 'package-lock.json']
       .filter((p, i, all) => all.indexOf(p) === i && !p.startsWith('<') && !p.startsWith('ascii-string-width:'))
       .map(record);
+    const changed = inputs.find((i) => i.mtimeMs >= started);
+    if (changed) {
+      process.stderr.write(`build: ${tool} not recorded (${changed.path} changed while bundling) — it runs through tsx until the next build\n`);
+      return false;
+    }
+    const bundleTmp = `${outfile}.${process.pid}.tmp`;
+    fs.writeFileSync(bundleTmp, result.outputFiles![0]!.contents);
+    fs.renameSync(bundleTmp, outfile);
     const tmp = `${manifest}.tmp`;
     // The bundle itself is recorded too: its hash names the code cache, its size and mtime let the
     // launcher notice a bundle that changed after this build.

@@ -10,10 +10,11 @@ import path from 'node:path';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { execa } from 'execa';
 import { freshCa, opensslOk, tempDir } from './helpers/ca.ts';
-import { enrollFixture, call, SECRET } from './helpers/enroll.ts';
+import { enrollFixture, call, caState, SECRET } from './helpers/enroll.ts';
 import { csrCarriesProfile, csrPublicKey, newKeyAndCsr, type CsrSubject } from '../lib/csr.ts';
 import { leafProfile } from '../lib/profile.ts';
 import { signLeaves, leafValidity, type LeafRequest } from '../lib/issue.ts';
+import { leafSubjectDer } from '../lib/der-write.ts';
 import { parseCertPem, OID } from '../lib/cert.ts';
 import { checkIssued } from '../lib/check.ts';
 import { GroupCommit } from '../lib/group-commit.ts';
@@ -181,6 +182,102 @@ test('the enrollment queue: two requests for one node at once give one certifica
   } finally {
     await fx.close();
   }
+});
+
+/** A CSR whose CN is a BMPString: reads as the same text, encodes differently (review finding). */
+async function bmpCsr(work: string, cn: string, san: string): Promise<string> {
+  const conf = path.join(work, `bmp-${Math.random().toString(16).slice(2)}.cnf`);
+  fs.writeFileSync(conf, `[req]\ndistinguished_name=dn\nprompt=no\nstring_mask=MASK:0x800\n[dn]\nCN=${cn}\n`);
+  const key = path.join(work, `bmp-${Math.random().toString(16).slice(2)}.key`);
+  const r = await execa('openssl', ['req', '-new', '-config', conf, '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key, '-addext', san], { env: { OPENSSL_CONF: '/dev/null' } });
+  return String(r.stdout);
+}
+
+const rowsOf = (ca: { store: { dir: string } }) => fs.readFileSync(path.join(ca.store.dir, 'intermediate', 'index.txt'), 'utf8').split('\n').filter(Boolean);
+
+test('a CN in another string type (BMPString) never takes the copying path: the row and certificate name the node plainly', async () => {
+  const fx = await enrollFixture();
+  try {
+    const csrs = await Promise.all(['s1', 's2'].map((n) => bmpCsr(fx.work, `${n}.mesh`, profileSan(node(n)))));
+    assert.not.ok(csrCarriesProfile(csrs[0]!, leafProfile(node('s1'), domain)));
+    const replies = await Promise.all(csrs.map((csr) => call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } })));
+    assert.equal(replies.map((r) => r.status), [200, 200], replies.map((r) => r.text).join('\n'));
+    for (const r of replies) assert.ok(parseCertPem(r.json.cert).subjectDer.equals(leafSubjectDer(r.json.cn)), 'UTF8String CN only');
+    for (const n of ['s1', 's2']) assert.is(rowsOf(fx.ca).filter((l) => l.endsWith(`\t/CN=${n}.mesh`)).length, 1, `${n}: one row, plain CN`);
+    // So the one-live-certificate rule still sees it: a second enrollment of s1 is refused.
+    const again = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await profileCsr(fx.work, leafProfile(node('s1'), domain))).csrPem } });
+    assert.is(again.status, 409, again.text);
+  } finally {
+    await fx.close();
+  }
+});
+
+test('a "NEW CERTIFICATE REQUEST" block ahead of the checked one is refused, and openssl is only ever given the checked DER', async () => {
+  const fx = await enrollFixture();
+  try {
+    const work = fx.work;
+    const key = path.join(work, 'same.key');
+    fs.writeFileSync(key, '', { mode: 0o600 });
+    const honest = (await newKeyAndCsr(key, 'ec-p256', leafProfile(node('h1'), domain))).csrPem;
+    const evil = String((await execa('openssl', ['req', '-new', '-key', key, '-subj', '/O=Rivet Collective/CN=evil.mesh', '-addext', profileSan(node('h1'))], { env: { OPENSSL_CONF: '/dev/null' } })).stdout)
+      .replace(/CERTIFICATE REQUEST-----/g, 'NEW CERTIFICATE REQUEST-----');
+    const before = caState(fx.ca);
+    const r = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: `${evil}${honest}` } });
+    assert.is(r.status, 400, r.text);
+    assert.is(r.json.error.code, 'bad_csr');
+    const after = caState(fx.ca);
+    delete before['audit.log']; delete after['audit.log'];
+    assert.equal(after, before, 'nothing changed but the audit log');
+    // Below the service, the signer itself re-armours the one checked block: the O= never reaches openssl.
+    const issuer = await fx.ca.store.current();
+    const pk = await csrPublicKey(honest);
+    const h2 = (await profileCsr(work, leafProfile(node('h2'), domain))).csrPem;
+    const h2key = await csrPublicKey(h2);
+    const [issued] = await fx.ca.store.change('test', () => signLeaves(fx.ca, issuer, [
+      { id: node('h1'), csrPem: `${evil}${honest}`, publicKey: pk, sans: [] }, // shared run with h2
+      { id: node('h2'), csrPem: h2, publicKey: h2key, sans: [] },
+    ], leafValidity()));
+    assert.ok(!(issued instanceof Error), String(issued));
+    const info = (issued as Exclude<typeof issued, Error | undefined>).info;
+    assert.equal([info.subjectCNs, info.subjectOrg], [['h1.mesh'], []]);
+    assert.is(rowsOf(fx.ca).filter((l) => /evil/.test(l)).length, 0, 'openssl never signed the unchecked block');
+    assert.not.match(fs.readFileSync(fx.ca.store.auditLog, 'utf8'), /"event":"void"/);
+  } finally {
+    await fx.close();
+  }
+});
+
+test('a request openssl skips in a shared run does not get the others signed twice; what fails its check is revoked at once', async () => {
+  const ca = await freshCa();
+  const work = await tempDir();
+  const good = await Promise.all(['g1', 'g2'].map(async (n) => {
+    const { csrPem } = await profileCsr(work, leafProfile(node(n), domain));
+    return { id: node(n), csrPem, publicKey: await csrPublicKey(csrPem), sans: [] } as LeafRequest;
+  }));
+  // A profile CSR whose signature is broken (one byte of it flipped): openssl skips it, exit 0.
+  const { csrPem: sound } = await profileCsr(work, leafProfile(node('g3'), domain));
+  const der = Buffer.from(sound.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  der[der.length - 5] ^= 0xff;
+  const broken = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`;
+  const g3key = await csrPublicKey(sound);
+  // And a caller bug: a CSR for one key, presented as another's. Signed, then refused by the check.
+  const other = await profileCsr(work, leafProfile(node('g4'), domain));
+  const wrongKey = await csrPublicKey((await profileCsr(work, leafProfile(node('g4'), domain))).csrPem);
+  const requests: LeafRequest[] = [...good, { id: node('g3'), csrPem: broken, publicKey: g3key, sans: [] }, { id: node('g4'), csrPem: other.csrPem, publicKey: wrongKey, sans: [] }];
+  const issuer = await ca.store.current();
+  const results = await ca.store.change('test', () => signLeaves(ca, issuer, requests, leafValidity()));
+  assert.ok(!(results[0] instanceof Error) && !(results[1] instanceof Error), String(results[0]));
+  assert.ok(results[2] instanceof Error, 'the broken CSR fails');
+  assert.match(String(results[3]), /public key: differs from the request/);
+  const rows = rowsOf(ca);
+  for (const n of ['g1', 'g2']) assert.equal(rows.filter((l) => l.endsWith(`/CN=${n}.mesh`)).map((l) => l[0]), ['V'], `${n}: exactly one live row`);
+  assert.is(rows.filter((l) => l.endsWith('/CN=g3.mesh')).length, 0, 'g3: nothing recorded');
+  const g4 = rows.filter((l) => l.endsWith('/CN=g4.mesh'));
+  assert.ok(g4.length >= 1 && g4.every((l) => l.startsWith('R')), `g4: recorded but revoked at once: ${g4.join(' | ')}`);
+  const audit = fs.readFileSync(ca.store.auditLog, 'utf8');
+  assert.is(audit.split('\n').filter((l) => l.includes('"event":"void"')).length, g4.length);
+  const crl = await opensslOk(['crl', '-in', path.join(issuer.dir, 'crl.pem'), '-noout', '-text']);
+  for (const l of g4) assert.match(crl.out, new RegExp(l.split('\t')[3]!), 'on the CRL');
 });
 
 test.run();
