@@ -89,7 +89,10 @@ export async function enrollBench(work: string, n: number, clients: number): Pro
   log(`enroll: making ${n} client keys and CSRs`);
   const nodes = await makeCsrs(fresh(path.join(dir, 'keys')), Array.from({ length: n }, (_, i) => `e${i}`));
 
-  const serve = execa(process.env.BENCH_SERVE_PROF ? 'node' : CLI, [...(process.env.BENCH_SERVE_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_SERVE_PROF, path.join(SNAP, 'dist', 'rivet-ca.cjs')] : []), 'serve', '--listen', '127.0.0.1:0', '--tls-cert', path.join(caDir, 'issued', 'ct110.crt'), '--tls-key', path.join(caDir, 'issued', 'ct110.key')],
+  // BENCH_SERVE_PROF=DIR: the service runs its bundle under `node --cpu-prof`, a profile per run in DIR.
+  const prof = process.env.BENCH_SERVE_PROF;
+  const [cmd, pre] = prof ? ['node', ['--cpu-prof', '--cpu-prof-dir', prof, path.join(SNAP, 'dist', 'rivet-ca.cjs')]] : [CLI, []];
+  const serve = execa(cmd, [...pre, 'serve', '--listen', '127.0.0.1:0', '--tls-cert', path.join(caDir, 'issued', 'ct110.crt'), '--tls-key', path.join(caDir, 'issued', 'ct110.key')],
     { env: { ...env, RIVET_BOOTSTRAP_SECRET: secret }, reject: false });
   let enroll: Load, renew: Load;
   try {

@@ -44,18 +44,21 @@ const sourceUrls: Plugin = {
  * after each handler), and measures each piece with string-width. Importing string-width builds an
  * Intl.Segmenter and several \p{…} Unicode regexes, and its first call loads ICU's segmentation
  * data: ~30 ms, the largest single item of a rivet-ca start-up. Every import of it in the bundle
- * gets this stand-in instead: printable ASCII, which is all our help text, has the width of its
- * length in every string-width version (one grapheme and one narrow column per character); any
- * other text goes to the real package, loaded on first need (esbuild turns that require() into a
- * lazy init of the bundled module).
+ * gets this stand-in instead: printable ASCII, and the few other characters our help text uses
+ * (NARROW), have the width of their length in every string-width version (one grapheme and one
+ * narrow column each); any other text goes to the real package, loaded on first need (esbuild
+ * turns that require() into a lazy init of the bundled module).
  */
+// Each checked against string-width: one column. (Our descriptions use "—" and "§": without them
+// here, every start-up loaded the real package anyway.)
+const NARROW = '—–…§·→≤≥×•‘’“”';
 const asciiStringWidth: Plugin = {
   name: 'ascii-string-width',
   setup(b) {
     b.onResolve({ filter: /^string-width$/ }, (args) =>
       args.kind === 'import-statement' ? { path: args.path, namespace: 'ascii-string-width', pluginData: args.resolveDir } : undefined);
     b.onLoad({ filter: /.*/, namespace: 'ascii-string-width' }, (args) => ({
-      contents: `export default (text, options) => typeof text === 'string' && /^[\\x20-\\x7e]*$/.test(text) ? text.length : require(${JSON.stringify(args.path)}).default(text, options);`,
+      contents: `export default (text, options) => typeof text === 'string' && /^[\\x20-\\x7e${NARROW}]*$/.test(text) ? text.length : require(${JSON.stringify(args.path)}).default(text, options);`,
       resolveDir: args.pluginData as string, loader: 'js',
     }));
   },
