@@ -1,11 +1,12 @@
 // Batch issuance (`issue --roster`, DESIGN §4.2 "as fast as the machine allows"). One `openssl ca`
 // per certificate under the CA lock caps a roster at one signature per process start (~10 ms
 // each on a 2-core machine); here process starts are shared and the slow part leaves the lock:
-//   1. parallel workers take chunks of the list; each key and CSR is made by `openssl req`
-//      (lib/csr.ts, key file 0600 from creation, the CSR carrying the profile's subject and SAN),
-//      and the chunk is signed by the real `openssl ca` in one -infiles run, same profile
-//      templates, against the worker's private scratch database, each certificate checked against
-//      its request (lib/issue.ts signLeavesScratch);
+//   1. parallel workers take chunks of the list; each key and CSR is made by `openssl req`, the
+//      runs of a chunk started by one xargs (lib/csr.ts newKeysAndCsrs; key file 0600 from
+//      creation, the CSR carrying the profile's subject and SAN), and the chunk is signed by the
+//      real `openssl ca` in one -infiles run, same profile templates, against the worker's private
+//      scratch database, each certificate checked against its request (lib/issue.ts
+//      signLeavesScratch);
 //   2. signed certificates are group-committed: one lock hold records a whole group in the live
 //      database — the index rows openssl itself wrote in the scratch database, appended with one
 //      atomic index.txt write (lib/db.ts recordScratchLocked) — then puts keys and certificates in
@@ -24,7 +25,7 @@ import { checkNodeNamesLocked, liveRowsByCn } from './names.ts';
 import { leafProfile } from './profile.ts';
 import { initIssuerDb, withTempDir } from './signer.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, stageFile, syncDir, tempPathFor } from './files.ts';
-import { newKeyAndCsr } from './csr.ts';
+import { newKeysAndCsrs } from './csr.ts';
 import type { KeyType } from './keys.ts';
 import { auditAll } from './audit.ts';
 import { readDb, isLive, recordScratchLocked } from './db.ts';
@@ -47,7 +48,8 @@ export type BatchOptions = {
 
 type Signed = ScratchIssued & { stem: string; certPath: string; keyPath: string; tmpKey: string; node?: NodeId };
 
-type Prepared = LeafRequest & { index: number; stem: string; certPath: string; keyPath: string; tmpKey: string };
+type Pending = { index: number; id: Identity; sans: readonly San[]; keyType: KeyType; stem: string; certPath: string; keyPath: string; tmpKey: string };
+type Prepared = LeafRequest & Pending;
 
 /** Records a group in the live database and puts its files in place; caller holds the CA lock. */
 async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: BatchOptions): Promise<Array<OperatorResult | Error>> {
@@ -109,14 +111,20 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
       const start = next;
       const end = Math.min(items.length, start + chunkSize);
       next = end; // claimed before the first await: the other workers take the chunks after it
-      // Keys are made KEY_RUNS at a time per worker: an `openssl req` is mostly process start, so
-      // the cores stay busy while one of them waits on its I/O.
-      const made: Array<Prepared | undefined> = new Array(end - start);
-      let nextKey = start;
-      await Promise.all(Array.from({ length: KEY_RUNS }, async () => {
-        for (let i = nextKey++; i < end; i = nextKey++) made[i - start] = await prepare(ca, items[i]!, i, live, opts, settle);
-      }));
-      const prepared = made.filter((p): p is Prepared => p !== undefined);
+      const pending: Pending[] = [];
+      for (let i = start; i < end; i++) {
+        const p = await claimKeyFile(ca, items[i]!, i, live, opts, settle);
+        if (p) pending.push(p);
+      }
+      // The chunk's keys and CSRs from one xargs (lib/csr.ts newKeysAndCsrs), not a fork each.
+      const made = await newKeysAndCsrs(pending.map((p) => ({ keyPath: p.tmpKey, type: p.keyType, subject: leafProfile(p.id, ca.domain, p.sans) })))
+        .catch((err: Error) => pending.map(() => err));
+      const prepared: Prepared[] = [];
+      for (const [k, p] of pending.entries()) {
+        const m = made[k]!;
+        if (m instanceof Error) { await fsp.rm(p.tmpKey, { force: true }); settle(p.index, m); continue; }
+        prepared.push({ ...p, csrPem: m.csrPem, publicKey: m.publicKey });
+      }
       const signed = await signLeavesScratch(ca, issuer, scratchDir, prepared, opts.validity).catch((err: Error) => prepared.map(() => err));
       for (const [k, p] of prepared.entries()) {
         const s = signed[k]!;
@@ -143,11 +151,8 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
 
 /** Certificates per `openssl ca` run: big enough to amortise its start, small enough to pipeline. */
 const CHUNK = 32;
-/** `openssl req` runs at once in each worker. */
-const KEY_RUNS = 2;
-
-/** Skips or refuses an item already issued; else makes its key (0600 temp file) and CSR. */
-async function prepare(ca: Ca, item: BatchItem, index: number, live: ReadonlySet<string>, opts: BatchOptions, settle: (i: number, o: OperatorResult | Error) => void): Promise<Prepared | undefined> {
+/** Skips or refuses an item already issued; else claims its key's temp file (0600 from creation). */
+async function claimKeyFile(ca: Ca, item: BatchItem, index: number, live: ReadonlySet<string>, opts: BatchOptions, settle: (i: number, o: OperatorResult | Error) => void): Promise<Pending | undefined> {
   const stem = fileStem(item.id);
   const certPath = ca.store.issued(stem, 'crt');
   const keyPath = ca.store.issued(stem, 'key');
@@ -158,11 +163,8 @@ async function prepare(ca: Ca, item: BatchItem, index: number, live: ReadonlySet
       if (opts.ifMissing) { settle(index, { skipped: true, cn: existing.subjectCNs[0] ?? stem, serial: existing.serial, certPath, notAfter: existing.notAfter }); return undefined; }
       if (!opts.force) { settle(index, new UsageError(`${stem} already has a valid certificate (serial ${existing.serial}, until ${existing.notAfter.toISOString().slice(0, 10)}) — use --if-missing, or --force to replace it`, 'exists')); return undefined; }
     }
-    const keyType = item.keyType ?? 'ec-p256';
-    const profile = leafProfile(item.id, ca.domain, item.sans);
     await createExclusive(tmpKey, KEY_MODE);
-    const { csrPem, publicKey } = await newKeyAndCsr(tmpKey, keyType, profile);
-    return { index, id: item.id, sans: item.sans, stem, certPath, keyPath, tmpKey, csrPem, publicKey };
+    return { index, id: item.id, sans: item.sans, keyType: item.keyType ?? 'ec-p256', stem, certPath, keyPath, tmpKey };
   } catch (err) {
     await fsp.rm(tmpKey, { force: true });
     settle(index, err as Error);

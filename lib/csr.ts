@@ -8,14 +8,14 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto, { createPublicKey, type KeyObject } from 'node:crypto';
-import { openssl } from './openssl.ts';
+import { openssl, opensslEach } from './openssl.ts';
 import { renderFile, type TemplateValues } from './template.ts';
 import { UsageError } from './errors.ts';
 import { checkPublicKey, newKeyArgs, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { withTempDir } from './signer.ts';
 import { children, content, oid, pemToDer, readTlv, SIG_DIGEST, type Tlv } from './der.ts';
 import { dnsName, ipName, leafSubjectDer, sequence, uriName } from './der-write.ts';
-import { OID } from './cert.ts';
+import { OID, publicKeyDer } from './cert.ts';
 
 export const MAX_CSR_BYTES = 64 * 1024;
 
@@ -51,6 +51,39 @@ async function opensslReq(s: CsrSubject, keyArgs: string[]): Promise<string> {
 export async function newKeyAndCsr(keyPath: string, type: KeyType, subject: CsrSubject): Promise<{ csrPem: string; publicKey: KeyObject }> {
   const csrPem = await opensslReq(subject, [...newKeyArgs(type), '-noenc', '-keyout', keyPath]);
   return { csrPem, publicKey: publicKeyOfPrivatePem(await fsp.readFile(keyPath, 'utf8')) };
+}
+
+export type KeyRequest = { keyPath: string; type: KeyType; subject: CsrSubject };
+
+/**
+ * newKeyAndCsr for many keys: the openssl runs are started by one xargs (opensslEach), two at a
+ * time, instead of one fork of this process each. A run that left no usable CSR or key is redone
+ * alone by newKeyAndCsr, whose error (openssl's own message) is that item's result.
+ */
+export async function newKeysAndCsrs(items: readonly KeyRequest[]): Promise<Array<{ csrPem: string; publicKey: KeyObject } | Error>> {
+  return withTempDir(async (tmp) => {
+    const argvs = await Promise.all(items.map(async (it, i) => {
+      const conf = path.join(tmp, `req${i}.cnf`);
+      await fsp.writeFile(conf, renderFile('req.cnf', reqValues(it.subject)));
+      return ['req', '-new', '-config', conf, ...newKeyArgs(it.type), '-noenc', '-keyout', it.keyPath, '-subj', `/CN=${it.subject.cn}`,
+        ...(hasSans(it.subject) ? ['-reqexts', 'req_ext'] : []), '-out', path.join(tmp, `req${i}.csr`)];
+    }));
+    // xargs -n wants lists of one length: one run per shape (key type, SAN or not).
+    const shapes = new Map<number, string[][]>();
+    for (const a of argvs) shapes.set(a.length, [...(shapes.get(a.length) ?? []), a]);
+    for (const group of shapes.values()) await opensslEach(group, 2);
+    return Promise.all(items.map(async (it, i) => {
+      try {
+        const csrPem = await fsp.readFile(path.join(tmp, `req${i}.csr`), 'utf8');
+        const publicKey = publicKeyOfPrivatePem(await fsp.readFile(it.keyPath, 'utf8'));
+        // A whole request for this very key, or the run is redone alone below.
+        if (!publicKeyDer(await csrPublicKey(csrPem)).equals(publicKeyDer(publicKey))) throw new Error('key and CSR differ');
+        return { csrPem, publicKey };
+      } catch {
+        try { return await newKeyAndCsr(it.keyPath, it.type, it.subject); } catch (err) { return err as Error; }
+      }
+    }));
+  });
 }
 
 /** A CSR for an existing key (renewal re-uses the key; DESIGN §4.3). */

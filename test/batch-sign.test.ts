@@ -11,7 +11,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { execa } from 'execa';
 import { freshCa, opensslOk, tempDir } from './helpers/ca.ts';
 import { enrollFixture, call, caState, SECRET } from './helpers/enroll.ts';
-import { csrCarriesProfile, csrPublicKey, newKeyAndCsr, type CsrSubject } from '../lib/csr.ts';
+import { csrCarriesProfile, csrPublicKey, newKeyAndCsr, newKeysAndCsrs, type CsrSubject, type KeyRequest } from '../lib/csr.ts';
 import { leafProfile } from '../lib/profile.ts';
 import { signLeaves, leafValidity, type LeafRequest } from '../lib/issue.ts';
 import { leafSubjectDer } from '../lib/der-write.ts';
@@ -278,6 +278,29 @@ test('a request openssl skips in a shared run does not get the others signed twi
   assert.is(audit.split('\n').filter((l) => l.includes('"event":"void"')).length, g4.length);
   const crl = await opensslOk(['crl', '-in', path.join(issuer.dir, 'crl.pem'), '-noout', '-text']);
   for (const l of g4) assert.match(crl.out, new RegExp(l.split('\t')[3]!), 'on the CRL');
+});
+
+test('newKeysAndCsrs: keys and CSRs from one xargs; a run that fails reports openssl\'s error and the others stand', async () => {
+  const work = await tempDir();
+  const subjects = ['k1', 'k2', 'k3'].map((n) => leafProfile(node(n), domain));
+  const items: KeyRequest[] = subjects.map((subject, i) => {
+    const keyPath = path.join(work, `k${i}.key`);
+    fs.writeFileSync(keyPath, '', { mode: 0o600 });
+    return { keyPath, type: 'ec-p256', subject };
+  });
+  items.push({ keyPath: path.join(work, 'no-such-dir', 'k.key'), type: 'ec-p256', subject: leafProfile(node('k4'), domain) });
+  items.push({ keyPath: path.join(work, 'rsa.key'), type: 'rsa-3072', subject: leafProfile(node('k5'), domain) });
+  fs.writeFileSync(items[4]!.keyPath, '', { mode: 0o600 });
+  const made = await newKeysAndCsrs(items);
+  for (const i of [0, 1, 2, 4]) {
+    const m = made[i]!;
+    assert.ok(!(m instanceof Error), String(m));
+    const ok = m as Exclude<typeof m, Error>;
+    assert.ok(csrCarriesProfile(ok.csrPem, items[i]!.subject), `item ${i} carries its profile`);
+    assert.ok((await csrPublicKey(ok.csrPem)).equals(ok.publicKey), `item ${i}: the CSR is for the key in its file`);
+    assert.is(fs.statSync(items[i]!.keyPath).mode & 0o777, 0o600);
+  }
+  assert.match(String(made[3]), /openssl req failed .*no-such-dir/s);
 });
 
 test.run();
