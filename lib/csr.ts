@@ -9,7 +9,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto, { createPublicKey, type KeyObject } from 'node:crypto';
 import { openssl, opensslEach } from './openssl.ts';
-import { renderFile, type TemplateValues } from './template.ts';
+import { renderFile } from './template.ts';
+import { sanValues, type SanNames } from './profile.ts';
 import { UsageError } from './errors.ts';
 import { checkPublicKey, newKeyArgs, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { withTempDir } from './signer.ts';
@@ -22,26 +23,18 @@ export const MAX_CSR_BYTES = 64 * 1024;
 const EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
 
 /** What our CSRs say: the CN, and the SANs the profile gives (none: no extension requested). */
-export type CsrSubject = { cn: string; dns?: readonly string[]; ips?: readonly string[]; uris?: readonly string[] };
+export type CsrSubject = SanNames & { cn: string };
 
 const hasSans = (s: CsrSubject) => Boolean(s.dns?.length || s.ips?.length || s.uris?.length);
 
-/** req.cnf values; the [alt_names] lines in the order openssl ca would write them (DNS, IP, URI). */
-function reqValues(s: CsrSubject): TemplateValues {
-  if (!hasSans(s)) return { cn: s.cn, san: { lines: [], allowEmpty: true }, alt_names: { lines: [], allowEmpty: true } };
-  const lines: Array<[string, string]> = [];
-  (s.dns ?? []).forEach((v, i) => lines.push([`DNS.${i + 1}`, v]));
-  (s.ips ?? []).forEach((v, i) => lines.push([`IP.${i + 1}`, v]));
-  (s.uris ?? []).forEach((v, i) => lines.push([`URI.${i + 1}`, v]));
-  return { cn: s.cn, san: { lines: [['subjectAltName', '@alt_names']] }, alt_names: { lines } };
+/** Writes req.cnf for `s` to `conf` and returns the `openssl req` arguments that use it. */
+async function reqArgs(conf: string, s: CsrSubject, keyArgs: readonly string[]): Promise<string[]> {
+  await fsp.writeFile(conf, renderFile('req.cnf', { cn: s.cn, ...sanValues(s) }));
+  return ['req', '-new', '-config', conf, ...keyArgs, '-subj', `/CN=${s.cn}`, ...(hasSans(s) ? ['-reqexts', 'req_ext'] : [])];
 }
 
 async function opensslReq(s: CsrSubject, keyArgs: string[]): Promise<string> {
-  return withTempDir(async (tmp) => {
-    const conf = path.join(tmp, 'req.cnf');
-    await fsp.writeFile(conf, renderFile('req.cnf', reqValues(s)));
-    return openssl(['req', '-new', '-config', conf, ...keyArgs, '-subj', `/CN=${s.cn}`, ...(hasSans(s) ? ['-reqexts', 'req_ext'] : [])]);
-  });
+  return withTempDir(async (tmp) => openssl(await reqArgs(path.join(tmp, 'req.cnf'), s, keyArgs)));
 }
 
 /**
@@ -62,12 +55,10 @@ export type KeyRequest = { keyPath: string; type: KeyType; subject: CsrSubject }
  */
 export async function newKeysAndCsrs(items: readonly KeyRequest[]): Promise<Array<{ csrPem: string; publicKey: KeyObject } | Error>> {
   return withTempDir(async (tmp) => {
-    const argvs = await Promise.all(items.map(async (it, i) => {
-      const conf = path.join(tmp, `req${i}.cnf`);
-      await fsp.writeFile(conf, renderFile('req.cnf', reqValues(it.subject)));
-      return ['req', '-new', '-config', conf, ...newKeyArgs(it.type), '-noenc', '-keyout', it.keyPath, '-subj', `/CN=${it.subject.cn}`,
-        ...(hasSans(it.subject) ? ['-reqexts', 'req_ext'] : []), '-out', path.join(tmp, `req${i}.csr`)];
-    }));
+    const argvs = await Promise.all(items.map(async (it, i) => [
+      ...await reqArgs(path.join(tmp, `req${i}.cnf`), it.subject, [...newKeyArgs(it.type), '-noenc', '-keyout', it.keyPath]),
+      '-out', path.join(tmp, `req${i}.csr`),
+    ]));
     // xargs -n wants lists of one length: one run per shape (key type, SAN or not).
     const shapes = new Map<number, string[][]>();
     for (const a of argvs) shapes.set(a.length, [...(shapes.get(a.length) ?? []), a]);

@@ -13,7 +13,7 @@ import { parseCertPem, publicKeyDer, type CertInfo } from './cert.ts';
 import { checkIssued } from './check.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from './files.ts';
 import { csrCarriesProfile, csrForKey, csrPublicKey, newKeyAndCsr } from './csr.ts';
-import { digestFor, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
+import { digestForKey, publicKeyOfPrivatePem, type KeyType } from './keys.ts';
 import { audit, auditAll } from './audit.ts';
 import { checkNodeNamesLocked } from './names.ts';
 import { readDb, isLive, type ScratchRecord } from './db.ts';
@@ -79,7 +79,7 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
   const shared = new Map<string, number[]>();
   requests.forEach((r, i) => {
     if (!csrCarriesProfile(r.csrPem, profiles[i]!)) return;
-    const key = `${profiles[i]!.template} ${digestFor(keyTypeOf(r.publicKey))}`;
+    const key = `${profiles[i]!.template} ${digestForKey(r.publicKey)}`;
     shared.set(key, [...(shared.get(key) ?? []), i]);
   });
   for (const group of shared.values()) {
@@ -89,7 +89,7 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
     try {
       signed = await signCsrBatch(issuer, {
         csrPems: group.map((i) => requests[i]!.csrPem), extTemplate: profiles[first]!.template, extSection: 'leaf',
-        extValues: leafExtValues(profiles[first]!, 'csr'), ...validity, digest: digestFor(keyTypeOf(requests[first]!.publicKey)),
+        extValues: leafExtValues(profiles[first]!, 'csr'), ...validity, digest: digestForKey(requests[first]!.publicKey),
       });
     } catch { continue; } // openssl failed the run and recorded nothing: each is signed alone below
     // Key and CN, not position: openssl leaves out a request it refuses and keeps the others.
@@ -111,7 +111,7 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
     try {
       pems[i] = await signCsr(issuer, {
         csrPem: r.csrPem, subject: `/CN=${p.cn}`, extTemplate: p.template, extSection: 'leaf',
-        extValues: leafExtValues(p), ...validity, digest: digestFor(keyTypeOf(r.publicKey)),
+        extValues: leafExtValues(p), ...validity, digest: digestForKey(r.publicKey),
       });
     } catch (err) { pems[i] = err as Error; }
   }
@@ -163,15 +163,17 @@ export async function signLeavesScratch(ca: Ca, issuer: Issuer, scratchDir: stri
   }));
 }
 
-const keyTypeOf = (publicKey: KeyObject): KeyType => (publicKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ec-p384' : 'ec-p256');
-
-/** Signs an externally made CSR (enrollment, `sign`): the CSR gives its key and nothing else. */
-export async function signCsrFor(ca: Ca, id: Identity, csrPem: string, sans: readonly San[], validity: Validity, event = 'sign', source?: string): Promise<Issued> {
+/**
+ * `sign`: an externally made CSR (it gives its key and nothing else), the certificate written to
+ * `out` in the same lock hold as the signature, like every other change in the CA directory.
+ */
+export async function signCsrFor(ca: Ca, id: Identity, csrPem: string, sans: readonly San[], validity: Validity, out: string): Promise<Issued> {
   leafProfile(id, ca.domain, sans); // refuse a bad request before taking the lock
   const publicKey = await csrPublicKey(csrPem);
-  return ca.store.change(`${event} ${fileStem(id)}`, async () => {
+  return ca.store.change(`sign ${fileStem(id)}`, async () => {
     const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity);
-    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, source });
+    await writeAtomic(out, issued.certPem, PUBLIC_MODE);
+    await audit(ca.store.auditLog, { event: 'sign', result: 'ok', cn: issued.cn, serial: issued.serial });
     return issued;
   });
 }

@@ -35,6 +35,11 @@ export function digestFor(type: KeyType): 'sha256' | 'sha384' {
   return type === 'ec-p384' ? 'sha384' : 'sha256';
 }
 
+/** The digest to sign a request for `key` with, by its key (a CSR does not say which type was asked for). */
+export function digestForKey(key: KeyObject): 'sha256' | 'sha384' {
+  return digestFor(key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ec-p384' : 'ec-p256');
+}
+
 /**
  * What a presented public key may be: P-256/P-384, or RSA 2048–4096 bits. Anything else (tiny RSA,
  * a 16k-bit key that makes every handshake slow, an exotic curve) is refused with the reason.

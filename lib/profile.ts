@@ -4,7 +4,7 @@ import { commonName, spiffeId, type Identity, type MeshDomain } from './identity
 import { UsageError, show } from './errors.ts';
 import { OID } from './cert.ts';
 import { sanText, uniqueSans, type San } from './san.ts';
-import type { ConfLines, TemplateValues } from './template.ts';
+import type { TemplateValues } from './template.ts';
 
 export const LEAF_DAYS = 90;
 
@@ -35,20 +35,27 @@ export function leafProfile(id: Identity, domain: MeshDomain, extraSans: readonl
   return { template: 'node.cnf', cn, dns, ips, uris, eku: [OID.serverAuth, OID.clientAuth] };
 }
 
+/** Subject alternative names as lists; absent or empty lists mean none of that kind. */
+export type SanNames = { dns?: readonly string[]; ips?: readonly string[]; uris?: readonly string[] };
+
+/**
+ * The `{{san}}` and `{{alt_names}}` template values (templates/*.cnf, req.cnf): a
+ * `subjectAltName = @alt_names` line and its section, DNS then IP then URI — the order
+ * csr.ts sanExtensionValue encodes — or both empty when there are no names.
+ */
+export function sanValues(n: SanNames): TemplateValues {
+  const lines: Array<[string, string]> = [];
+  (n.dns ?? []).forEach((v, i) => lines.push([`DNS.${i + 1}`, v]));
+  (n.ips ?? []).forEach((v, i) => lines.push([`IP.${i + 1}`, v]));
+  (n.uris ?? []).forEach((v, i) => lines.push([`URI.${i + 1}`, v]));
+  if (lines.length === 0) return { san: { lines: [], allowEmpty: true }, alt_names: { lines: [], allowEmpty: true } };
+  return { san: { lines: [['subjectAltName', '@alt_names']] }, alt_names: { lines } };
+}
+
 /**
  * Template values for a leaf profile's extensions: its SAN from `[alt_names]`, or, for a batch
  * whose CSRs carry exactly this SAN (csrCarriesProfile), none, so `openssl ca` copies each CSR's.
  */
 export function leafExtValues(p: LeafProfile, sanFrom: 'profile' | 'csr' = 'profile'): TemplateValues {
-  if (sanFrom === 'csr') return { san: { lines: [], allowEmpty: true }, alt_names: { lines: [], allowEmpty: true } };
-  return { san: { lines: [['subjectAltName', '@alt_names']] }, alt_names: altNameLines(p) };
-}
-
-/** The `[alt_names]` section lines for a profile. */
-export function altNameLines(p: LeafProfile): ConfLines {
-  const lines: Array<[string, string]> = [];
-  p.dns.forEach((v, i) => lines.push([`DNS.${i + 1}`, v]));
-  p.ips.forEach((v, i) => lines.push([`IP.${i + 1}`, v]));
-  p.uris.forEach((v, i) => lines.push([`URI.${i + 1}`, v]));
-  return { lines };
+  return sanValues(sanFrom === 'csr' ? {} : p);
 }

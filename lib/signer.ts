@@ -58,26 +58,36 @@ export type SignRequest = {
   digest: string;
 };
 
+/** What a signing run takes besides its requests: profile template, validity, digest. */
+type SignProfile = Omit<SignRequest, 'csrPem' | 'subject'>;
+
 /** Signs one CSR; returns the certificate PEM. The caller holds the CA lock. */
 export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerSecret): Promise<string> {
   return withTempDir(async (tmp) => {
-    const caConf = path.join(tmp, 'ca.cnf');
-    const extConf = path.join(tmp, 'ext.cnf');
     const csr = path.join(tmp, 'req.csr');
     const out = path.join(tmp, 'cert.pem');
-    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest, copy_extensions: 'none' }));
-    await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
     await fsp.writeFile(csr, csrForOpenssl(req.csrPem));
-    const key = await issuerKeyArgs(issuer, secret, tmp);
-    await openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
-      '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
-      '-subj', req.subject, '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter),
-      '-in', csr, '-out', out], { cwd: issuer.dir, env: key.env });
+    await runCa(issuer, req, 'none', ['-subj', req.subject, '-in', csr, '-out', out], tmp, secret);
     return fsp.readFile(out, 'utf8');
   });
 }
 
-export type BatchSignRequest = Omit<SignRequest, 'csrPem' | 'subject'> & { csrPems: readonly string[] };
+/**
+ * `openssl ca` signing under a profile, with `copy_extensions` as given and `input` naming the
+ * request(s) and output; returns its stdout. Configs and key arguments go in `tmp`.
+ */
+async function runCa(issuer: Issuer, req: SignProfile, copyExtensions: 'none' | 'copy', input: string[], tmp: string, secret?: IssuerSecret): Promise<string> {
+  const caConf = path.join(tmp, 'ca.cnf');
+  const extConf = path.join(tmp, 'ext.cnf');
+  await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest, copy_extensions: copyExtensions }));
+  await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
+  const key = await issuerKeyArgs(issuer, secret, tmp);
+  return openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
+    '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
+    '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter), ...input], { cwd: issuer.dir, env: key.env });
+}
+
+export type BatchSignRequest = SignProfile & { csrPems: readonly string[] };
 
 /**
  * Signs several CSRs in one `openssl ca -infiles` run: one process start (~10 ms) for the whole
@@ -94,20 +104,12 @@ export type BatchSignRequest = Omit<SignRequest, 'csrPem' | 'subject'> & { csrPe
 export async function signCsrBatch(issuer: Issuer, req: BatchSignRequest, secret?: IssuerSecret): Promise<string[]> {
   if (req.csrPems.length === 0) return [];
   return withTempDir(async (tmp) => {
-    const caConf = path.join(tmp, 'ca.cnf');
-    const extConf = path.join(tmp, 'ext.cnf');
-    await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest, copy_extensions: 'copy' }));
-    await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
     const csrs = await Promise.all(req.csrPems.map(async (pem, i) => {
       const file = path.join(tmp, `req${i}.csr`);
       await fsp.writeFile(file, csrForOpenssl(pem));
       return file;
     }));
-    const key = await issuerKeyArgs(issuer, secret, tmp);
-    const out = await openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
-      '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
-      '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter),
-      '-infiles', ...csrs], { cwd: issuer.dir, env: key.env });
+    const out = await runCa(issuer, req, 'copy', ['-infiles', ...csrs], tmp, secret);
     // openssl skips a request it refuses (a bad signature, its policy) and still exits 0 and records
     // the others: what comes back may be fewer, so the caller matches them by key and CN.
     const pems = out.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];

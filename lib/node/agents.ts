@@ -29,7 +29,7 @@ export async function issueAgent(dir: string, ep: Endpoint, agent: AgentId, node
   const f = agentFiles(dir, agent);
   const cn = `${agent}@${nodeId}`;
   const had = await keySpki(f.key);
-  // The CSR asks for exactly the agent profile, so the CA can sign it in a group (signLeavesLocked).
+  // The CSR asks for exactly the agent profile, so the CA can sign it in a group (lib/issue.ts signLeaves).
   const profile = leafProfile({ kind: 'agent', agentId: agent, nodeId }, domain);
   const csr = had ? await csrForKey(f.key, profile) : await newKey(f.key, profile);
   const spki = (await keySpki(f.key))!;

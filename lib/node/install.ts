@@ -38,7 +38,7 @@ export async function withNodeDir<T>(dir: string, what: string, fn: (f: NodeFile
 
 /**
  * A new private key at `keyPath`, made in a 0600 temp file and renamed into place only once
- * complete, with a CSR for `cn`. A kill at any instant leaves either no key or a whole one.
+ * complete, with a CSR saying `subject`. A kill at any instant leaves either no key or a whole one.
  */
 export async function newKey(keyPath: string, subject: CsrSubject): Promise<string> {
   const tmp = tempPathFor(keyPath);

@@ -9,7 +9,6 @@ import { parseSan } from '../../lib/san.ts';
 import { keyType } from '../../lib/keys.ts';
 import { exportP12 } from '../../lib/p12.ts';
 import { issueRoster, parseRoster } from '../../lib/roster.ts';
-import { PUBLIC_MODE, writeAtomic } from '../../lib/files.ts';
 import { UsageError, show } from '../../lib/errors.ts';
 import { MAX_CSR_BYTES } from '../../lib/csr.ts';
 
@@ -106,12 +105,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       if (!args.out && fs.existsSync(ca.store.issued(fileStem(id), 'key'))) {
         throw new UsageError(`issued/${fileStem(id)}.key belongs to a certificate this CA host made — give --out FILE so that pair is not split`);
       }
-      // One lock hold for the signature and the file, like every other change in the CA directory.
-      const r = await ca.store.change(`sign ${fileStem(id)}`, async () => {
-        const signed = await signCsrFor(ca, id, fs.readFileSync(file, 'utf8'), sans, validity);
-        await writeAtomic(out, signed.certPem, PUBLIC_MODE);
-        return signed;
-      });
+      const r = await signCsrFor(ca, id, fs.readFileSync(file, 'utf8'), sans, validity, out);
       if (args.json) return printJson({ cn: r.cn, serial: r.serial, cert: out, notAfter: r.info.notAfter.toISOString() });
       print(`signed ${r.cn} (serial ${r.serial}, until ${r.info.notAfter.toISOString().slice(0, 10)})`);
       print(`  cert  ${out}`);
