@@ -31,11 +31,19 @@ async function profileCsr(work: string, subject: CsrSubject): Promise<{ csrPem: 
   return { csrPem: (await newKeyAndCsr(keyFile, 'ec-p256', subject)).csrPem, keyFile };
 }
 
-/** A CSR made by the openssl binary, with the given -addext extensions. */
-async function opensslCsr(work: string, cn: string, addext: string[]): Promise<string> {
-  const key = path.join(work, `${cn}-${Math.random().toString(16).slice(2)}.key`);
-  const r = await execa('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key, '-subj', `/CN=${cn}`,
-    ...addext.flatMap((e) => ['-addext', e])], { env: { OPENSSL_CONF: '/dev/null' } });
+/**
+ * A CSR made by the openssl binary as a client might: subject `subj`, the given -addext
+ * extensions, a new P-256 key unless `keyFile` is given, and `config` as its openssl config.
+ */
+async function opensslCsr(work: string, subj: string, addext: string[] = [], opts: { keyFile?: string; config?: string } = {}): Promise<string> {
+  const tag = Math.random().toString(16).slice(2);
+  const keyArgs = opts.keyFile ? ['-key', opts.keyFile] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', path.join(work, `csr-${tag}.key`)];
+  let configArgs: string[] = [];
+  if (opts.config) {
+    fs.writeFileSync(path.join(work, `csr-${tag}.cnf`), opts.config);
+    configArgs = ['-config', path.join(work, `csr-${tag}.cnf`)];
+  }
+  const r = await execa('openssl', ['req', '-new', ...configArgs, ...keyArgs, '-subj', subj, ...addext.flatMap((e) => ['-addext', e])], { env: { OPENSSL_CONF: '/dev/null' } });
   return String(r.stdout);
 }
 
@@ -67,15 +75,13 @@ test('csrCarriesProfile: the same SAN from openssl counts; an extra extension, a
   const work = await tempDir();
   const id = node('ct8');
   const p = leafProfile(id, domain);
-  assert.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', [profileSan(id)]), p), 'openssl -addext with the profile SAN');
-  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', []), p), 'no SAN');
-  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', [profileSan(id), 'basicConstraints=critical,CA:TRUE']), p), 'extra basicConstraints');
-  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', [`subjectAltName=URI:${p.uris[0]},DNS:ct8.mesh,DNS:ct8-mcp.mesh,DNS:ct8-runtime-rpc.mesh`]), p), 'other order');
-  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct8.mesh', [`subjectAltName=critical,${profileSan(id).slice('subjectAltName='.length)}`]), p), 'critical SAN');
-  assert.not.ok(csrCarriesProfile(await opensslCsr(work, 'ct9.mesh', [profileSan(id)]), p), 'another CN');
-  const key = path.join(work, 'o.key');
-  const withOrg = await execa('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key, '-subj', '/O=Evil/CN=ct8.mesh', '-addext', profileSan(id)], { env: { OPENSSL_CONF: '/dev/null' } });
-  assert.not.ok(csrCarriesProfile(String(withOrg.stdout), p), 'extra O= RDN');
+  assert.ok(csrCarriesProfile(await opensslCsr(work, '/CN=ct8.mesh', [profileSan(id)]), p), 'openssl -addext with the profile SAN');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, '/CN=ct8.mesh', []), p), 'no SAN');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, '/CN=ct8.mesh', [profileSan(id), 'basicConstraints=critical,CA:TRUE']), p), 'extra basicConstraints');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, '/CN=ct8.mesh', [`subjectAltName=URI:${p.uris[0]},DNS:ct8.mesh,DNS:ct8-mcp.mesh,DNS:ct8-runtime-rpc.mesh`]), p), 'other order');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, '/CN=ct8.mesh', [`subjectAltName=critical,${profileSan(id).slice('subjectAltName='.length)}`]), p), 'critical SAN');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, '/CN=ct9.mesh', [profileSan(id)]), p), 'another CN');
+  assert.not.ok(csrCarriesProfile(await opensslCsr(work, '/O=Evil/CN=ct8.mesh', [profileSan(id)]), p), 'extra O= RDN');
 });
 
 test('signLeaves: profile CSRs share one openssl run; a CSR asking for more is signed alone and gets only the profile', async () => {
@@ -87,7 +93,7 @@ test('signLeaves: profile CSRs share one openssl run; a CSR asking for more is s
     requests.push({ id: node(n), csrPem, publicKey: await csrPublicKey(csrPem), sans: [] });
   }
   // The profile SAN plus a CA flag and a path length: must not take the copying path.
-  const greedy = await opensslCsr(work, 'b4.mesh', [profileSan(node('b4')), 'basicConstraints=critical,CA:TRUE', 'nameConstraints=permitted;DNS:mesh']);
+  const greedy = await opensslCsr(work, '/CN=b4.mesh', [profileSan(node('b4')), 'basicConstraints=critical,CA:TRUE', 'nameConstraints=permitted;DNS:mesh']);
   requests.push({ id: node('b4'), csrPem: greedy, publicKey: await csrPublicKey(greedy), sans: [] });
   const { csrPem: agentCsr } = await profileCsr(work, leafProfile({ kind: 'agent', agentId: agentId('opus'), nodeId: nodeId('b1') }, domain));
   requests.push({ id: { kind: 'agent', agentId: agentId('opus'), nodeId: nodeId('b1') }, csrPem: agentCsr, publicKey: await csrPublicKey(agentCsr), sans: [] });
@@ -185,20 +191,14 @@ test('the enrollment queue: two requests for one node at once give one certifica
 });
 
 /** A CSR whose CN is a BMPString: reads as the same text, encodes differently (review finding). */
-async function bmpCsr(work: string, cn: string, san: string): Promise<string> {
-  const conf = path.join(work, `bmp-${Math.random().toString(16).slice(2)}.cnf`);
-  fs.writeFileSync(conf, `[req]\ndistinguished_name=dn\nprompt=no\nstring_mask=MASK:0x800\n[dn]\nCN=${cn}\n`);
-  const key = path.join(work, `bmp-${Math.random().toString(16).slice(2)}.key`);
-  const r = await execa('openssl', ['req', '-new', '-config', conf, '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key, '-addext', san], { env: { OPENSSL_CONF: '/dev/null' } });
-  return String(r.stdout);
-}
+const BMP_STRINGS = '[req]\ndistinguished_name=dn\nstring_mask=MASK:0x800\n[dn]\n';
 
 const rowsOf = (ca: { store: { dir: string } }) => fs.readFileSync(path.join(ca.store.dir, 'intermediate', 'index.txt'), 'utf8').split('\n').filter(Boolean);
 
 test('a CN in another string type (BMPString) never takes the copying path: the row and certificate name the node plainly', async () => {
   const fx = await enrollFixture();
   try {
-    const csrs = await Promise.all(['s1', 's2'].map((n) => bmpCsr(fx.work, `${n}.mesh`, profileSan(node(n)))));
+    const csrs = await Promise.all(['s1', 's2'].map((n) => opensslCsr(fx.work, `/CN=${n}.mesh`, [profileSan(node(n))], { config: BMP_STRINGS })));
     assert.not.ok(csrCarriesProfile(csrs[0]!, leafProfile(node('s1'), domain)));
     const replies = await Promise.all(csrs.map((csr) => call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } })));
     assert.equal(replies.map((r) => r.status), [200, 200], replies.map((r) => r.text).join('\n'));
@@ -219,7 +219,7 @@ test('a "NEW CERTIFICATE REQUEST" block ahead of the checked one is refused, and
     const key = path.join(work, 'same.key');
     fs.writeFileSync(key, '', { mode: 0o600 });
     const honest = (await newKeyAndCsr(key, 'ec-p256', leafProfile(node('h1'), domain))).csrPem;
-    const evil = String((await execa('openssl', ['req', '-new', '-key', key, '-subj', '/O=Rivet Collective/CN=evil.mesh', '-addext', profileSan(node('h1'))], { env: { OPENSSL_CONF: '/dev/null' } })).stdout)
+    const evil = (await opensslCsr(work, '/O=Rivet Collective/CN=evil.mesh', [profileSan(node('h1'))], { keyFile: key }))
       .replace(/CERTIFICATE REQUEST-----/g, 'NEW CERTIFICATE REQUEST-----');
     const before = caState(fx.ca);
     const r = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: `${evil}${honest}` } });
