@@ -5,7 +5,7 @@ RIVET := ./scripts/rivet-ca.mts
 PROVISION := ./scripts/provision-ct.mts
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: all deps build test test-all typecheck demo renew revoke crl bench
+.PHONY: all deps build test test-all typecheck imports demo renew revoke crl bench
 
 all: test
 
@@ -27,18 +27,22 @@ build: dist/.built
 typecheck: deps
 	npx tsc --noEmit
 
+# The layer rule of lib/ (docs/ARCHITECTURE.md): no upward import, no cycle.
+imports: deps
+	node --import tsx scripts/dev/check-imports.mts
+
 # Suites that need more than Node 20 and openssl: the independent verifiers (GnuTLS, nginx,
 # Python cryptography), SoftHSM and faketime. `make test-all` installs those and runs them too.
 EXTRA_TESTS := interop|pkcs11|expiry
 
 # A newcomer's suite: typecheck, then every test/*.test.ts that needs only Node and openssl.
-test: deps typecheck
+test: deps typecheck imports
 	node --import tsx node_modules/uvu/bin.js test '^(?!($(EXTRA_TESTS))\.test)[^/]*\.test\.ts$$'
 
 # What CI runs (.ci/run): installs the independent verifiers and faketime when missing
 # (test/setup/install-deps.sh), then the whole suite with the slow loads at full size — the crash
 # test's 220 SIGKILLs instead of 40. One uvu run, so CI's summary line adds up as before.
-test-all: deps typecheck
+test-all: deps typecheck imports
 	sh test/setup/install-deps.sh
 	RIVET_CRASH_KILLS=220 node --import tsx node_modules/uvu/bin.js test '\.test\.ts$$'
 

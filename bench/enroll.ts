@@ -58,13 +58,13 @@ async function waitForLine(child: ResultPromise, re: RegExp, what: string): Prom
 }
 
 /**
- * Keys and CSRs made the way provision-ct makes them (lib/csr.ts newKeyAndCsr from the snapshot
+ * Keys and CSRs made the way provision-ct makes them (lib/sign/csr.ts newKeyAndCsr from the snapshot
  * under test: `openssl req`, the CSR carrying the node profile's CN and SANs, so the CA may sign
  * concurrent requests in one run). cfssl gets the same CSRs.
  */
 async function makeCsrs(dir: string, names: string[]): Promise<Array<{ name: string; key: string; csr: string }>> {
-  const { newKeyAndCsr } = await import(path.join(SNAP, 'lib', 'csr.ts'));
-  const { leafProfile } = await import(path.join(SNAP, 'lib', 'profile.ts'));
+  const { newKeyAndCsr } = await import(path.join(SNAP, 'lib', 'sign', 'csr.ts'));
+  const { leafProfile } = await import(path.join(SNAP, 'lib', 'sign', 'profile.ts'));
   const out: Array<{ name: string; key: string; csr: string }> = [];
   await pool(os.availableParallelism(), names, async (name) => {
     const key = path.join(dir, `${name}.key`);

@@ -20,7 +20,7 @@ function pastRow(i: number, now: number): string {
 export async function growth(work: string, sizes: number[], samples: number): Promise<GrowthPoint[]> {
   const lib = (f: string) => import(path.join(SNAP, 'lib', f));
   const [{ openCa }, { meshDomain }, { initRoot, issueIntermediate }, { issueWithNewKey }, { tidy }, { parseIdentity }] = await Promise.all(
-    ['ca.ts', 'identity.ts', 'authority.ts', 'issue.ts', 'tidy.ts', 'identity.ts'].map(lib));
+    ['ca/handle.ts', 'core/identity.ts', 'ops/hierarchy.ts', 'ops/issue.ts', 'ops/tidy.ts', 'core/identity.ts'].map(lib));
   const cases = [...sizes.map((n) => ({ n, tidy: true })), { n: Math.max(...sizes), tidy: false }];
   const built = [];
   for (const c of cases) {

@@ -89,7 +89,7 @@ export type Handshakes = { none: number; crl10k: number; crlEntries: number; sec
 
 /** A signed CRL with `n` synthetic revoked serials: the intermediate's database copied aside. */
 async function bigCrl(caDir: string, out: string, n: number): Promise<string> {
-  const { generateCrl } = await import(path.join(SNAP, 'lib', 'signer.ts'));
+  const { generateCrl } = await import(path.join(SNAP, 'lib', 'sign', 'signer.ts'));
   const scratch = path.join(out, 'crl-db');
   fs.cpSync(path.join(caDir, 'intermediate'), scratch, { recursive: true });
   const revokedAt = '250101000000Z';

@@ -22,7 +22,7 @@ const TOOLS = ['rivet-ca', 'provision-ct'];
 /**
  * `import.meta.url` in a CommonJS bundle: esbuild leaves it empty, so every use becomes the
  * bundle's own URL (what the ESM bundle gave node_modules before), and in our sources the URL of
- * the file itself, so that lib/template.ts finds templates/ and lib/node/timer.ts the checkout
+ * the file itself, so that lib/sys/template.ts finds templates/ and lib/node/timer.ts the checkout
  * whatever the bundle's depth.
  */
 const BUNDLE_URL = '__rivetBundleUrl';

@@ -4,12 +4,12 @@
 // arguments and prints. The secret comes from the environment, .env or --token-file — never argv.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadConfig, bootstrapSecret } from '../lib/config.ts';
-import { UsageError } from '../lib/errors.ts';
-import { parseSan } from '../lib/san.ts';
-import { agentId, nodeId } from '../lib/identity.ts';
-import { parseDuration } from '../lib/duration.ts';
-import { pullCrl } from '../lib/crl-pull.ts';
+import { loadConfig, bootstrapSecret } from '../lib/sys/config.ts';
+import { UsageError } from '../lib/core/errors.ts';
+import { parseSan } from '../lib/core/san.ts';
+import { agentId, nodeId } from '../lib/core/identity.ts';
+import { parseDuration } from '../lib/core/duration.ts';
+import { pullCrl } from '../lib/distribute/pull.ts';
 import { datahubUrl, endpointOf, normalizeFingerprint, readSettings, servername, type NodeSettings } from '../lib/node/settings.ts';
 import { enrollNode, describeEnrolled } from '../lib/node/enroll.ts';
 import { renewNode, describeRenew, requireSettings } from '../lib/node/renew.ts';

@@ -1,4 +1,4 @@
-// Signing many CSRs in one `openssl ca` run (lib/signer.ts signCsrBatch via lib/issue.ts
+// Signing many CSRs in one `openssl ca` run (lib/sign/signer.ts signCsrBatch via lib/ops/issue.ts
 // signLeaves): the per-certificate subject and SAN come from the CSRs, so only CSRs that carry
 // exactly the profile's may take that path, and nothing else a CSR asks for may reach a
 // certificate. Also our profile CSRs read back by openssl, the group-commit mechanics, and the
@@ -11,20 +11,21 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { execa } from 'execa';
 import { freshCa, opensslOk, tempDir } from './helpers/ca.ts';
 import { enrollFixture, call, caState, SECRET } from './helpers/enroll.ts';
-import { csrCarriesProfile, csrPublicKey, newKeyAndCsr, newKeysAndCsrs, type CsrSubject, type KeyRequest } from '../lib/csr.ts';
-import { leafProfile } from '../lib/profile.ts';
-import { signLeaves, leafValidity, type LeafRequest } from '../lib/issue.ts';
-import { leafSubjectDer } from '../lib/der-write.ts';
-import { parseCertPem, OID } from '../lib/cert.ts';
-import { checkIssued } from '../lib/check.ts';
-import { GroupCommit } from '../lib/group-commit.ts';
-import { parseSan } from '../lib/san.ts';
-import { agentId, meshDomain, nodeId, type Identity } from '../lib/identity.ts';
+import { csrCarriesProfile, csrPublicKey, newKeyAndCsr, newKeysAndCsrs, type CsrSubject, type KeyRequest } from '../lib/sign/csr.ts';
+import { leafProfile } from '../lib/sign/profile.ts';
+import { signLeaves, leafValidity, type LeafRequest } from '../lib/ops/issue.ts';
+import { leafSubjectDer } from '../lib/x509/der-write.ts';
+import { parseCertPem, OID } from '../lib/x509/cert.ts';
+import { checkIssued } from '../lib/x509/leaf-check.ts';
+import { GroupCommit } from '../lib/core/group-commit.ts';
+import { parseSan } from '../lib/core/san.ts';
+import { agentId, meshDomain, nodeId, type Identity } from '../lib/core/identity.ts';
+import { transaction } from '../lib/sign/transaction.ts';
 
 const domain = meshDomain('mesh');
 const node = (id: string): Identity => ({ kind: 'node', nodeId: nodeId(id) });
 
-/** A new key (file in `work`) and our CSR for `subject`, made by openssl as lib/csr.ts makes them. */
+/** A new key (file in `work`) and our CSR for `subject`, made by openssl as lib/sign/csr.ts makes them. */
 async function profileCsr(work: string, subject: CsrSubject): Promise<{ csrPem: string; keyFile: string }> {
   const keyFile = path.join(work, `${subject.cn}-${Math.random().toString(16).slice(2)}.key`);
   fs.writeFileSync(keyFile, '', { mode: 0o600 });
@@ -100,7 +101,7 @@ test('signLeaves: profile CSRs share one openssl run; a CSR asking for more is s
 
   const validity = leafValidity();
   const issuer = await ca.store.current();
-  const results = await ca.store.change('test batch', () => signLeaves(ca, issuer, requests, validity));
+  const results = await transaction(ca, 'test batch', () => signLeaves(ca, issuer, requests, validity));
   const chain = path.join(ca.store.dir, 'chain-and-root.pem');
   fs.writeFileSync(chain, fs.readFileSync(ca.store.chainFile, 'utf8'));
   const serials = new Set<string>();
@@ -233,7 +234,7 @@ test('a "NEW CERTIFICATE REQUEST" block ahead of the checked one is refused, and
     const pk = await csrPublicKey(honest);
     const h2 = (await profileCsr(work, leafProfile(node('h2'), domain))).csrPem;
     const h2key = await csrPublicKey(h2);
-    const [issued] = await fx.ca.store.change('test', () => signLeaves(fx.ca, issuer, [
+    const [issued] = await transaction(fx.ca, 'test', () => signLeaves(fx.ca, issuer, [
       { id: node('h1'), csrPem: `${evil}${honest}`, publicKey: pk, sans: [] }, // shared run with h2
       { id: node('h2'), csrPem: h2, publicKey: h2key, sans: [] },
     ], leafValidity()));
@@ -265,7 +266,7 @@ test('a request openssl skips in a shared run does not get the others signed twi
   const wrongKey = await csrPublicKey((await profileCsr(work, leafProfile(node('g4'), domain))).csrPem);
   const requests: LeafRequest[] = [...good, { id: node('g3'), csrPem: broken, publicKey: g3key, sans: [] }, { id: node('g4'), csrPem: other.csrPem, publicKey: wrongKey, sans: [] }];
   const issuer = await ca.store.current();
-  const results = await ca.store.change('test', () => signLeaves(ca, issuer, requests, leafValidity()));
+  const results = await transaction(ca, 'test', () => signLeaves(ca, issuer, requests, leafValidity()));
   assert.ok(!(results[0] instanceof Error) && !(results[1] instanceof Error), String(results[0]));
   assert.ok(results[2] instanceof Error, 'the broken CSR fails');
   assert.match(String(results[3]), /public key: differs from the request/);

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { freshCa, cli, opensslOk } from './helpers/ca.ts';
-import { splitCrlBundle, parseCrlBundle } from '../lib/crl.ts';
-import { parseCertPem } from '../lib/cert.ts';
-import type { Ca } from '../lib/ca.ts';
+import { splitCrlBundle, parseCrlBundle } from '../lib/x509/crl.ts';
+import { parseCertPem } from '../lib/x509/cert.ts';
+import type { Ca } from '../lib/ca/handle.ts';
 
 let ca: Ca;
 const issued = (stem: string, ext: string) => path.join(ca.store.dir, 'issued', `${stem}.${ext}`);

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { freshCa, cli, snapshot } from './helpers/ca.ts';
-import type { Ca } from '../lib/ca.ts';
+import type { Ca } from '../lib/ca/handle.ts';
 
 let ca: Ca;
 test.before(async () => {

@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freshCa, cli } from './helpers/ca.ts';
-import { readDb } from '../lib/db.ts';
-import { parseCertPem } from '../lib/cert.ts';
+import { readDb } from '../lib/ca/database.ts';
+import { parseCertPem } from '../lib/x509/cert.ts';
 
 test('50 issue-agent processes started at once: 50 certs, 50 rows, 50 distinct serials', async () => {
   const ca = await freshCa();

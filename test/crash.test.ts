@@ -12,8 +12,8 @@ import https from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
 import { CLI, cli, tempDir } from './helpers/ca.ts';
-import { readDb } from '../lib/db.ts';
-import { parseCrlBundle } from '../lib/crl.ts';
+import { readDb } from '../lib/ca/database.ts';
+import { parseCrlBundle } from '../lib/x509/crl.ts';
 import { forgeCsrDer, toPem } from './hostile/forge.ts';
 
 const KILLS = Number(process.env.RIVET_CRASH_KILLS ?? 40);

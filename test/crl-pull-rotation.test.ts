@@ -1,4 +1,4 @@
-// lib/crl-pull.ts across the life of intermediates: a node enrolled before `rotate-intermediate`
+// lib/distribute/pull.ts across the life of intermediates: a node enrolled before `rotate-intermediate`
 // (its rivet-ca.crt knows only the old intermediate) and one whose chain still names an
 // intermediate that `tidy` retired must keep receiving CRLs. The pull brings the chain up to date
 // from /ca.crt, accepting only CA certificates signed by the root the node already trusts.
@@ -8,15 +8,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { enrollFixture, type Fixture } from './helpers/enroll.ts';
 import { tempDir } from './helpers/ca.ts';
-import { rotateIntermediate } from '../lib/rotate.ts';
-import { tidy } from '../lib/tidy.ts';
-import { pullCrl } from '../lib/crl-pull.ts';
-import { installCrlBundle, CrlRefused } from '../lib/crl-install.ts';
-import { parseConnectTo } from '../lib/mesh-request.ts';
-import { crlReceiver } from '../lib/crl-receiver.ts';
+import { rotateIntermediate } from '../lib/ops/rotate.ts';
+import { tidy } from '../lib/ops/tidy.ts';
+import { pullCrl } from '../lib/distribute/pull.ts';
+import { installCrlBundle, CrlRefused } from '../lib/distribute/install.ts';
+import { parseConnectTo } from '../lib/distribute/mesh-request.ts';
+import { crlReceiver } from '../lib/distribute/receiver.ts';
 import http from 'node:http';
-import { parseCrlBundle } from '../lib/crl.ts';
-import { DAY_MS } from '../lib/duration.ts';
+import { parseCrlBundle } from '../lib/x509/crl.ts';
+import { DAY_MS } from '../lib/core/duration.ts';
 
 let fx: Fixture;
 test.before(async () => { fx = await enrollFixture(); });

@@ -8,11 +8,11 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { enrollFixture, newCsr, call, auditLines, SECRET } from './helpers/enroll.ts';
 import { CLI } from './helpers/ca.ts';
-import { parseCertPem } from '../lib/cert.ts';
-import { readDb } from '../lib/db.ts';
-import { csrForKey } from '../lib/csr.ts';
-import { leafProfile } from '../lib/profile.ts';
-import { nodeId } from '../lib/identity.ts';
+import { parseCertPem } from '../lib/x509/cert.ts';
+import { readDb } from '../lib/ca/database.ts';
+import { csrForKey } from '../lib/sign/csr.ts';
+import { leafProfile } from '../lib/sign/profile.ts';
+import { nodeId } from '../lib/core/identity.ts';
 
 test('100 concurrent enrollments while the CLI issues agents: all answered, all in the DB, distinct serials, no 5xx', async () => {
   const fx = await enrollFixture();

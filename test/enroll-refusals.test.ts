@@ -7,10 +7,10 @@ import tls from 'node:tls';
 import https from 'node:https';
 import { enrollFixture, enrollNode, newCsr, call, caState, auditLines, SECRET, type Fixture, type CallOptions } from './helpers/enroll.ts';
 import { freshCa } from './helpers/ca.ts';
-import { issueWithNewKey, leafValidity } from '../lib/issue.ts';
-import { nodeId } from '../lib/identity.ts';
-import { revoke } from '../lib/revoke.ts';
-import { mintToken } from '../lib/enroll/tokens.ts';
+import { issueWithNewKey, leafValidity } from '../lib/ops/issue.ts';
+import { nodeId } from '../lib/core/identity.ts';
+import { revoke } from '../lib/ops/revoke.ts';
+import { mintToken } from '../lib/ops/tokens.ts';
 
 let fx: Fixture;
 let node: { cert: string; key: Buffer };

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { enrollFixture, enrollNode, newCsr, call, caState, SECRET, type Fixture } from './helpers/enroll.ts';
-import { revoke } from '../lib/revoke.ts';
+import { revoke } from '../lib/ops/revoke.ts';
 
 let fx: Fixture;
 let node: { cert: string; key: Buffer };

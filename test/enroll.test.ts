@@ -9,15 +9,17 @@ import tls from 'node:tls';
 import { execa } from 'execa';
 import { enrollFixture, newCsr, call, SECRET, type Fixture } from './helpers/enroll.ts';
 import { cli, CLI, freshCa } from './helpers/ca.ts';
-import { issueWithNewKey } from '../lib/issue.ts';
-import { nodeId } from '../lib/identity.ts';
-import { signCrl, writeBundleLocked } from '../lib/publish.ts';
-import { DEFAULT_SAN_CIDRS, parseCidrs } from '../lib/san.ts';
-import { startEnrollService } from '../lib/enroll/server.ts';
-import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/cert.ts';
-import { parseCrlBundle, splitCrlBundle } from '../lib/crl.ts';
-import { readDb } from '../lib/db.ts';
-import { publicKeyOfPrivatePem } from '../lib/keys.ts';
+import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { nodeId } from '../lib/core/identity.ts';
+import { signCrl } from '../lib/sign/crl-sign.ts';
+import { DEFAULT_SAN_CIDRS, parseCidrs } from '../lib/core/san.ts';
+import { startEnrollService } from '../lib/service/server.ts';
+import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/x509/cert.ts';
+import { parseCrlBundle, splitCrlBundle } from '../lib/x509/crl.ts';
+import { readDb } from '../lib/ca/database.ts';
+import { publicKeyOfPrivatePem } from '../lib/core/keys.ts';
+import { writeBundleLocked } from '../lib/ca/published.ts';
+import { transaction } from '../lib/sign/transaction.ts';
 
 let fx: Fixture;
 test.before(async () => { fx = await enrollFixture(); });
@@ -157,7 +159,7 @@ test('`rivet-ca token` refuses a bad node-id and a bad --ttl with exit 2, mintin
 test('the service re-signs a CRL that is due, at start and while running, so it never lapses', async () => {
   const ca = await freshCa();
   await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
-  const makeDue = () => ca.store.change('test: CRL nearly lapsed', async () => {
+  const makeDue = () => transaction(ca, 'test: CRL nearly lapsed', async () => {
     await signCrl(await ca.store.current(), 1); // one hour left: well inside the 3-day window
     await writeBundleLocked(ca);
   });

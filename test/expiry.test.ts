@@ -12,9 +12,9 @@ import { X509Certificate } from 'node:crypto';
 import { execa } from 'execa';
 import { CLI, cli, tempDir } from './helpers/ca.ts';
 import { enrollFixture, call, newCsr } from './helpers/enroll.ts';
-import { issueWithNewKey, leafValidity } from '../lib/issue.ts';
-import { nodeId } from '../lib/identity.ts';
-import { parseCrlBundle } from '../lib/crl.ts';
+import { issueWithNewKey, leafValidity } from '../lib/ops/issue.ts';
+import { nodeId } from '../lib/core/identity.ts';
+import { parseCrlBundle } from '../lib/x509/crl.ts';
 
 let caDir: string;
 const back = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');

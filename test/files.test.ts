@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeAtomic, KEY_MODE, PUBLIC_MODE, removeStaleTemps, TEMP_MARK } from '../lib/files.ts';
+import { writeAtomic, KEY_MODE, PUBLIC_MODE, removeStaleTemps, TEMP_MARK } from '../lib/sys/files.ts';
 import { freshCa, tempDir, cli } from './helpers/ca.ts';
 import { execa } from 'execa';
 

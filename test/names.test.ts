@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freshCa, cli, snapshot } from './helpers/ca.ts';
-import type { Ca } from '../lib/ca.ts';
+import type { Ca } from '../lib/ca/handle.ts';
 import { enrollFixture, newCsr, call, caState, SECRET } from './helpers/enroll.ts';
 
 let ca: Ca;

@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa, execaSync } from 'execa';
 import { cli, tempDir, opensslOk, ROOT } from './helpers/ca.ts';
-import { parsePkcs11Uri } from '../lib/pkcs11.ts';
-import { parseCrlBundle } from '../lib/crl.ts';
-import { UsageError } from '../lib/errors.ts';
+import { parsePkcs11Uri } from '../lib/sign/pkcs11.ts';
+import { parseCrlBundle } from '../lib/x509/crl.ts';
+import { UsageError } from '../lib/core/errors.ts';
 
 const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 const PIN = '730519';

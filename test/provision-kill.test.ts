@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createPrivateKey } from 'node:crypto';
 import { startServed, mustOk, filesUnder, SECRET, type Served } from './helpers/provision.ts';
-import { parseCertsPem, publicKeyDer } from '../lib/cert.ts';
-import { parseCrlBundle } from '../lib/crl.ts';
-import { publicKeyOfPrivatePem } from '../lib/keys.ts';
+import { parseCertsPem, publicKeyDer } from '../lib/x509/cert.ts';
+import { parseCrlBundle } from '../lib/x509/crl.ts';
+import { publicKeyOfPrivatePem } from '../lib/core/keys.ts';
 
 /** Kill until this many runs died; nodes are enrolled one after another until then (bounded). */
 const TARGET_KILLS = 15;

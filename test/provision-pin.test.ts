@@ -11,8 +11,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { startServed, mustOk, filesUnder, SECRET, type Served } from './helpers/provision.ts';
 import { freshCa } from './helpers/ca.ts';
-import { issueWithNewKey } from '../lib/issue.ts';
-import { nodeId } from '../lib/identity.ts';
+import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { nodeId } from '../lib/core/identity.ts';
 
 type Seen = { method: string; url: string; authorization?: string };
 type Proxy = { port: number; seen: Seen[]; close: () => Promise<void> };

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { startServed, mustOk, SECRET, type Served } from './helpers/provision.ts';
 import { snapshot } from './helpers/ca.ts';
-import { parseCertPem } from '../lib/cert.ts';
-import { DAY_MS } from '../lib/duration.ts';
+import { parseCertPem } from '../lib/x509/cert.ts';
+import { DAY_MS } from '../lib/core/duration.ts';
 
 let s: Served;
 test.before(async () => { s = await startServed(); });

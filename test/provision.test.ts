@@ -9,9 +9,9 @@ import path from 'node:path';
 import { startServed, mustOk, filesUnder, SECRET, type Served } from './helpers/provision.ts';
 import { execa } from 'execa';
 import { snapshot, ROOT } from './helpers/ca.ts';
-import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/cert.ts';
-import { publicKeyOfPrivatePem } from '../lib/keys.ts';
-import { parseCrlBundle } from '../lib/crl.ts';
+import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/x509/cert.ts';
+import { publicKeyOfPrivatePem } from '../lib/core/keys.ts';
+import { parseCrlBundle } from '../lib/x509/crl.ts';
 
 let s: Served;
 test.before(async () => { s = await startServed(); });

@@ -1,13 +1,13 @@
-// lib/revoke.ts: whatever reason the operator gives, a revoked certificate stops verifying.
+// lib/ops/revoke.ts: whatever reason the operator gives, a revoked certificate stops verifying.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { freshCa } from './helpers/ca.ts';
-import { issueWithNewKey } from '../lib/issue.ts';
-import { parseIdentity } from '../lib/identity.ts';
-import { revoke, revocationReason } from '../lib/revoke.ts';
-import { REVOCATION_REASONS } from '../lib/signer.ts';
-import { verifyCert } from '../lib/verify.ts';
-import { UsageError } from '../lib/errors.ts';
+import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { parseIdentity } from '../lib/core/identity.ts';
+import { revoke, revocationReason } from '../lib/ops/revoke.ts';
+import { REVOCATION_REASONS } from '../lib/sign/signer.ts';
+import { verifyCert } from '../lib/ops/verify.ts';
+import { UsageError } from '../lib/core/errors.ts';
 
 test('every accepted revocation reason makes openssl verify refuse the certificate as revoked', async () => {
   const ca = await freshCa();

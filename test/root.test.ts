@@ -5,11 +5,11 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { cli, freshCa, snapshot, tempDir, opensslOk } from './helpers/ca.ts';
-import { openCa } from '../lib/ca.ts';
-import { meshDomain } from '../lib/identity.ts';
-import { doctor } from '../lib/doctor.ts';
-import { parseCrlBundle } from '../lib/crl.ts';
-import { DAY_MS } from '../lib/duration.ts';
+import { openCa } from '../lib/ca/handle.ts';
+import { meshDomain } from '../lib/core/identity.ts';
+import { doctor } from '../lib/ops/doctor.ts';
+import { parseCrlBundle } from '../lib/x509/crl.ts';
+import { DAY_MS } from '../lib/core/duration.ts';
 
 const keyFilesUnder = (dir: string): string[] => fs.readdirSync(dir, { recursive: true, withFileTypes: true })
   .filter((e) => e.isFile() && /\.key$/.test(e.name)).map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));

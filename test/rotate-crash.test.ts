@@ -6,11 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { cli, freshCa, tempDir, opensslOk } from './helpers/ca.ts';
-import { openCa, type Ca } from '../lib/ca.ts';
-import { meshDomain } from '../lib/identity.ts';
-import { publicKeyOfPrivatePem } from '../lib/keys.ts';
+import { openCa, type Ca } from '../lib/ca/handle.ts';
+import { meshDomain } from '../lib/core/identity.ts';
+import { publicKeyOfPrivatePem } from '../lib/core/keys.ts';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import type { Issuer } from '../lib/store.ts';
+import type { Issuer } from '../lib/ca/store.ts';
 
 const BEFORE_COMMIT = ['rotate-built'];
 const AFTER_COMMIT = ['rotate-committed', 'rotate-linked-old', 'rotate-moved-old', 'rotate-clearing', 'rotate-installing', 'rotate-published', 'rotate-switched'];

@@ -7,14 +7,14 @@ import path from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { cli, freshCa, opensslOk } from './helpers/ca.ts';
-import type { Ca } from '../lib/ca.ts';
-import { parseIdentity } from '../lib/identity.ts';
-import { issueWithNewKey, leafValidity } from '../lib/issue.ts';
-import { rotateIntermediate } from '../lib/rotate.ts';
-import { revoke } from '../lib/revoke.ts';
-import { tidy } from '../lib/tidy.ts';
-import { parseCrlBundle, splitCrlBundle } from '../lib/crl.ts';
-import { DAY_MS } from '../lib/duration.ts';
+import type { Ca } from '../lib/ca/handle.ts';
+import { parseIdentity } from '../lib/core/identity.ts';
+import { issueWithNewKey, leafValidity } from '../lib/ops/issue.ts';
+import { rotateIntermediate } from '../lib/ops/rotate.ts';
+import { revoke } from '../lib/ops/revoke.ts';
+import { tidy } from '../lib/ops/tidy.ts';
+import { parseCrlBundle, splitCrlBundle } from '../lib/x509/crl.ts';
+import { DAY_MS } from '../lib/core/duration.ts';
 
 type Peer = { key: string; cert: string };
 

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { render, renderFile } from '../lib/template.ts';
+import { render, renderFile } from '../lib/sys/template.ts';
 
 test('renders known placeholders', () => {
   assert.is(render('CN = {{cn}}\n', { cn: 'ct111.mesh' }), 'CN = ct111.mesh\n');
@@ -25,7 +25,7 @@ test('every shipped template renders with its values and nothing else', () => {
   renderFile('intermediate.cnf', { generation: 1 });
   for (const t of ['node.cnf', 'agent.cnf', 'user.cnf']) {
     assert.match(renderFile(t, { san: { lines: [['subjectAltName', '@alt_names']] }, alt_names: lines }), /subjectAltName = @alt_names\n[\s\S]*DNS\.1 = ct1\.mesh/);
-    // The batch form: no SAN line at all, so openssl copies the CSR's (lib/signer.ts signCsrBatch).
+    // The batch form: no SAN line at all, so openssl copies the CSR's (lib/sign/signer.ts signCsrBatch).
     const none = { lines: [], allowEmpty: true };
     assert.not.match(renderFile(t, { san: none, alt_names: none }), /^subjectAltName|^DNS\./m);
   }

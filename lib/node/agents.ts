@@ -1,12 +1,12 @@
 // Agent certificates on a node (DESIGN §6 step 3, §4.3): agents/<id>.key is made here and never
 // leaves; the node asks `POST /agents` over mTLS with its own certificate. The same call re-issues
 // an agent with its existing key when the node renews (agents piggyback on their node).
-import { RivetError } from '../errors.ts';
-import { csrForKey } from '../csr.ts';
-import { leafProfile } from '../profile.ts';
-import { loadMeshTls } from '../tls.ts';
-import { readText } from '../files.ts';
-import type { AgentId, MeshDomain, NodeId } from '../identity.ts';
+import { RivetError } from '../core/errors.ts';
+import { csrForKey } from '../sign/csr.ts';
+import { leafProfile } from '../sign/profile.ts';
+import { loadMeshTls } from '../mesh/tls.ts';
+import { readText } from '../sys/files.ts';
+import type { AgentId, MeshDomain, NodeId } from '../core/identity.ts';
 import type { Endpoint } from './settings.ts';
 import { postMtls } from './datahub.ts';
 import { agentFiles, checkReceived, keySpki, newKey, readInstalled, writePublic } from './install.ts';
@@ -29,7 +29,7 @@ export async function issueAgent(dir: string, ep: Endpoint, agent: AgentId, node
   const f = agentFiles(dir, agent);
   const cn = `${agent}@${nodeId}`;
   const had = await keySpki(f.key);
-  // The CSR asks for exactly the agent profile, so the CA can sign it in a group (lib/issue.ts signLeaves).
+  // The CSR asks for exactly the agent profile, so the CA can sign it in a group (lib/ops/issue.ts signLeaves).
   const profile = leafProfile({ kind: 'agent', agentId: agent, nodeId }, domain);
   const csr = had ? await csrForKey(f.key, profile) : await newKey(f.key, profile);
   const spki = (await keySpki(f.key))!;

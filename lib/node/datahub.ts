@@ -4,11 +4,11 @@
 // request that carries the bootstrap secret, then /renew and /agents over mTLS — is verified
 // against that pinned chain.
 import type { ConnectionOptions, PeerCertificate } from 'node:tls';
-import { RivetError, UsageError, show } from '../errors.ts';
-import { parseCertsPem, type CertInfo } from '../cert.ts';
-import { checkMeshServer, meshClientOptions, type MeshTls } from '../tls.ts';
-import { meshRequest } from '../mesh-request.ts';
-import type { MeshDomain } from '../identity.ts';
+import { RivetError, UsageError, show } from '../core/errors.ts';
+import { parseCertsPem, type CertInfo } from '../x509/cert.ts';
+import { checkMeshServer, meshClientOptions, type MeshTls } from '../mesh/tls.ts';
+import { meshRequest } from '../distribute/mesh-request.ts';
+import type { MeshDomain } from '../core/identity.ts';
 import type { Endpoint } from './settings.ts';
 
 const TIMEOUT_MS = 30_000;

@@ -12,17 +12,17 @@
 // bootstrap secret must not be enough to take over an enrolled identity. Same key, new cert:
 // that is `provision-ct renew`.
 import fs from 'node:fs';
-import { RivetError, UsageError } from '../errors.ts';
-import { csrForKey } from '../csr.ts';
-import { leafProfile } from '../profile.ts';
-import { parseSan } from '../san.ts';
-import { commitRename, readText } from '../files.ts';
-import { parseCertsPem } from '../cert.ts';
-import { isRevoked, parseCrlBundle } from '../crl.ts';
-import { installCrlBundle } from '../crl-install.ts';
-import { pullCrl } from '../crl-pull.ts';
-import { daysLeft } from '../duration.ts';
-import { commonName, type AgentId, type Identity } from '../identity.ts';
+import { RivetError, UsageError } from '../core/errors.ts';
+import { csrForKey } from '../sign/csr.ts';
+import { leafProfile } from '../sign/profile.ts';
+import { parseSan } from '../core/san.ts';
+import { commitRename, readText } from '../sys/files.ts';
+import { parseCertsPem } from '../x509/cert.ts';
+import { isRevoked, parseCrlBundle } from '../x509/crl.ts';
+import { installCrlBundle } from '../distribute/install.ts';
+import { pullCrl } from '../distribute/pull.ts';
+import { daysLeft } from '../core/duration.ts';
+import { commonName, type AgentId, type Identity } from '../core/identity.ts';
 import { endpointOf, readSettings, sameSettings, writeSettings, type Endpoint, type NodeSettings } from './settings.ts';
 import { DatahubRefused, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
 import { checkReceived, keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';

@@ -5,15 +5,15 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { RivetError, show } from '../errors.ts';
-import { commitRename, createExclusive, ensureDir, KEY_MODE, PUBLIC_MODE, readText, removeStaleTemps, tempPathFor, writeAtomic } from '../files.ts';
-import { withLock } from '../lock.ts';
-import { newKeyAndCsr, type CsrSubject } from '../csr.ts';
-import { parseCertsPem, publicKeyDer, type CertInfo } from '../cert.ts';
-import { publicKeyOfPrivatePem } from '../keys.ts';
-import { leafIdentity } from '../check.ts';
-import { meshTlsFiles } from '../tls.ts';
-import { agentId, commonName, type AgentId, type Identity, type MeshDomain } from '../identity.ts';
+import { RivetError, show } from '../core/errors.ts';
+import { commitRename, createExclusive, ensureDir, KEY_MODE, PUBLIC_MODE, readText, removeStaleTemps, tempPathFor, writeAtomic } from '../sys/files.ts';
+import { withLock } from '../sys/lock.ts';
+import { newKeyAndCsr, type CsrSubject } from '../sign/csr.ts';
+import { parseCertsPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
+import { publicKeyOfPrivatePem } from '../core/keys.ts';
+import { leafIdentity } from '../x509/leaf-check.ts';
+import { meshTlsFiles } from '../mesh/tls.ts';
+import { agentId, commonName, type AgentId, type Identity, type MeshDomain } from '../core/identity.ts';
 
 export type NodeFiles = ReturnType<typeof meshTlsFiles> & { dir: string; agents: string; nextKey: string };
 

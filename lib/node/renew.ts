@@ -2,15 +2,15 @@
 // re-used, the certificate rotated once less than `within` is left. The agents piggyback: when the
 // node renews they are re-issued in the same run (and any agent that is itself due or missing).
 // The CRL is pulled first, so a lapsed local CRL does not block the handshake that renews.
-import { RivetError } from '../errors.ts';
-import { csrForKey } from '../csr.ts';
-import { readText } from '../files.ts';
-import { loadMeshTls } from '../tls.ts';
-import { installCrlBundle } from '../crl-install.ts';
-import { pullCrl } from '../crl-pull.ts';
-import { daysLeft } from '../duration.ts';
-import { isRevoked, parseCrlBundle } from '../crl.ts';
-import { commonName, type Identity } from '../identity.ts';
+import { RivetError } from '../core/errors.ts';
+import { csrForKey } from '../sign/csr.ts';
+import { readText } from '../sys/files.ts';
+import { loadMeshTls } from '../mesh/tls.ts';
+import { installCrlBundle } from '../distribute/install.ts';
+import { pullCrl } from '../distribute/pull.ts';
+import { daysLeft } from '../core/duration.ts';
+import { isRevoked, parseCrlBundle } from '../x509/crl.ts';
+import { commonName, type Identity } from '../core/identity.ts';
 import { endpointOf, readSettings, type NodeSettings } from './settings.ts';
 import { DatahubRefused, postMtls } from './datahub.ts';
 import { checkReceived, keySpki, listAgents, readInstalled, withNodeDir, writePublic } from './install.ts';

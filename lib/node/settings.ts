@@ -2,10 +2,10 @@
 // Written last by `provision-ct enroll`, read by renew / fetch-crl / status, so later runs need no
 // flags. No secret is ever stored here — the bootstrap secret is used once and forgotten.
 import path from 'node:path';
-import { UsageError, RivetError, show } from '../errors.ts';
-import { PUBLIC_MODE, readText, writeAtomic } from '../files.ts';
-import { agentId, meshDomain, nodeId, type AgentId, type MeshDomain, type NodeId } from '../identity.ts';
-import type { ConnectTo } from '../mesh-request.ts';
+import { UsageError, RivetError, show } from '../core/errors.ts';
+import { PUBLIC_MODE, readText, writeAtomic } from '../sys/files.ts';
+import { agentId, meshDomain, nodeId, type AgentId, type MeshDomain, type NodeId } from '../core/identity.ts';
+import type { ConnectTo } from '../distribute/mesh-request.ts';
 
 export const SETTINGS_FILE = 'node.json';
 

@@ -2,11 +2,11 @@
 // agent certificates (days left, revoked by the installed CRL, key matching), the CRL's age and
 // nextUpdate, and the pinned root. `problems` is empty when nothing needs attention.
 import fs from 'node:fs';
-import { readText } from '../files.ts';
-import { parseCertsPem } from '../cert.ts';
-import { isRevoked, parseCrlBundle, type CrlInfo } from '../crl.ts';
-import { DAY_MS, daysLeft } from '../duration.ts';
-import { meshDomain } from '../identity.ts';
+import { readText } from '../sys/files.ts';
+import { parseCertsPem } from '../x509/cert.ts';
+import { isRevoked, parseCrlBundle, type CrlInfo } from '../x509/crl.ts';
+import { DAY_MS, daysLeft } from '../core/duration.ts';
+import { meshDomain } from '../core/identity.ts';
 import { readSettings } from './settings.ts';
 import { agentFiles, listAgents, nodeFiles, readInstalled } from './install.ts';
 

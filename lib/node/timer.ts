@@ -6,9 +6,9 @@ import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { UsageError, show } from '../errors.ts';
-import { PUBLIC_MODE, readText, writeAtomic } from '../files.ts';
-import { renderFile } from '../template.ts';
+import { UsageError, show } from '../core/errors.ts';
+import { PUBLIC_MODE, readText, writeAtomic } from '../sys/files.ts';
+import { renderFile } from '../sys/template.ts';
 
 export type TimerKind = 'systemd' | 'cron';
 

@@ -1,11 +1,11 @@
 // init and issue-intermediate: the root and the intermediate it signs (DESIGN §4.1).
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, readSecretFile, run, type GlobalArgs } from './common.ts';
-import { initRoot, issueIntermediate } from '../../lib/authority.ts';
-import { keyType } from '../../lib/keys.ts';
-import { rootFingerprint } from '../../lib/doctor.ts';
-import { parsePkcs11Uri, pkcs11Module } from '../../lib/pkcs11.ts';
-import { UsageError } from '../../lib/errors.ts';
+import { initRoot, issueIntermediate } from '../../lib/ops/hierarchy.ts';
+import { keyType } from '../../lib/core/keys.ts';
+import { rootFingerprint } from '../../lib/ops/doctor.ts';
+import { parsePkcs11Uri, pkcs11Module } from '../../lib/sign/pkcs11.ts';
+import { UsageError } from '../../lib/core/errors.ts';
 
 type InitArgs = GlobalArgs & { keyType?: string; passphraseFile?: string; pkcs11?: string; pkcs11Module?: string; pinFile?: string };
 

@@ -3,9 +3,9 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
-import { loadConfig, type Config } from '../../lib/config.ts';
-import { openCa, type Ca } from '../../lib/ca.ts';
-import { OpensslError, RivetError, UsageError, show } from '../../lib/errors.ts';
+import { loadConfig, type Config } from '../../lib/sys/config.ts';
+import { openCa, type Ca } from '../../lib/ca/handle.ts';
+import { OpensslError, RivetError, UsageError, show } from '../../lib/core/errors.ts';
 
 export const PROG = 'rivet-ca';
 

@@ -1,11 +1,11 @@
 // list, verify, status, doctor: looking without changing (DESIGN §4.5).
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, run, type GlobalArgs } from './common.ts';
-import { inventory } from '../../lib/inventory.ts';
-import { verifyCert } from '../../lib/verify.ts';
-import { doctor, rootFingerprint, type Finding } from '../../lib/doctor.ts';
-import { parseDuration } from '../../lib/duration.ts';
-import { UsageError } from '../../lib/errors.ts';
+import { inventory } from '../../lib/ops/inventory.ts';
+import { verifyCert } from '../../lib/ops/verify.ts';
+import { doctor, rootFingerprint, type Finding } from '../../lib/ops/doctor.ts';
+import { parseDuration } from '../../lib/core/duration.ts';
+import { UsageError } from '../../lib/core/errors.ts';
 
 function printFindings(findings: Finding[]): void {
   const mark = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const;

@@ -1,13 +1,13 @@
 // renew, revoke, crl, tidy: the day-to-day life of issued certificates (DESIGN §4.3–4.5, §5).
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, run, type GlobalArgs } from './common.ts';
-import { renewIssued } from '../../lib/renew.ts';
-import { revoke } from '../../lib/revoke.ts';
-import { refreshCrls } from '../../lib/publish.ts';
-import { tidy } from '../../lib/tidy.ts';
-import { parseDuration } from '../../lib/duration.ts';
+import { renewIssued } from '../../lib/ops/renew.ts';
+import { revoke } from '../../lib/ops/revoke.ts';
+import { tidy } from '../../lib/ops/tidy.ts';
+import { parseDuration } from '../../lib/core/duration.ts';
 import { parseDays, validityFrom } from './issue.ts';
-import { REVOCATION_REASONS } from '../../lib/signer.ts';
+import { REVOCATION_REASONS } from '../../lib/sign/signer.ts';
+import { refreshCrls } from '../../lib/ops/crl.ts';
 
 export const commands: CommandModule<GlobalArgs, any>[] = [
   {
@@ -43,7 +43,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string; push: boolean }) => {
       // Loaded here, not at the top: the push brings https and tls, which every other command
       // would otherwise load at start-up (scripts/launch.mjs).
-      const { pushCrl, pushOptionsFrom } = await import('../../lib/crl-push.ts');
+      const { pushCrl, pushOptionsFrom } = await import('../../lib/distribute/push.ts');
       const { ca, config } = context(args);
       const pushOptions = args.push ? pushOptionsFrom(config, ca.domain) : undefined; // bad settings fail before anything changes
       const r = await revoke(ca, String(args.name), { reason: args.reason, serial: args.serial });

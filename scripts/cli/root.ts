@@ -1,11 +1,11 @@
 // Root ceremonies and intermediate rotation (DESIGN §4.1, §4.6): root offline|online|crl and
-// rotate-intermediate. The work is in lib/ceremony.ts and lib/rotate.ts.
+// rotate-intermediate. The work is in lib/ops/ceremony.ts and lib/ops/rotate.ts.
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, run, type GlobalArgs } from './common.ts';
-import { rootCrl, rootOffline, rootOnline } from '../../lib/ceremony.ts';
-import { rotateIntermediate } from '../../lib/rotate.ts';
-import { keyType } from '../../lib/keys.ts';
-import { UsageError, show } from '../../lib/errors.ts';
+import { rootCrl, rootOffline, rootOnline } from '../../lib/ops/ceremony.ts';
+import { rotateIntermediate } from '../../lib/ops/rotate.ts';
+import { keyType } from '../../lib/core/keys.ts';
+import { UsageError, show } from '../../lib/core/errors.ts';
 
 const rootCommands: CommandModule<GlobalArgs, any>[] = [
   {

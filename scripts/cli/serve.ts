@@ -2,11 +2,11 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, run, type GlobalArgs } from './common.ts';
-import { bootstrapSecret } from '../../lib/config.ts';
-import { parseIdentityOf } from '../../lib/identity.ts';
-import { parseDuration } from '../../lib/duration.ts';
-import { UsageError, show } from '../../lib/errors.ts';
-import { mintToken } from '../../lib/enroll/tokens.ts';
+import { bootstrapSecret } from '../../lib/sys/config.ts';
+import { parseIdentityOf } from '../../lib/core/identity.ts';
+import { parseDuration } from '../../lib/core/duration.ts';
+import { UsageError, show } from '../../lib/core/errors.ts';
+import { mintToken } from '../../lib/ops/tokens.ts';
 
 export const DEFAULT_PORT = 8443;
 
@@ -36,7 +36,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       if (!secret) log('no bootstrap secret configured — /enroll accepts one-time tokens only (`rivet-ca token <node-id>`)');
       // Loaded here, not at the top: the service brings http, https and tls, which every other
       // command would otherwise load at start-up (scripts/launch.mjs).
-      const { startEnrollService } = await import('../../lib/enroll/server.ts');
+      const { startEnrollService } = await import('../../lib/service/server.ts');
       const service = await startEnrollService({
         ca: { ...ca, log: undefined }, sanCidrs: config.sanCidrs, secret, ...listen, log,
         tlsCert: path.resolve(args.tlsCert ?? path.join(config.nodeDir, 'node.crt')),

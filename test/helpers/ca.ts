@@ -7,9 +7,9 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
-import { openCa, type Ca } from '../../lib/ca.ts';
-import { meshDomain } from '../../lib/identity.ts';
-import { initRoot, issueIntermediate } from '../../lib/authority.ts';
+import { openCa, type Ca } from '../../lib/ca/handle.ts';
+import { meshDomain } from '../../lib/core/identity.ts';
+import { initRoot, issueIntermediate } from '../../lib/ops/hierarchy.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'scripts', 'rivet-ca.mts');

@@ -6,11 +6,11 @@ import fsp from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { Ca } from '../../lib/ca.ts';
-import { nodeId } from '../../lib/identity.ts';
-import { issueWithNewKey } from '../../lib/issue.ts';
-import { DEFAULT_SAN_CIDRS, parseCidrs } from '../../lib/san.ts';
-import { startEnrollService, type EnrollService, type Limits } from '../../lib/enroll/server.ts';
+import type { Ca } from '../../lib/ca/handle.ts';
+import { nodeId } from '../../lib/core/identity.ts';
+import { issueWithNewKey } from '../../lib/ops/issue.ts';
+import { DEFAULT_SAN_CIDRS, parseCidrs } from '../../lib/core/san.ts';
+import { startEnrollService, type EnrollService, type Limits } from '../../lib/service/server.ts';
 import { freshCa, snapshot, tempDir } from './ca.ts';
 
 export const SECRET = 'correct horse battery staple';

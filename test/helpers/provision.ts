@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import type { Ca } from '../../lib/ca.ts';
-import { nodeId } from '../../lib/identity.ts';
-import { issueWithNewKey } from '../../lib/issue.ts';
-import { rootFingerprint } from '../../lib/doctor.ts';
+import type { Ca } from '../../lib/ca/handle.ts';
+import { nodeId } from '../../lib/core/identity.ts';
+import { issueWithNewKey } from '../../lib/ops/issue.ts';
+import { rootFingerprint } from '../../lib/ops/doctor.ts';
 import { CLI, ROOT, cli, freshCa, tempDir, type CliResult } from './ca.ts';
 
 export const PROVISION = path.join(ROOT, 'scripts', 'provision-ct.mts');

@@ -1,0 +1,149 @@
+// mTLS material and options for the mesh's servers and clients (DESIGN §7). Everything that
+// decides "is this peer trusted" is fixed here so a caller cannot loosen it by accident: client
+// certs are required and verified, the whole chain is checked against the CRL bundle, TLS 1.3 only.
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import type { SecureContextOptions, TlsOptions, ConnectionOptions, PeerCertificate } from 'node:tls';
+import { createRequire } from 'node:module';
+import type { Agent } from 'undici';
+import { RivetError, show } from '../core/errors.ts';
+import { parseCertDer } from '../x509/cert.ts';
+import { leafIdentity } from '../x509/leaf-check.ts';
+import { splitCrlBundle, parseCrlBundle } from '../x509/crl.ts';
+import { agentId as checkAgentId, meshDomain, type MeshDomain } from '../core/identity.ts';
+import { loadEnv } from '../sys/config.ts';
+
+/** What a node (or one of its agents) presents and verifies with, read from a node dir (DESIGN §2). */
+export type MeshTls = {
+  key: Buffer;
+  cert: Buffer;
+  ca: Buffer;
+  /** The CRL bundle split into one PEM per CRL: Node's tls reads only the first CRL of a PEM. */
+  crl: Buffer[];
+  domain: MeshDomain;
+  dir: string;
+};
+
+export type LoadMeshTlsOptions = {
+  /** Node dir, default RIVET_NODE_DIR or /etc/rivetos. */
+  dir?: string;
+  /** Load agents/<agent>.{crt,key} instead of the node's own cert. */
+  agent?: string;
+  /** Mesh DNS domain, default RIVET_MESH_DOMAIN or `mesh`. */
+  domain?: string;
+};
+
+/** The files of a node dir that make up its TLS identity; the watcher reloads when one changes. */
+export function meshTlsFiles(dir: string, agent?: string): { key: string; cert: string; ca: string; crl: string } {
+  const own = agent === undefined
+    ? { key: path.join(dir, 'node.key'), cert: path.join(dir, 'node.crt') }
+    : { key: path.join(dir, 'agents', `${checkAgentId(agent)}.key`), cert: path.join(dir, 'agents', `${agent}.crt`) };
+  return { ...own, ca: path.join(dir, 'rivet-ca.crt'), crl: path.join(dir, 'crl.pem') };
+}
+
+export function defaultDomain(domain?: string): MeshDomain {
+  return meshDomain(domain ?? (loadEnv().RIVET_MESH_DOMAIN || 'mesh'));
+}
+
+function read(file: string, what: string): Buffer {
+  try { return fs.readFileSync(file); } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new RivetError(`cannot read ${what} ${show(file)} (${code ?? 'error'}) — enroll this node with \`provision-ct enroll\` or fix RIVET_NODE_DIR`, 'no_tls');
+  }
+}
+
+/** Reads a node dir; throws naming the missing or broken file. Validates before anything listens. */
+export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
+  const dir = path.resolve(opts.dir ?? (loadEnv().RIVET_NODE_DIR || '/etc/rivetos'));
+  const domain = defaultDomain(opts.domain);
+  const files = meshTlsFiles(dir, opts.agent);
+  const key = read(files.key, 'private key');
+  const cert = read(files.cert, 'certificate');
+  const ca = read(files.ca, 'CA chain');
+  const crlPem = read(files.crl, 'CRL bundle').toString('utf8');
+  let crls: string[];
+  try {
+    crls = splitCrlBundle(crlPem);
+    parseCrlBundle(crlPem);
+  } catch (err) {
+    throw new RivetError(`CRL bundle ${show(files.crl)} is not valid: ${(err as Error).message} — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
+  }
+  if (crls.length === 0) throw new RivetError(`CRL bundle ${show(files.crl)} holds no CRL — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
+  const material: MeshTls = { key, cert, ca, crl: crls.map((c) => Buffer.from(c)), domain, dir };
+  try { tls.createSecureContext(secureContextOptions(material)); } catch (err) {
+    throw new RivetError(`TLS material in ${show(dir)} does not load: ${(err as Error).message} — does ${path.basename(files.key)} belong to ${path.basename(files.cert)}?`, 'bad_tls');
+  }
+  return material;
+}
+
+/**
+ * TLS 1.3 only: every mesh party is ours (Node 20, current OpenSSL), 1.3 has no renegotiation or
+ * CBC suites, and it encrypts the client certificate, so an agent's identity is not on the wire.
+ */
+export const MESH_MIN_VERSION = 'TLSv1.3' as const;
+
+/** What `createSecureContext` / `setSecureContext` take: our cert, our chain, every CRL. */
+export function secureContextOptions(t: MeshTls): SecureContextOptions {
+  return { key: t.key, cert: t.cert, ca: t.ca, crl: t.crl, minVersion: MESH_MIN_VERSION };
+}
+
+export type MeshServerOptions = {
+  /**
+   * Phase 0.5 only: let clients without a certificate finish the handshake so `authenticate()` can
+   * accept the legacy bearer. Every request must then go through `authenticate()`.
+   */
+  legacyClients?: boolean;
+};
+
+/** Options for `https.createServer` / `tls.createServer`: client cert required and verified. */
+export function meshServerOptions(t: MeshTls, opts: MeshServerOptions = {}): TlsOptions {
+  return {
+    ...secureContextOptions(t),
+    requestCert: true,
+    rejectUnauthorized: !opts.legacyClients,
+  };
+}
+
+export type MeshClientOptions = {
+  /** The node name to verify the server against when connecting by IP, e.g. `ct111.mesh`. */
+  servername?: string;
+};
+
+/**
+ * Options for `tls.connect` / `https.request`: present our cert, verify the server's chain and CRLs,
+ * its host name, and that it holds a mesh *node* certificate (an agent cannot pose as a server).
+ */
+export function meshClientOptions(t: MeshTls, opts: MeshClientOptions = {}): ConnectionOptions {
+  return {
+    ...secureContextOptions(t),
+    rejectUnauthorized: true,
+    ...(opts.servername ? { servername: opts.servername } : {}),
+    checkServerIdentity: (host: string, cert: PeerCertificate) => checkMeshServer(host, cert, t.domain),
+  };
+}
+
+export function checkMeshServer(host: string, cert: PeerCertificate, domain: MeshDomain): Error | undefined {
+  const hostError = tls.checkServerIdentity(host, cert);
+  if (hostError) return hostError;
+  try {
+    const id = leafIdentity(parseCertDer(cert.raw), domain);
+    if (id.kind !== 'node') return new RivetError(`server ${show(host)} presented a ${id.kind} certificate — mesh servers present node certificates`, 'bad_identity');
+  } catch (err) {
+    return err as Error;
+  }
+  return undefined;
+}
+
+/** An undici dispatcher for `fetch(url, { dispatcher })` with the same checks as meshClientOptions. */
+export function meshDispatcher(t: MeshTls, opts: MeshClientOptions & { connectTimeoutMs?: number } = {}): Agent {
+  const o = meshClientOptions(t, opts);
+  // Loaded on first use: undici is most of the CLI's start-up time, and only fetch users need it.
+  const { Agent: UndiciAgent } = createRequire(import.meta.url)('undici') as typeof import('undici');
+  return new UndiciAgent({
+    connect: {
+      key: t.key, cert: t.cert, ca: t.ca, crl: t.crl, minVersion: MESH_MIN_VERSION, rejectUnauthorized: true,
+      servername: opts.servername, checkServerIdentity: o.checkServerIdentity, timeout: opts.connectTimeoutMs ?? 10_000,
+    } as Agent.Options['connect'],
+  });
+}

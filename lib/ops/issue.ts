@@ -1,0 +1,264 @@
+// Issuing leaf certificates (DESIGN §4.2): from a CSR (enrollment, `sign`) or with a key made on the
+// CA host (operator path). The CA lock is held only around signing and the database write; keys
+// and CSRs are made before it, so concurrent callers wait for milliseconds, not key generation.
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { KeyObject, X509Certificate } from 'node:crypto';
+import { type Ca, issuerCert } from '../ca/handle.ts';
+import { fileStem, type Identity } from '../core/identity.ts';
+import { leafExtValues, leafProfile, LEAF_DAYS } from '../sign/profile.ts';
+import { revokeSerial, signCsr, signCsrBatch } from '../sign/signer.ts';
+import { refreshCrlsLocked } from '../sign/crl-sign.ts';
+import { parseCertPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
+import { checkIssued } from '../x509/leaf-check.ts';
+import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from '../sys/files.ts';
+import { csrCarriesProfile, csrForKey, csrPublicKey, newKeyAndCsr } from '../sign/csr.ts';
+import { digestForKey, publicKeyOfPrivatePem, type KeyType } from '../core/keys.ts';
+import { audit, auditAll } from '../sys/audit.ts';
+import { checkNodeNamesLocked } from '../policy/name-ownership.ts';
+import { readDb, isLive, type ScratchRecord } from '../ca/database.ts';
+import { DAY_MS } from '../core/duration.ts';
+import { RivetError, UsageError } from '../core/errors.ts';
+import type { San } from '../core/san.ts';
+import type { Issuer } from '../ca/store.ts';
+import { withCrlPending, transaction } from '../sign/transaction.ts';
+
+export type Validity = { notBefore: Date; notAfter: Date };
+
+/** Default leaf validity: 90 days, starting a minute ago to absorb small clock skew between nodes. */
+export function leafValidity(opts: { days?: number; notBefore?: Date } = {}, now = new Date()): Validity {
+  const days = opts.days ?? LEAF_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > 825) throw new UsageError(`--days ${days} must be a whole number from 1 to 825`);
+  const notBefore = opts.notBefore ?? new Date(Math.floor(now.getTime() / 1000) * 1000 - 60_000);
+  if (Number.isNaN(notBefore.getTime())) throw new UsageError('--not-before must be an ISO 8601 time like 2026-01-31T00:00:00Z');
+  return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS) };
+}
+
+/** A leaf may not outlive its intermediate: verifiers would refuse it for its last days. */
+export function checkWithinIssuer(issuerX509: X509Certificate, validity: Validity): void {
+  const end = new Date(issuerX509.validTo);
+  if (validity.notAfter.getTime() > end.getTime()) {
+    throw new RivetError(`a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${end.toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
+  }
+}
+
+export type Issued = { cn: string; serial: string; certPem: string; info: CertInfo; issuer: Issuer };
+
+/**
+ * Signs a CSR's public key for `id` with the current intermediate, checks the result against the
+ * request, and returns it with the intermediate appended. Caller holds the CA lock.
+ */
+export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publicKey: KeyObject, sans: readonly San[], validity: Validity): Promise<Issued> {
+  if (id.kind === 'node') await checkNodeNamesLocked(ca, id.nodeId, leafProfile(id, ca.domain, sans).dns);
+  const [issued] = await signLeaves(ca, await ca.store.current(), [{ id, csrPem, publicKey, sans }], validity);
+  if (issued instanceof Error) throw issued;
+  return issued!;
+}
+
+export type LeafRequest = { id: Identity; csrPem: string; publicKey: KeyObject; sans: readonly San[] };
+export type ScratchIssued = Issued & ScratchRecord;
+
+/**
+ * Signs several leaves with `issuer`'s key into the database in `issuer.dir`, results in request
+ * order, an Error for each that failed. Requests whose CSR carries exactly the profile's subject
+ * and SAN (csrCarriesProfile: our own CSRs and provision-ct's) are signed together, one `openssl
+ * ca -infiles` run per profile and digest; any other CSR gets its own run. What a shared run
+ * returns is matched to its requests by public key and CN; a request it skipped is signed alone.
+ * Each certificate is checked against its request. One that openssl recorded but that fails its
+ * check (or matches no request) is never handed out; in the live database it is revoked at once
+ * (voidRecordedLocked), so it never counts as anyone's live certificate.
+ * The caller holds the CA lock (`live`), or `issuer.dir` is a scratch database (signLeavesScratch);
+ * either way it has checked names (checkNodeNamesLocked) and ruled out two requests of one call
+ * claiming the same identity or DNS name.
+ */
+export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly LeafRequest[], validity: Validity, live = true): Promise<Array<Issued | Error>> {
+  const issuerX509 = await issuerCert(issuer);
+  checkWithinIssuer(issuerX509, validity);
+  const profiles = requests.map((r) => leafProfile(r.id, ca.domain, r.sans));
+  const pems: Array<string | Error | undefined> = new Array(requests.length);
+  const strays: string[] = [];
+  const shared = new Map<string, number[]>();
+  requests.forEach((r, i) => {
+    if (!csrCarriesProfile(r.csrPem, profiles[i]!)) return;
+    const key = `${profiles[i]!.template} ${digestForKey(r.publicKey)}`;
+    shared.set(key, [...(shared.get(key) ?? []), i]);
+  });
+  for (const group of shared.values()) {
+    if (group.length < 2) continue; // alone, it takes the ordinary path below
+    const first = group[0]!;
+    let signed: string[];
+    try {
+      signed = await signCsrBatch(issuer, {
+        csrPems: group.map((i) => requests[i]!.csrPem), extTemplate: profiles[first]!.template, extSection: 'leaf',
+        extValues: leafExtValues(profiles[first]!, 'csr'), ...validity, digest: digestForKey(requests[first]!.publicKey),
+      });
+    } catch { continue; } // openssl failed the run and recorded nothing: each is signed alone below
+    // Key and CN, not position: openssl leaves out a request it refuses and keeps the others.
+    const keyAndCn = (key: KeyObject | X509Certificate, cn: string | undefined) => `${publicKeyDer(key).toString('hex')} ${cn}`;
+    const waiting = new Map(group.map((i) => [keyAndCn(requests[i]!.publicKey, profiles[i]!.cn), i]));
+    for (const pem of signed) {
+      let info: CertInfo;
+      try { info = parseCertPem(pem); } catch { continue; }
+      const match = keyAndCn(info.x509, info.subjectCNs[0]);
+      const i = waiting.get(match);
+      if (i === undefined) { strays.push(info.serial); continue; }
+      waiting.delete(match);
+      pems[i] = pem;
+    }
+  }
+  for (const [i, r] of requests.entries()) {
+    if (pems[i] !== undefined) continue;
+    const p = profiles[i]!;
+    try {
+      pems[i] = await signCsr(issuer, {
+        csrPem: r.csrPem, subject: `/CN=${p.cn}`, extTemplate: p.template, extSection: 'leaf',
+        extValues: leafExtValues(p), ...validity, digest: digestForKey(r.publicKey),
+      });
+    } catch (err) { pems[i] = err as Error; }
+  }
+  const out = requests.map((r, i): Issued | Error => {
+    const pem = pems[i]!;
+    if (pem instanceof Error) return pem;
+    const p = profiles[i]!;
+    let info: CertInfo | undefined;
+    try {
+      info = parseCertPem(pem);
+      checkIssued(info, { cn: p.cn, dns: p.dns, ips: p.ips, uris: p.uris, eku: p.eku, ca: false, issuer: issuerX509, publicKey: r.publicKey, ...validity });
+      return { cn: p.cn, serial: info.serial, certPem: `${info.x509.toString()}${issuerX509.toString()}`, info, issuer };
+    } catch (err) {
+      if (info) strays.push(info.serial);
+      return err as Error;
+    }
+  });
+  if (live) await voidRecordedLocked(ca, issuer, strays);
+  return out;
+}
+
+/**
+ * Certificates openssl recorded in the live database that will not be handed out: revoked at once
+ * (cessationOfOperation) with the CRL re-signed, and audited, so no row stays live for a
+ * certificate nobody holds. Caller holds the CA lock.
+ */
+async function voidRecordedLocked(ca: Ca, issuer: Issuer, serials: readonly string[]): Promise<void> {
+  if (serials.length === 0) return;
+  await withCrlPending(ca, async () => {
+    for (const serial of serials) await revokeSerial(issuer, serial, 'cessationOfOperation');
+    await refreshCrlsLocked(ca, { forceFor: [issuer] });
+  });
+  await auditAll(ca.store.auditLog, serials.map((serial) => ({ event: 'void', result: 'ok' as const, serial, detail: 'signed but failed its check: revoked at once, never handed out' })));
+}
+
+/**
+ * signLeaves into a private scratch database (no CA lock: the live database is untouched until
+ * recordScratchLocked), each result with the row and newcerts copy openssl wrote for it.
+ */
+export async function signLeavesScratch(ca: Ca, issuer: Issuer, scratchDir: string, requests: readonly LeafRequest[], validity: Validity): Promise<Array<ScratchIssued | Error>> {
+  const signed = await signLeaves(ca, { ...issuer, dir: scratchDir }, requests, validity, false);
+  const rows = new Map((await readDb(scratchDir)).map((e) => [e.serial, e.line]));
+  return Promise.all(signed.map(async (s): Promise<ScratchIssued | Error> => {
+    if (s instanceof Error) return s;
+    const row = rows.get(s.serial);
+    if (!row) return new RivetError(`openssl ca recorded no database row for serial ${s.serial}`, 'db');
+    const newcert = await fsp.readFile(path.join(scratchDir, 'newcerts', `${s.serial}.pem`), 'utf8');
+    return { ...s, issuer, row, newcert };
+  }));
+}
+
+/**
+ * `sign`: an externally made CSR (it gives its key and nothing else), the certificate written to
+ * `out` in the same lock hold as the signature, like every other change in the CA directory.
+ */
+export async function signCsrFor(ca: Ca, id: Identity, csrPem: string, sans: readonly San[], validity: Validity, out: string): Promise<Issued> {
+  leafProfile(id, ca.domain, sans); // refuse a bad request before taking the lock
+  const publicKey = await csrPublicKey(csrPem);
+  return transaction(ca, `sign ${fileStem(id)}`, async () => {
+    const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity);
+    await writeAtomic(out, issued.certPem, PUBLIC_MODE);
+    await audit(ca.store.auditLog, { event: 'sign', result: 'ok', cn: issued.cn, serial: issued.serial });
+    return issued;
+  });
+}
+
+export type OperatorIssue = {
+  sans?: readonly San[];
+  keyType?: KeyType;
+  validity?: Validity;
+  /** Do nothing while a valid certificate with a matching key is in issued/. */
+  ifMissing?: boolean;
+  /** Replace a valid certificate that is already in issued/. */
+  force?: boolean;
+  event?: string;
+};
+
+export type OperatorResult = Issued & { certPath: string; keyPath: string } | { skipped: true; cn: string; serial: string; certPath: string; notAfter: Date };
+
+/** The operator path: key made on the CA host, written to issued/<stem>.key (0600 from creation). */
+export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue = {}): Promise<OperatorResult> {
+  const stem = fileStem(id);
+  const certPath = ca.store.issued(stem, 'crt');
+  const keyPath = ca.store.issued(stem, 'key');
+  const profile = leafProfile(id, ca.domain, opts.sans ?? []);
+  const validity = opts.validity ?? leafValidity();
+  await ca.store.current(); // fail fast, before making a key, when there is no CA
+
+  const existing = await usableIssued(ca, certPath, keyPath);
+  if (existing && opts.ifMissing) return { skipped: true, cn: profile.cn, serial: existing.serial, certPath, notAfter: existing.notAfter };
+  if (existing && !opts.force) {
+    throw new UsageError(`${profile.cn} already has a valid certificate (serial ${existing.serial}, until ${existing.notAfter.toISOString().slice(0, 10)}) — use \`renew\`, \`--if-missing\`, or \`--force\` to replace it`, 'exists');
+  }
+
+  const tmpKey = tempPathFor(keyPath);
+  await createExclusive(tmpKey, KEY_MODE);
+  try {
+    const { csrPem, publicKey } = await newKeyAndCsr(tmpKey, opts.keyType ?? 'ec-p256', profile);
+    return await transaction(ca, `${opts.event ?? 'issue'} ${stem}`, async () => {
+      const again = await usableIssued(ca, certPath, keyPath);
+      if (again && opts.ifMissing) return { skipped: true as const, cn: profile.cn, serial: again.serial, certPath, notAfter: again.notAfter };
+      // Another process may have issued this identity while our key was being made.
+      if (again && !opts.force) throw new UsageError(`${profile.cn} was just issued by another run (serial ${again.serial}) — use \`--force\` to replace it`, 'exists');
+      const issued = await signLeafLocked(ca, id, csrPem, publicKey, opts.sans ?? [], validity);
+      // Key before certificate: if we die in between, the pair no longer matches, which
+      // usableIssued() notices, so --if-missing and renew repair it rather than trusting it.
+      await commitRename(tmpKey, keyPath);
+      await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);
+      await audit(ca.store.auditLog, { event: opts.event ?? 'issue', result: 'ok', cn: issued.cn, serial: issued.serial });
+      return { ...issued, certPath, keyPath };
+    });
+  } finally {
+    await fsp.rm(tmpKey, { force: true });
+  }
+}
+
+/** Re-signs the key already in issued/ (renewal: the key stays, the certificate rotates). */
+export async function reissueWithSameKey(ca: Ca, id: Identity, sans: readonly San[], validity: Validity, event = 'renew'): Promise<Issued & { certPath: string }> {
+  const stem = fileStem(id);
+  const keyPath = ca.store.issued(stem, 'key');
+  const certPath = ca.store.issued(stem, 'crt');
+  const keyPem = await readText(keyPath);
+  if (keyPem === undefined) throw new RivetError(`no key for ${stem} in ${ca.store.issuedDir} — its holder renews it (provision-ct renew)`, 'no_key');
+  const publicKey = publicKeyOfPrivatePem(keyPem);
+  const profile = leafProfile(id, ca.domain, sans);
+  const csrPem = await csrForKey(keyPath, profile);
+  return transaction(ca, `${event} ${stem}`, async () => {
+    const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity);
+    await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);
+    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial });
+    return { ...issued, certPath };
+  });
+}
+
+/** The certificate in issued/ if it is live in the database and its key matches; else undefined. */
+export async function usableIssued(ca: Ca, certPath: string, keyPath: string): Promise<CertInfo | undefined> {
+  const [certPem, keyPem] = await Promise.all([readText(certPath), readText(keyPath)]);
+  if (!certPem || !keyPem) return undefined;
+  let info: CertInfo;
+  try { info = parseCertPem(certPem); } catch { return undefined; }
+  try {
+    if (!publicKeyDer(info.x509).equals(publicKeyDer(publicKeyOfPrivatePem(keyPem)))) return undefined;
+  } catch { return undefined; }
+  for (const issuer of await ca.store.intermediates()) {
+    const row = (await readDb(issuer.dir)).find((e) => e.serial === info.serial);
+    if (row) return isLive(row) ? info : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,65 @@
+// `issue --roster FILE` (DESIGN §4.2): many identities in one run. The whole file is validated
+// first (a bad line changes nothing); then lib/ops/batch-issue.ts makes and signs keys in parallel outside the
+// lock, checks each like any other issuance, and group-commits them to the database.
+import type { Ca } from '../ca/handle.ts';
+import { parseIdentity, fileStem, type Identity } from '../core/identity.ts';
+import { parseSan, type San } from '../core/san.ts';
+import { leafProfile } from '../sign/profile.ts';
+import { leafValidity, type OperatorResult, type Validity } from './issue.ts';
+import { issueBatch } from './batch-issue.ts';
+import { UsageError } from '../core/errors.ts';
+
+export type RosterEntry = { id: Identity; sans: San[]; line: number };
+
+/** One identity per line, optional `DNS:`/`IP:` SANs after it; `#` starts a comment. */
+export function parseRoster(text: string, ca: Ca): RosterEntry[] {
+  const entries: RosterEntry[] = [];
+  const seen = new Map<string, number>();
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (!line) return;
+    try {
+      const [name, ...rest] = line.split(/[ \t]+/);
+      const id = parseIdentity(name!, ca.domain);
+      const sans = rest.map(parseSan);
+      leafProfile(id, ca.domain, sans);
+      const stem = fileStem(id);
+      if (seen.has(stem)) throw new UsageError(`${stem} is already on line ${seen.get(stem)}`);
+      seen.set(stem, i + 1);
+      entries.push({ id, sans, line: i + 1 });
+    } catch (err) {
+      throw new UsageError(`roster line ${i + 1}: ${(err as Error).message}`);
+    }
+  });
+  if (entries.length === 0) throw new UsageError('roster has no identities — one per line, e.g. `ct111 DNS:ct111.lan` or `opus@ct111`');
+  checkNoSharedNames(entries, ca);
+  return entries;
+}
+
+/** Two nodes of one roster may not share a DNS name (lib/policy/name-ownership.ts checks against the database). */
+function checkNoSharedNames(entries: readonly RosterEntry[], ca: Ca): void {
+  const owner = new Map<string, RosterEntry>();
+  for (const e of entries) {
+    if (e.id.kind !== 'node') continue;
+    for (const name of leafProfile(e.id, ca.domain, e.sans).dns) {
+      const first = owner.get(name);
+      if (first) throw new UsageError(`roster lines ${first.line} and ${e.line}: both nodes would carry DNS name ${name} — a name belongs to one node`);
+      owner.set(name, e);
+    }
+  }
+}
+
+export type RosterOutcome = { entry: RosterEntry; result?: OperatorResult; error?: string };
+
+export async function issueRoster(ca: Ca, entries: readonly RosterEntry[], opts: { ifMissing?: boolean; force?: boolean; validity?: Validity; concurrency?: number; onProgress?: (done: number, total: number, o: RosterOutcome) => void } = {}): Promise<RosterOutcome[]> {
+  let done = 0;
+  const results = await issueBatch(ca, entries.map((e) => ({ id: e.id, sans: e.sans })), {
+    validity: opts.validity ?? leafValidity(), ifMissing: opts.ifMissing, force: opts.force, concurrency: opts.concurrency, event: 'issue-roster',
+    onOutcome: (i, r) => opts.onProgress?.(++done, entries.length, outcome(entries[i]!, r)),
+  });
+  return results.map((r, i) => outcome(entries[i]!, r));
+}
+
+function outcome(entry: RosterEntry, r: OperatorResult | Error): RosterOutcome {
+  return r instanceof Error ? { entry, error: r.message } : { entry, result: r };
+}

@@ -1,0 +1,90 @@
+// Who may call what (DESIGN §4.7): the bootstrap secret or a one-time token at /enroll only, a
+// verified client certificate at /renew and /agents, and a per-address brake on failed attempts.
+import crypto from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { HttpError } from './http.ts';
+import { parseCertDer, type CertInfo } from '../x509/cert.ts';
+import { leafIdentity } from '../x509/leaf-check.ts';
+import { show } from '../core/errors.ts';
+import type { Identity, MeshDomain } from '../core/identity.ts';
+
+const sha256 = (text: string) => crypto.createHash('sha256').update(text, 'utf8').digest();
+
+/**
+ * Compares in constant time. Hashing first makes both sides the same length, so neither the
+ * secret's length nor the position of the first wrong byte shows in the timing.
+ */
+export function secretMatches(given: string, secret: string | undefined): boolean {
+  const a = sha256(given);
+  const b = sha256(secret ?? '');
+  return crypto.timingSafeEqual(a, b) && secret !== undefined && secret.length > 0;
+}
+
+/** The bearer credential, or undefined when no Authorization header was sent. */
+export function bearer(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (header === undefined) return undefined;
+  const m = /^Bearer ([\x20-\x7e]{1,1024})$/.exec(header); // secrets may hold spaces
+  if (!m) throw new HttpError(401, 'bad_auth', 'Authorization must be "Bearer <bootstrap secret or enrollment token>"');
+  return m[1]!;
+}
+
+export type Peer = { id: Identity; info: CertInfo };
+
+/**
+ * The caller's identity from the client certificate the TLS layer verified against our chain and
+ * CRLs. A certificate from another CA (even with one of our CNs), a revoked or an expired one
+ * reaches here unauthorized and is refused with OpenSSL's reason.
+ */
+export function verifiedPeer(req: IncomingMessage, domain: MeshDomain): Peer {
+  const socket = req.socket as TLSSocket;
+  const cert = socket.getPeerCertificate?.();
+  if (!cert || !cert.raw) throw new HttpError(401, 'client_cert_required', 'this endpoint needs a client certificate issued by this CA (mTLS)');
+  if (!socket.authorized) {
+    // The CN it claims goes into the message (so into the audit line): which identity was refused
+    // matters most for a revoked one, which the handshake's CRL check refuses before we see it.
+    const claimed = typeof cert.subject?.CN === 'string' ? ` (CN ${show(cert.subject.CN)}, not verified)` : '';
+    throw new HttpError(401, 'client_cert_rejected', `client certificate rejected${claimed}: ${String(socket.authorizationError ?? 'not verified')}`);
+  }
+  const info = parseCertDer(cert.raw);
+  try { return { id: leafIdentity(info, domain), info }; } catch (err) {
+    throw new HttpError(403, 'bad_identity', (err as Error).message);
+  }
+}
+
+export type RateLimitOptions = { maxFailures: number; windowMs: number; maxAddresses?: number };
+
+/**
+ * Failed authentications per source address in a sliding window. Past `maxFailures` the address
+ * gets 429 until its oldest failure ages out; other addresses are not affected.
+ */
+export class FailureLimiter {
+  private readonly failures = new Map<string, number[]>();
+  constructor(readonly opts: RateLimitOptions) {}
+
+  private recent(address: string, now: number): number[] {
+    const list = (this.failures.get(address) ?? []).filter((t) => now - t < this.opts.windowMs);
+    if (list.length) this.failures.set(address, list); else this.failures.delete(address);
+    return list;
+  }
+
+  /** Milliseconds until the address may try again, or 0 when it is not throttled. */
+  blockedFor(address: string, now = Date.now()): number {
+    const list = this.recent(address, now);
+    return list.length >= this.opts.maxFailures ? this.opts.windowMs - (now - list[0]!) : 0;
+  }
+
+  fail(address: string, now = Date.now()): void {
+    const list = this.recent(address, now);
+    list.push(now);
+    this.failures.set(address, list.slice(-this.opts.maxFailures));
+    // A flood of distinct addresses must not grow memory without bound: forget the oldest.
+    const cap = this.opts.maxAddresses ?? 10_000;
+    if (this.failures.size > cap) this.failures.delete(this.failures.keys().next().value!);
+  }
+
+  sweep(now = Date.now()): void {
+    for (const address of [...this.failures.keys()]) this.recent(address, now);
+  }
+}

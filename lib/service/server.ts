@@ -1,0 +1,172 @@
+// `rivet-ca serve` (DESIGN §4.7): the HTTPS enrollment service. TLS always; a client certificate
+// is requested at the handshake but required per route, because /enroll callers do not have one
+// yet. Every decision lands in audit.log; failed authentication is throttled per source address.
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Ca } from '../ca/handle.ts';
+import type { Cidr } from '../core/san.ts';
+import { audit } from '../sys/audit.ts';
+import { HttpError, parseJsonObject, readBody, sendError, sendJson, toHttpError } from './http.ts';
+import { FailureLimiter } from './auth.ts';
+import { enroll, enrollCredential, mintAgent, mtlsPeer, renew, type RouteContext } from './routes.ts';
+import { loadTlsMaterial, tlsFiles, type TlsFiles } from './tls-material.ts';
+import { publicGet } from './public.ts';
+import { SigningQueue } from './signing-queue.ts';
+import { refreshCrls } from '../ops/crl.ts';
+
+export type Limits = {
+  maxBodyBytes: number;
+  bodyTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxFailures: number;
+  failureWindowMs: number;
+  /** How often the CRLs are re-signed when due (also once at start). */
+  crlRefreshMs: number;
+  /** How often the TLS files are checked for changes. */
+  reloadCheckMs: number;
+};
+
+export const DEFAULT_LIMITS: Limits = {
+  maxBodyBytes: 64 * 1024, bodyTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, handshakeTimeoutMs: 10_000,
+  maxFailures: 10, failureWindowMs: 60_000, crlRefreshMs: 60 * 60_000, reloadCheckMs: 5_000,
+};
+
+export type ServiceOptions = {
+  ca: Ca;
+  sanCidrs: readonly Cidr[];
+  secret?: string;
+  tlsCert: string;
+  tlsKey: string;
+  host: string;
+  port: number;
+  limits?: Partial<Limits>;
+  log?: (line: string) => void;
+};
+
+export type EnrollService = { server: https.Server; port: number; host: string; reload: () => Promise<boolean>; close: () => Promise<void> };
+
+const PUBLIC_PATHS = ['/healthz', '/crl.pem', '/ca.crt'];
+const POST_ROUTES: Record<string, string> = { '/enroll': 'enroll', '/renew': 'renew', '/agents': 'agent' };
+
+export async function startEnrollService(opts: ServiceOptions): Promise<EnrollService> {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const log = opts.log ?? (() => {});
+  const { ca } = opts;
+  const files: TlsFiles = tlsFiles(ca, opts.tlsCert, opts.tlsKey);
+  await refreshCrls(ca); // never start serving with a CRL about to lapse
+  let material = await loadTlsMaterial(files);
+  const queue = new SigningQueue(ca);
+  const limiter = new FailureLimiter({ maxFailures: limits.maxFailures, windowMs: limits.failureWindowMs });
+
+  const server = https.createServer({
+    ...material.options,
+    requestCert: true,
+    rejectUnauthorized: false, // enforced per route: /enroll callers have no certificate yet
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: 5_000,
+    // Node checks header/request deadlines on this interval (default 30 s): keep it below them.
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+  });
+
+  const handlePost = async (route: string, req: IncomingMessage, res: ServerResponse) => {
+    const source = req.socket.remoteAddress ?? 'unknown';
+    const ctx: RouteContext = { ca, sanCidrs: opts.sanCidrs, secret: opts.secret, decision: { source }, queue };
+    try {
+      const wait = limiter.blockedFor(source);
+      if (wait > 0) throw new HttpError(429, 'throttled', `too many failed attempts from ${source} — retry in ${Math.ceil(wait / 1000)} s`);
+      let reply;
+      if (route === 'enroll') {
+        const cred = await enrollCredential(ctx, req);
+        reply = await enroll(ctx, cred, parseJsonObject(await readBody(req, bodyLimits)));
+      } else {
+        const peer = mtlsPeer(ctx, req, route === 'renew' ? '/renew' : '/agents');
+        const body = parseJsonObject(await readBody(req, bodyLimits));
+        reply = route === 'renew' ? await renew(ctx, peer, body) : await mintAgent(ctx, peer, body);
+      }
+      sendJson(res, 200, reply);
+    } catch (err) {
+      const e = toHttpError(err);
+      if (e.status >= 500) log(`${route} from ${source}: ${(err as Error)?.stack ?? String(err)}`);
+      if (e.status !== 429) {
+        await audit(ca.store.auditLog, { event: route, result: e.status >= 500 ? 'failed' : 'refused', cn: ctx.decision.cn, reason: e.code, source, detail: e.message })
+          .catch((auditErr) => log(`audit.log write failed: ${(auditErr as Error).message}`));
+      }
+      if (e.status === 401) {
+        limiter.fail(source);
+        if (limiter.blockedFor(source) > 0) {
+          await audit(ca.store.auditLog, { event: 'throttle', result: 'refused', source, reason: 'too_many_failures', detail: `${limits.maxFailures} failed attempts within ${limits.failureWindowMs / 1000} s; further requests get 429` })
+            .catch(() => {});
+        }
+      }
+      sendError(res, e);
+      if (res.getHeader('connection') === 'close') lingerThenDestroy(req);
+    }
+  };
+  const bodyLimits = { maxBytes: limits.maxBodyBytes, timeoutMs: limits.bodyTimeoutMs };
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const post = POST_ROUTES[path];
+    if (post && req.method === 'POST') return void handlePost(post, req, res);
+    if ((req.method === 'GET' || req.method === 'HEAD') && PUBLIC_PATHS.includes(path)) {
+      return void publicGet(ca, path, res).catch((err) => { log(`GET ${path}: ${(err as Error).message}`); sendError(res, toHttpError(err)); });
+    }
+    const known = post || PUBLIC_PATHS.includes(path);
+    sendError(res, known ? new HttpError(405, 'method', `${req.method} is not allowed on ${path}`) : new HttpError(404, 'not_found', `no endpoint ${path}`));
+  });
+  server.on('tlsClientError', () => { /* failed handshakes are the client's problem; nothing to record */ });
+
+  let reloading = false;
+  const reload = async (): Promise<boolean> => {
+    if (reloading) return false;
+    reloading = true;
+    try {
+      const next = await loadTlsMaterial(files);
+      if (next.digest === material.digest) return false;
+      server.setSecureContext({ ...next.options });
+      material = next;
+      log('TLS material changed on disk — reloaded (certificate, chain, CRLs)');
+      return true;
+    } catch (err) {
+      log(`TLS reload skipped, keeping the previous material: ${(err as Error).message}`);
+      return false;
+    } finally { reloading = false; }
+  };
+  const refresh = async () => {
+    try {
+      const r = await refreshCrls(ca);
+      if (r.refreshed.length) log(`re-signed CRLs: ${r.refreshed.join(', ')}`);
+    } catch (err) { log(`CRL refresh failed (will retry): ${(err as Error).message}`); }
+    await reload();
+  };
+  const timers = [setInterval(() => void reload(), limits.reloadCheckMs), setInterval(() => void refresh(), limits.crlRefreshMs),
+    setInterval(() => limiter.sweep(), limits.failureWindowMs)];
+  for (const t of timers) t.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    server, port: address.port, host: address.address, reload,
+    close: () => new Promise<void>((resolve) => {
+      for (const t of timers) clearInterval(t);
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+/**
+ * After refusing a request whose body we did not read, give the client a moment to read the
+ * reply (an immediate reset can discard it), then drop the connection.
+ */
+function lingerThenDestroy(req: IncomingMessage): void {
+  setTimeout(() => req.socket.destroy(), 2_000).unref();
+}
