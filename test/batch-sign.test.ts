@@ -11,7 +11,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { execa } from 'execa';
 import { freshCa, opensslOk, tempDir } from './helpers/ca.ts';
 import { enrollFixture, call, caState, SECRET } from './helpers/enroll.ts';
-import { csrCarriesProfile, csrPublicKey, newKeyAndCsr, newKeysAndCsrs, type CsrSubject, type KeyRequest } from '../lib/sign/csr.ts';
+import { csrProfileMismatch, csrPublicKey, newKeyAndCsr, newKeysAndCsrs, type CsrSubject, type KeyRequest } from '../lib/sign/csr.ts';
 import { leafProfile } from '../lib/sign/profile.ts';
 import { signLeaves, leafValidity, type LeafRequest } from '../lib/ops/issue.ts';
 import { leafSubjectDer } from '../lib/x509/der-write.ts';
@@ -21,6 +21,9 @@ import { GroupCommit } from '../lib/core/group-commit.ts';
 import { parseSan } from '../lib/core/san.ts';
 import { agentId, meshDomain, nodeId, type Identity } from '../lib/core/identity.ts';
 import { transaction } from '../lib/sign/transaction.ts';
+
+/** The batch path's yes/no: a CSR carries the profile when no mismatch is found. */
+const csrCarriesProfile = (csr: string, want: CsrSubject) => csrProfileMismatch(csr, want) === undefined;
 
 const domain = meshDomain('mesh');
 const node = (id: string): Identity => ({ kind: 'node', nodeId: nodeId(id) });

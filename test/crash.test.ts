@@ -60,7 +60,7 @@ async function invariants(): Promise<string[]> {
   try { db = await readDb(intDir); } catch (err) { bad.push(`index.txt does not parse: ${(err as Error).message}`); }
   const serialText = fs.readFileSync(path.join(intDir, 'serial'), 'utf8').trim();
   if (!/^[0-9A-F]+$/i.test(serialText) && serialText !== '') bad.push(`serial does not parse: ${JSON.stringify(serialText)}`);
-  const known = new Set(db.map((e) => e.serial));
+  const known = new Set<string>(db.map((e) => e.serial));
   if (known.size !== db.length) bad.push('duplicate serials in index.txt');
   for (const f of fs.readdirSync(path.join(intDir, 'newcerts'))) {
     if (!known.has(f.replace(/\.pem$/, '').toUpperCase())) bad.push(`newcerts/${f} is not in the database`);

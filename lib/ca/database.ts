@@ -5,6 +5,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { RivetError } from '../core/errors.ts';
 import { stageFile, syncDir } from '../sys/files.ts';
+import { serialOf, type Serial } from '../x509/serial.ts';
+import { parseAsn1Time } from '../x509/time.ts';
 
 export type DbStatus = 'V' | 'R' | 'E';
 export type DbEntry = {
@@ -12,22 +14,16 @@ export type DbEntry = {
   notAfter: Date;
   revokedAt?: Date;
   reason?: string;
-  serial: string; // upper-case hex as openssl writes it
+  serial: Serial; // upper-case hex as openssl writes it
   cn: string;
   line: string;
 };
 
 /** openssl ca writes UTCTime (YYMMDDHHMMSSZ) or, past 2049, GeneralizedTime. */
 export function parseDbTime(text: string): Date {
-  const m = /^(\d{2}|\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
-  if (!m) throw new RivetError(`index.txt: bad time ${JSON.stringify(text)}`, 'db');
-  const y = m[1]!.length === 2 ? (Number(m[1]) >= 50 ? 1900 : 2000) + Number(m[1]) : Number(m[1]);
-  return new Date(Date.UTC(y, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
-}
-
-export function formatDbTime(d: Date): string {
-  const iso = d.toISOString(); // 2026-11-27T05:53:02.000Z
-  return `${iso.slice(2, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  const d = parseAsn1Time(text);
+  if (!d) throw new RivetError(`index.txt: bad time ${JSON.stringify(text)}`, 'db');
+  return d;
 }
 
 export function parseDbLine(line: string): DbEntry {
@@ -35,7 +31,7 @@ export function parseDbLine(line: string): DbEntry {
   if (f.length !== 6 || !['V', 'R', 'E'].includes(f[0]!)) throw new RivetError(`index.txt: malformed line ${JSON.stringify(line)}`, 'db');
   const [status, expiry, revocation, serial, , dn] = f as [DbStatus, string, string, string, string, string];
   const cn = /(?:^|\/)CN=([^/]*)/.exec(dn)?.[1] ?? '';
-  const entry: DbEntry = { status, notAfter: parseDbTime(expiry), serial: serial.toUpperCase(), cn, line };
+  const entry: DbEntry = { status, notAfter: parseDbTime(expiry), serial: serialOf(serial), cn, line };
   if (revocation) {
     const [date, reason] = revocation.split(',');
     entry.revokedAt = parseDbTime(date!);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { CaStore } from './store.ts';
 import { resumeRotation } from './rotation-recovery.ts';
 import { exists, removeStaleTemps } from '../sys/files.ts';
+import { serialOf } from '../x509/serial.ts';
 
 export async function recoverStore(store: CaStore): Promise<void> {
   await removeStaleTemps(store.previousDir);
@@ -38,10 +39,10 @@ export async function recoverOpensslDb(dir: string): Promise<void> {
 
 async function removeOrphanCerts(dir: string): Promise<void> {
   const index = await fsp.readFile(path.join(dir, 'index.txt'), 'utf8').catch(() => '');
-  const known = new Set(index.split('\n').map((l) => l.split('\t')[3]?.toUpperCase()).filter(Boolean));
+  const known = new Set(index.split('\n').map((l) => l.split('\t')[3]).filter((s): s is string => Boolean(s)).map(serialOf));
   const certDir = path.join(dir, 'newcerts');
   for (const name of await fsp.readdir(certDir).catch(() => [] as string[])) {
-    const serial = name.replace(/\.pem$/, '').toUpperCase();
+    const serial = serialOf(name.replace(/\.pem$/, ''));
     if (!known.has(serial)) await fsp.rm(path.join(certDir, name), { force: true });
   }
 }

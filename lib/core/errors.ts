@@ -1,21 +1,137 @@
-// The two kinds of failure the CLI distinguishes (DESIGN §4): a user's mistake (exit 2, nothing
-// changed) and everything else (exit 1). Messages are one line: the thing, the value, the fix.
+// One error model for the whole project (DESIGN §4): every failure is a RivetError carrying a code,
+// and this one table says what each code means at each edge — the CLI's exit status (2: bad input
+// or usage, nothing changed; 1: anything else) and the HTTP status the service, the CRL receiver
+// and mesh servers answer with. Control flow branches on `code`, never on message text. Messages
+// are one line: the thing, the value, the fix.
 
-/** Bad input or usage. Nothing was changed. */
-export class UsageError extends Error {
-  readonly exitCode = 2;
-  constructor(message: string, readonly code = 'bad_input') {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+type Meaning = readonly [exit: 1 | 2, http: number];
 
-/** An operation that could not be carried out (state, environment, openssl). */
+const CODES = {
+  // Generic
+  bad_input: [2, 400],
+  failed: [1, 500],
+  internal: [1, 500],
+  not_found: [2, 404],
+  exists: [2, 409],
+  method: [2, 405],
+  bad_options: [2, 400],
+  // Identities, names and requests
+  bad_identity: [2, 400],
+  cert_identity: [1, 403],
+  bad_csr: [2, 400],
+  bad_san: [2, 400],
+  bad_key: [2, 400],
+  san_policy: [2, 403],
+  name_taken: [2, 409],
+  key_mismatch: [1, 403],
+  identity_mismatch: [2, 403],
+  bad_json: [2, 400],
+  bad_request: [2, 400],
+  too_large: [2, 413],
+  timeout: [2, 408],
+  throttled: [2, 429],
+  // Authentication at the service and on mesh servers
+  auth_required: [2, 401],
+  bad_auth: [2, 401],
+  bad_secret: [2, 401],
+  bad_token: [2, 401],
+  token_node: [2, 403],
+  token_store: [1, 500],
+  bearer_not_accepted: [2, 401],
+  client_cert_required: [2, 401],
+  client_cert_rejected: [2, 401],
+  unknown_cert: [2, 401],
+  cert_not_live: [2, 401],
+  revoked_key: [2, 403],
+  already_enrolled: [1, 409],
+  node_cert_required: [2, 403],
+  not_your_agent: [2, 403],
+  not_tls: [1, 401],
+  no_cert: [2, 401],
+  untrusted_cert: [2, 401],
+  bad_cert: [1, 401],
+  bad_auth_header: [2, 401],
+  bad_bearer: [2, 401],
+  bearer_retired: [2, 401],
+  bad_action: [2, 403],
+  bad_claim: [2, 403],
+  not_agent: [2, 403],
+  wrong_agent: [2, 403],
+  forbidden: [2, 403],
+  bad_allow_list: [1, 500],
+  no_allow_list: [1, 500],
+  // CA state and the root key
+  no_ca: [1, 500],
+  no_root: [2, 409],
+  locked: [1, 503],
+  root_offline: [1, 500],
+  already_offline: [2, 409],
+  root_in_token: [2, 409],
+  pkcs11: [1, 500],
+  root_locked: [2, 400],
+  pin_missing: [2, 400],
+  fingerprint_mismatch: [2, 400],
+  no_key: [1, 500],
+  intermediate_expiring: [1, 500],
+  rotation: [1, 500],
+  rotated: [1, 500],
+  // Files, openssl and our own checks of what it wrote
+  openssl: [1, 500],
+  template: [1, 500],
+  check: [1, 500],
+  der: [1, 500],
+  db: [1, 500],
+  serial: [1, 500],
+  copy: [1, 500],
+  p12: [1, 500],
+  // Chains, CRLs and their receivers
+  bad_chain: [1, 400],
+  no_chain: [1, 500],
+  bad_crl: [1, 400],
+  foreign_crl: [1, 400],
+  incomplete_crl: [1, 400],
+  expired_crl: [1, 400],
+  crl_rollback: [1, 409],
+  pull_failed: [1, 502],
+  // TLS material and the node side
+  bad_tls: [1, 500],
+  no_tls: [1, 500],
+  tls_files: [1, 500],
+  bad_settings: [1, 500],
+  bad_reply: [1, 502],
+  unreachable: [1, 502],
+  refused_by_datahub: [1, 502],
+  not_enrolled: [1, 500],
+  revoked: [1, 403],
+} as const satisfies Record<string, Meaning>;
+
+export type ErrorCode = keyof typeof CODES;
+/** Codes whose exit status is 2: a user's mistake, with nothing changed. */
+export type UsageCode = { [C in ErrorCode]: (typeof CODES)[C][0] extends 2 ? C : never }[ErrorCode];
+
+export function exitStatusOf(code: ErrorCode): 1 | 2 { return CODES[code][0]; }
+export function httpStatusOf(code: ErrorCode): number { return CODES[code][1]; }
+export function isErrorCode(value: unknown): value is ErrorCode { return typeof value === 'string' && Object.hasOwn(CODES, value); }
+
+/** Every failure the project reports. `reason` is an optional machine-readable detail (e.g. CERT_REVOKED). */
 export class RivetError extends Error {
-  readonly exitCode = 1;
-  constructor(message: string, readonly code = 'failed', options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  readonly reason?: string;
+  constructor(message: string, code: ErrorCode = 'failed', options?: { cause?: unknown; reason?: string }) {
     super(message, options);
     this.name = 'RivetError';
+    this.code = code;
+    if (options?.reason) this.reason = options.reason;
+  }
+  get exitCode(): 1 | 2 { return exitStatusOf(this.code); }
+  get status(): number { return httpStatusOf(this.code); }
+}
+
+/** Bad input or usage (exit 2). Nothing was changed. The type only admits exit-2 codes. */
+export class UsageError extends RivetError {
+  constructor(message: string, code: UsageCode = 'bad_input', options?: { reason?: string }) {
+    super(message, code, options);
+    this.name = 'UsageError';
   }
 }
 

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { RivetError, show } from '../core/errors.ts';
+import { RivetError, show, type ErrorCode } from '../core/errors.ts';
 import { parseCrlBundle, crlSignedBy, type CrlInfo } from '../x509/crl.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
 import { subjectCn } from '../x509/cert.ts';
@@ -21,9 +21,9 @@ import { reloadWatchers } from '../mesh/watch.ts';
 export type CrlSummary = { issuer: string; crlNumber: string; nextUpdate?: string; revoked: number };
 export type InstallResult = { installed: boolean; reason: 'installed' | 'unchanged'; crls: CrlSummary[] };
 
-/** A refused bundle; `status` is what the receiver answers (400 invalid, 409 rollback). */
+/** A refused bundle; its code's HTTP status is what the receiver answers (400 invalid, 409 rollback). */
 export class CrlRefused extends RivetError {
-  constructor(message: string, code: string, readonly status: 400 | 409) {
+  constructor(message: string, code: ErrorCode) {
     super(message, code);
     this.name = 'CrlRefused';
   }
@@ -39,13 +39,13 @@ export function acceptServedChain(servedPem: string, installedPem: string): stri
   const installedRoot = chainCerts(installedPem).find((c) => c.checkIssued(c));
   let served: X509Certificate[];
   try { served = pemToDer(servedPem, 'CERTIFICATE').map((der) => new X509Certificate(der)); } catch (err) {
-    throw new CrlRefused(`served chain refused: ${(err as Error).message}`, 'bad_chain', 400);
+    throw new CrlRefused(`served chain refused: ${(err as Error).message}`, 'bad_chain');
   }
   const root = served.find((c) => installedRoot && c.raw.equals(installedRoot.raw));
-  if (!root) throw new CrlRefused('served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?', 'bad_chain', 400);
+  if (!root) throw new CrlRefused('served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?', 'bad_chain');
   for (const c of served) {
     if (c !== root && !(c.ca && c.checkIssued(root) && c.verify(root.publicKey))) {
-      throw new CrlRefused(`served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`, 'bad_chain', 400);
+      throw new CrlRefused(`served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`, 'bad_chain');
     }
   }
   return served.map((c) => c.toString()).join('');
@@ -61,30 +61,30 @@ function chainCerts(chainPem: string): X509Certificate[] {
 export function verifyCrlBundle(pem: string, chainPem: string, installedPem?: string, now = new Date()): Array<{ ca: X509Certificate; crl: CrlInfo }> {
   let crls: CrlInfo[];
   try { crls = parseCrlBundle(pem); } catch (err) {
-    throw new CrlRefused(`CRL bundle refused: ${(err as Error).message}`, 'bad_crl', 400);
+    throw new CrlRefused(`CRL bundle refused: ${(err as Error).message}`, 'bad_crl');
   }
-  if (crls.length === 0) throw new CrlRefused('CRL bundle refused: no "-----BEGIN X509 CRL-----" block in the body', 'bad_crl', 400);
+  if (crls.length === 0) throw new CrlRefused('CRL bundle refused: no "-----BEGIN X509 CRL-----" block in the body', 'bad_crl');
   const cas = chainCerts(chainPem);
   const pairs: Array<{ ca: X509Certificate; crl: CrlInfo }> = [];
   for (const crl of crls) {
     const ca = cas.find((c) => crlSignedBy(crl, c));
-    if (!ca) throw new CrlRefused(`CRL bundle refused: a CRL issued by ${show(crl.issuerCNs.join(', '))} is not signed by any CA of the installed chain — wrong CA, or the node's rivet-ca.crt is out of date`, 'foreign_crl', 400);
-    if (pairs.some((p) => p.ca === ca)) throw new CrlRefused(`CRL bundle refused: two CRLs from ${show(nameOf(ca))} — send exactly one per CA`, 'bad_crl', 400);
-    if (crl.crlNumber === undefined) throw new CrlRefused(`CRL bundle refused: the CRL of ${show(nameOf(ca))} has no crlNumber, so rollback cannot be ruled out`, 'bad_crl', 400);
+    if (!ca) throw new CrlRefused(`CRL bundle refused: a CRL issued by ${show(crl.issuerCNs.join(', '))} is not signed by any CA of the installed chain — wrong CA, or the node's rivet-ca.crt is out of date`, 'foreign_crl');
+    if (pairs.some((p) => p.ca === ca)) throw new CrlRefused(`CRL bundle refused: two CRLs from ${show(nameOf(ca))} — send exactly one per CA`, 'bad_crl');
+    if (crl.crlNumber === undefined) throw new CrlRefused(`CRL bundle refused: the CRL of ${show(nameOf(ca))} has no crlNumber, so rollback cannot be ruled out`, 'bad_crl');
     if (crl.nextUpdate && crl.nextUpdate.getTime() <= now.getTime()) {
-      throw new CrlRefused(`CRL bundle refused: the CRL of ${show(nameOf(ca))} expired at ${crl.nextUpdate.toISOString()} — the CA must re-sign it (\`rivet-ca crl\`)`, 'expired_crl', 400);
+      throw new CrlRefused(`CRL bundle refused: the CRL of ${show(nameOf(ca))} expired at ${crl.nextUpdate.toISOString()} — the CA must re-sign it (\`rivet-ca crl\`)`, 'expired_crl');
     }
     pairs.push({ ca, crl });
   }
   const missing = cas.filter((c) => !pairs.some((p) => p.ca === c));
-  if (missing.length) throw new CrlRefused(`CRL bundle refused: no CRL for ${missing.map((c) => show(nameOf(c))).join(', ')} — TLS needs one CRL per CA of the chain`, 'incomplete_crl', 400);
+  if (missing.length) throw new CrlRefused(`CRL bundle refused: no CRL for ${missing.map((c) => show(nameOf(c))).join(', ')} — TLS needs one CRL per CA of the chain`, 'incomplete_crl');
   if (installedPem) {
     let installed: CrlInfo[] = [];
     try { installed = parseCrlBundle(installedPem); } catch { /* a broken installed file is simply replaced */ }
     for (const { ca, crl } of pairs) {
       const old = installed.find((i) => crlSignedBy(i, ca));
       if (old?.crlNumber !== undefined && crl.crlNumber! < old.crlNumber) {
-        throw new CrlRefused(`CRL bundle refused: ${show(nameOf(ca))} crlNumber ${crl.crlNumber} is older than the installed ${old.crlNumber} — rollback is not allowed`, 'crl_rollback', 409);
+        throw new CrlRefused(`CRL bundle refused: ${show(nameOf(ca))} crlNumber ${crl.crlNumber} is older than the installed ${old.crlNumber} — rollback is not allowed`, 'crl_rollback');
       }
     }
   }

@@ -11,6 +11,7 @@ import { RivetError, show } from '../core/errors.ts';
 import { installCrlBundle, CrlRefused, type InstallResult } from './install.ts';
 import { MeshAuthError, peerIdentity } from '../mesh/peer.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
+import { readBody, sendError, sendJson, toHttpError } from '../mesh/http.ts';
 
 export type CrlReceiverOptions = {
   dir: string;
@@ -26,35 +27,6 @@ export type CrlReceiverOptions = {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
-}
-
-const fail = (res: ServerResponse, status: number, code: string, message: string) => reply(res, status, { error: { code, message } });
-
-function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBytes) return reject(new CrlBodyError(413, 'too_large', `body of ${declared} bytes is over the ${maxBytes}-byte limit`));
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => { req.destroy(); reject(new CrlBodyError(408, 'timeout', `body not received within ${timeoutMs} ms`)); }, timeoutMs);
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) { clearTimeout(timer); req.destroy(); reject(new CrlBodyError(413, 'too_large', `body is over the ${maxBytes}-byte limit`)); return; }
-      chunks.push(chunk);
-    });
-    req.on('end', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('utf8')); });
-    req.on('error', (err) => { clearTimeout(timer); reject(err); });
-  });
-}
-
-class CrlBodyError extends RivetError {
-  constructor(readonly status: number, code: string, message: string) { super(message, code); }
-}
-
 /** A request handler for the push endpoint; mount it on a mesh server at /api/mesh/crl. */
 export function crlReceiver(opts: CrlReceiverOptions): Handler {
   if (!opts?.dir) throw new RivetError('crlReceiver needs { dir } — the node dir holding rivet-ca.crt and crl.pem', 'bad_options');
@@ -63,25 +35,24 @@ export function crlReceiver(opts: CrlReceiverOptions): Handler {
   return (req, res) => {
     void (async () => {
       try {
-        if (req.method !== 'POST') { res.setHeader('allow', 'POST'); return fail(res, 405, 'method', `${show(req.method)} is not allowed — POST the CRL bundle`); }
+        if (req.method !== 'POST') { res.setHeader('allow', 'POST'); throw new RivetError(`${show(req.method)} is not allowed — POST the CRL bundle`, 'method'); }
         if (opts.allowFrom) {
           const peer = peerIdentity(req.socket as TLSSocket, { domain: opts.domain });
           if (peer.kind !== 'node' || !opts.allowFrom.includes(peer.nodeId)) {
-            throw new MeshAuthError(`${show(peer.cn)} may not push CRLs — only ${opts.allowFrom.join(', ')}`, 'forbidden', 403);
+            throw new MeshAuthError(`${show(peer.cn)} may not push CRLs — only ${opts.allowFrom.join(', ')}`, 'forbidden');
           }
         }
-        const body = await readBody(req, maxBytes, timeoutMs);
+        const body = (await readBody(req, { maxBytes, timeoutMs })).toString('utf8');
         // A push may carry the CA chain too (crl-push.ts sends it): installCrlBundle takes it only
         // if it holds the installed root byte for byte and CA certificates that root signed.
         const chain = pemToDer(body, 'CERTIFICATE').map((der) => derToPem(der, 'CERTIFICATE')).join('');
         const result = await installCrlBundle(opts.dir, body, chain ? { chain } : {});
         opts.onInstalled?.(result);
-        reply(res, 200, result);
+        sendJson(res, 200, result);
       } catch (err) {
         opts.onRefused?.(err as Error);
-        if (err instanceof CrlRefused || err instanceof MeshAuthError) return fail(res, err.status, err.code, err.message);
-        if (err instanceof CrlBodyError) return fail(res, err.status, err.code, err.message);
-        fail(res, 500, 'failed', `CRL not installed: ${(err as Error).message}`);
+        // Our own failure (a full disk, say) is reported to the pusher in full: it is the CA host.
+        sendError(res, err instanceof RivetError && err.status < 500 ? toHttpError(err) : { status: 500, code: 'failed', message: `CRL not installed: ${(err as Error).message}` });
       }
     })();
   };

@@ -1,9 +1,9 @@
 // Phase 0.5 compat (seed, phase map): the agent-channel accepts mTLS alongside the old bearer for
 // one release. The bearer is accepted only while a legacy secret is configured; remove the secret
 // and the same code refuses bearers. A presented-but-unverified certificate never falls back.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { secretMatches, bearerCredential } from '../core/secret.ts';
 import { MeshAuthError, peerIdentity, type PeerIdentity, type PeerOptions } from './peer.ts';
 
 export type Authenticated =
@@ -15,19 +15,10 @@ export type AuthenticateOptions = PeerOptions & {
   legacyBearer?: string;
 };
 
-function sameSecret(given: string, secret: string): boolean {
-  // Hashing first gives equal lengths, so timingSafeEqual leaks neither content nor length.
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(secret).digest();
-  return timingSafeEqual(a, b);
-}
-
 function bearerOf(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  if (h === undefined) return undefined;
-  const m = /^Bearer ([^\s]+)$/.exec(h);
-  if (!m) throw new MeshAuthError('Authorization header is not "Bearer <token>" — present a client certificate instead', 'bad_auth_header', 401);
-  return m[1];
+  const given = bearerCredential(req.headers.authorization);
+  if (given === 'malformed') throw new MeshAuthError('Authorization header is not "Bearer <token>" — present a client certificate instead', 'bad_auth_header');
+  return given;
 }
 
 /** Who sent this request: a verified client cert, or (compat only) the legacy bearer. */
@@ -37,8 +28,8 @@ export function authenticate(req: IncomingMessage, opts: AuthenticateOptions = {
   if (presented) return { method: 'mtls', legacy: false, identity: peerIdentity(socket, opts) };
   const bearer = bearerOf(req);
   const secret = opts.legacyBearer;
-  if (bearer === undefined) throw new MeshAuthError('no client certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)', 'no_cert', 401);
-  if (!secret) throw new MeshAuthError('bearer tokens are no longer accepted — connect with a mesh client certificate', 'bearer_retired', 401);
-  if (!sameSecret(bearer, secret)) throw new MeshAuthError('legacy bearer refused — it does not match the configured secret', 'bad_bearer', 401);
+  if (bearer === undefined) throw new MeshAuthError('no client certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)', 'no_cert');
+  if (!secret) throw new MeshAuthError('bearer tokens are no longer accepted — connect with a mesh client certificate', 'bearer_retired');
+  if (!secretMatches(bearer, secret)) throw new MeshAuthError('legacy bearer refused — it does not match the configured secret', 'bad_bearer');
   return { method: 'legacy-bearer', legacy: true };
 }

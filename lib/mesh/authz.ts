@@ -86,9 +86,9 @@ function matches(pattern: string, action: string): boolean {
 /** Throws a 403 MeshAuthError unless `who` may perform `action`. Default deny. */
 export function authorize(who: PeerIdentity | Authenticated, action: string, list: AllowList): void {
   const key = 'method' in who ? (who.legacy ? LEGACY_BEARER_KEY : who.identity.cn) : who.cn;
-  if (typeof action !== 'string' || action.length === 0) throw new MeshAuthError(`${show(key)} asked for an empty action — name the action to authorize`, 'bad_action', 403);
+  if (typeof action !== 'string' || action.length === 0) throw new MeshAuthError(`${show(key)} asked for an empty action — name the action to authorize`, 'bad_action');
   const allowed = list.rules()[key] ?? [];
   if (allowed.some((p) => matches(p, action))) return;
   const where = list.file ? ` in ${list.file}` : '';
-  throw new MeshAuthError(`${show(key)} may not ${show(action)} — add it to the allow-list${where} if it should`, 'forbidden', 403);
+  throw new MeshAuthError(`${show(key)} may not ${show(action)} — add it to the allow-list${where} if it should`, 'forbidden');
 }

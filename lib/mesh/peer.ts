@@ -1,7 +1,7 @@
 // Who is on the other end of a mesh connection (DESIGN §7). Read from the certificate the TLS
 // stack *verified* (raw DER, every CN), never from a subject string a proxy could have forwarded.
 import type { TLSSocket } from 'node:tls';
-import { RivetError, show } from '../core/errors.ts';
+import { RivetError, show, type ErrorCode } from '../core/errors.ts';
 import { parseCertDer } from '../x509/cert.ts';
 import { leafIdentity } from '../x509/leaf-check.ts';
 import { commonName, type MeshDomain, type NodeId, type AgentId, type UserName } from '../core/identity.ts';
@@ -12,9 +12,9 @@ export type PeerIdentity =
   | { kind: 'agent'; cn: string; nodeId: NodeId; agentId: AgentId }
   | { kind: 'user'; cn: string; nodeId: 'external'; user: UserName };
 
-/** A refused caller. `status` is the HTTP status to answer with (401 who, 403 what). */
+/** A refused caller; its code's HTTP status is 401 (who are you) or 403 (not allowed). */
 export class MeshAuthError extends RivetError {
-  constructor(message: string, code: string, readonly status: 401 | 403) {
+  constructor(message: string, code: ErrorCode) {
     super(message, code);
     this.name = 'MeshAuthError';
   }
@@ -32,21 +32,21 @@ function isTlsSocket(socket: unknown): socket is TLSSocket {
  * several CNs, a CN outside the grammar, or a SPIFFE URI SAN that disagrees with the CN.
  */
 export function peerIdentity(socket: TLSSocket, opts: PeerOptions = {}): PeerIdentity {
-  if (!isTlsSocket(socket)) throw new MeshAuthError('peerIdentity needs the TLS socket of the connection (req.socket) — is this server plain HTTP?', 'not_tls', 401);
+  if (!isTlsSocket(socket)) throw new MeshAuthError('peerIdentity needs the TLS socket of the connection (req.socket) — is this server plain HTTP?', 'not_tls');
   const x509 = socket.getPeerX509Certificate();
-  if (!x509) throw new MeshAuthError('the client presented no certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)', 'no_cert', 401);
+  if (!x509) throw new MeshAuthError('the client presented no certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)', 'no_cert');
   if (socket.authorized !== true) {
     const why = socket.authorizationError ? String(socket.authorizationError) : 'not verified';
-    throw new MeshAuthError(`client certificate ${show(x509.subject.replace(/\n/g, ', '))} was refused: ${why} — it must chain to rivet-ca and not be revoked or expired`, 'untrusted_cert', 401);
+    throw new MeshAuthError(`client certificate ${show(x509.subject.replace(/\n/g, ', '))} was refused: ${why} — it must chain to rivet-ca and not be revoked or expired`, 'untrusted_cert');
   }
   const domain = defaultDomain(opts.domain);
   let info;
   try { info = parseCertDer(x509.raw); } catch (err) {
-    throw new MeshAuthError(`client certificate cannot be read: ${(err as Error).message}`, 'bad_cert', 401);
+    throw new MeshAuthError(`client certificate cannot be read: ${(err as Error).message}`, 'bad_cert');
   }
   let id;
   try { id = leafIdentity(info, domain); } catch (err) {
-    throw new MeshAuthError(`client certificate refused: ${(err as Error).message}`, 'bad_identity', 401);
+    throw new MeshAuthError(`client certificate refused: ${(err as Error).message}`, 'cert_identity');
   }
   const cn = commonName(id, domain);
   switch (id.kind) {

@@ -20,14 +20,14 @@ const sessions = new WeakMap<TLSSocket, Session>();
 export function attachSession(socket: TLSSocket, claimed: string, opts: PeerOptions = {}): Session {
   const peer = peerIdentity(socket, opts);
   if (typeof claimed !== 'string' || claimed.length === 0) {
-    throw new MeshAuthError(`session.attach needs the claimed agent identity — send "<agent-id>@<node-id>" (this certificate is ${show(peer.cn)})`, 'bad_claim', 403);
+    throw new MeshAuthError(`session.attach needs the claimed agent identity — send "<agent-id>@<node-id>" (this certificate is ${show(peer.cn)})`, 'bad_claim');
   }
   if (peer.kind !== 'agent') {
-    throw new MeshAuthError(`a ${peer.kind} certificate (${show(peer.cn)}) cannot attach as agent ${show(claimed)} — connect with the agent's own certificate (agents/<id>.crt)`, 'not_agent', 403);
+    throw new MeshAuthError(`a ${peer.kind} certificate (${show(peer.cn)}) cannot attach as agent ${show(claimed)} — connect with the agent's own certificate (agents/<id>.crt)`, 'not_agent');
   }
   if (claimed !== peer.cn) {
     const hint = claimed === peer.agentId ? ` — claim the full identity ${show(peer.cn)}` : '';
-    throw new MeshAuthError(`certificate ${show(peer.cn)} cannot attach as ${show(claimed)}: the claim must equal the certificate CN exactly${hint}`, 'wrong_agent', 403);
+    throw new MeshAuthError(`certificate ${show(peer.cn)} cannot attach as ${show(claimed)}: the claim must equal the certificate CN exactly${hint}`, 'wrong_agent');
   }
   const existing = sessions.get(socket);
   if (existing) return existing;

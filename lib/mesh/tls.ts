@@ -128,7 +128,7 @@ export function checkMeshServer(host: string, cert: PeerCertificate, domain: Mes
   if (hostError) return hostError;
   try {
     const id = leafIdentity(parseCertDer(cert.raw), domain);
-    if (id.kind !== 'node') return new RivetError(`server ${show(host)} presented a ${id.kind} certificate — mesh servers present node certificates`, 'bad_identity');
+    if (id.kind !== 'node') return new RivetError(`server ${show(host)} presented a ${id.kind} certificate — mesh servers present node certificates`, 'cert_identity');
   } catch (err) {
     return err as Error;
   }

@@ -15,10 +15,13 @@ const TIMEOUT_MS = 30_000;
 
 export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string };
 
-/** A refusal from the service, with its HTTP status and `{ error: { code, message } }`. */
+/**
+ * A refusal from the service: its HTTP status and `{ error: { code, message, reason? } }` as sent
+ * (the service's code is `remoteCode`; this error's own code says "the datahub refused").
+ */
 export class DatahubRefused extends RivetError {
-  constructor(readonly status: number, code: string, message: string) {
-    super(message, code);
+  constructor(readonly httpStatus: number, readonly remoteCode: string, message: string, readonly remoteReason?: string) {
+    super(message, 'refused_by_datahub');
     this.name = 'DatahubRefused';
   }
 }
@@ -87,7 +90,8 @@ async function postJson(ep: Endpoint, route: string, tls: ConnectionOptions, bod
   if (res.status !== 200) {
     const code = typeof json?.error?.code === 'string' ? json.error.code : 'http_error';
     const message = typeof json?.error?.message === 'string' ? json.error.message : `HTTP ${res.status}`;
-    throw new DatahubRefused(res.status, code, `${route} refused (HTTP ${res.status} ${code}): ${message}`);
+    const reason = typeof json?.error?.reason === 'string' ? json.error.reason : undefined;
+    throw new DatahubRefused(res.status, code, `${route} refused (HTTP ${res.status} ${code}): ${message}`, reason);
   }
   if (!json || typeof json.cert !== 'string' || typeof json.chain !== 'string' || typeof json.crl !== 'string') {
     throw new RivetError(`${route} answered 200 without cert, chain and crl — is --datahub the rivet-ca enrollment service?`, 'bad_reply');

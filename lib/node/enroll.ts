@@ -71,7 +71,7 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
       try {
         reply = await postEnroll(ep, pinnedTls(pinned.chainPem, want.domain), credential, { csr, ...(want.sans.length ? { sans: want.sans } : {}) });
       } catch (err) {
-        if (err instanceof DatahubRefused && err.status === 409) {
+        if (err instanceof DatahubRefused && err.httpStatus === 409) {
           if (keyPath === f.nextKey) fs.rmSync(f.nextKey, { force: true }); // not signed: nothing to resume
           throw new RivetError(`${err.message} — --force re-enrolls only once the operator has revoked ${cn} (\`rivet-ca revoke ${want.nodeId}\`); to refresh the certificate with the same key run \`provision-ct renew\``, 'already_enrolled');
         }

@@ -88,7 +88,7 @@ export async function renewNode(dir: string, opts: { withinMs: number; log: (lin
 
 function explain(err: unknown, serial?: string): string {
   const msg = (err as Error).message;
-  if (err instanceof DatahubRefused && /revoked|CERT_REVOKED/i.test(msg)) {
+  if (err instanceof DatahubRefused && err.remoteReason === 'CERT_REVOKED') {
     return `${msg} — certificate ${serial ?? ''} is revoked; only a new enrollment (provision-ct enroll --force, with the bootstrap secret or a new token) brings this node back`;
   }
   return msg;

@@ -38,7 +38,7 @@ async function checkRootKey(ca: Ca, pem: string, where: string): Promise<void> {
 
 async function refuseToken(ca: Ca, what: string): Promise<void> {
   const token = await readPkcs11(ca.store.rootDir);
-  if (token) throw new UsageError(`${what}: the root key is in a PKCS#11 token (${token.uri}), never on disk — take the token offline instead`, 'pkcs11');
+  if (token) throw new UsageError(`${what}: the root key is in a PKCS#11 token (${token.uri}), never on disk — take the token offline instead`, 'root_in_token');
 }
 
 function inside(child: string, parent: string): boolean {
@@ -62,7 +62,7 @@ export async function rootOffline(ca: Ca, toDir: string): Promise<OfflineResult>
   return transaction(ca, 'root offline', async () => {
     const root = store.root();
     const keyPem = await readText(root.key);
-    if (keyPem === undefined) throw new UsageError(`the root key is already offline (no ${root.key}) — bring it back with \`rivet-ca root online --from DIR\``, 'root_offline');
+    if (keyPem === undefined) throw new UsageError(`the root key is already offline (no ${root.key}) — bring it back with \`rivet-ca root online --from DIR\``, 'already_offline');
     await checkRootKey(ca, keyPem, root.key);
     if (!(await exists(target))) await fsp.mkdir(target, { recursive: true, mode: PRIVATE_DIR_MODE });
     const dest = path.join(target, 'ca.key');

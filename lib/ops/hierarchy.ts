@@ -125,7 +125,7 @@ export async function buildIntermediate(ca: Ca, generation: number, keyType: Key
 
 export async function issueIntermediate(ca: Ca): Promise<{ cert: X509Certificate; serial: string }> {
   const { store } = ca;
-  if (!(await store.hasRoot())) throw new UsageError(`no root in ${store.dir} — run \`rivet-ca init\` first`, 'no_ca');
+  if (!(await store.hasRoot())) throw new UsageError(`no root in ${store.dir} — run \`rivet-ca init\` first`, 'no_root');
   if (await exists(store.intermediateAt(store.intermediateDir, 1).cert)) {
     throw new UsageError(`an intermediate already exists in ${store.intermediateDir} — use \`rivet-ca rotate-intermediate\` to replace it`, 'exists');
   }

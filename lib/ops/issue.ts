@@ -12,12 +12,13 @@ import { refreshCrlsLocked } from '../sign/crl-sign.ts';
 import { parseCertPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
 import { checkIssued } from '../x509/leaf-check.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from '../sys/files.ts';
-import { csrCarriesProfile, csrForKey, csrPublicKey, newKeyAndCsr } from '../sign/csr.ts';
+import { csrProfileMismatch, csrForKey, csrPublicKey, newKeyAndCsr } from '../sign/csr.ts';
 import { digestForKey, publicKeyOfPrivatePem, type KeyType } from '../core/keys.ts';
 import { audit, auditAll } from '../sys/audit.ts';
 import { checkNodeNamesLocked } from '../policy/name-ownership.ts';
 import { readDb, isLive, type ScratchRecord } from '../ca/database.ts';
 import { DAY_MS } from '../core/duration.ts';
+import type { Serial } from '../x509/serial.ts';
 import { RivetError, UsageError } from '../core/errors.ts';
 import type { San } from '../core/san.ts';
 import type { Issuer } from '../ca/store.ts';
@@ -42,7 +43,7 @@ export function checkWithinIssuer(issuerX509: X509Certificate, validity: Validit
   }
 }
 
-export type Issued = { cn: string; serial: string; certPem: string; info: CertInfo; issuer: Issuer };
+export type Issued = { cn: string; serial: Serial; certPem: string; info: CertInfo; issuer: Issuer };
 
 /**
  * Signs a CSR's public key for `id` with the current intermediate, checks the result against the
@@ -61,7 +62,7 @@ export type ScratchIssued = Issued & ScratchRecord;
 /**
  * Signs several leaves with `issuer`'s key into the database in `issuer.dir`, results in request
  * order, an Error for each that failed. Requests whose CSR carries exactly the profile's subject
- * and SAN (csrCarriesProfile: our own CSRs and provision-ct's) are signed together, one `openssl
+ * and SAN (csrProfileMismatch: our own CSRs and provision-ct's) are signed together, one `openssl
  * ca -infiles` run per profile and digest; any other CSR gets its own run. What a shared run
  * returns is matched to its requests by public key and CN; a request it skipped is signed alone.
  * Each certificate is checked against its request. One that openssl recorded but that fails its
@@ -79,7 +80,7 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
   const strays: string[] = [];
   const shared = new Map<string, number[]>();
   requests.forEach((r, i) => {
-    if (!csrCarriesProfile(r.csrPem, profiles[i]!)) return;
+    if (csrProfileMismatch(r.csrPem, profiles[i]!) !== undefined) return;
     const key = `${profiles[i]!.template} ${digestForKey(r.publicKey)}`;
     shared.set(key, [...(shared.get(key) ?? []), i]);
   });

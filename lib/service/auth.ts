@@ -1,33 +1,18 @@
 // Who may call what (DESIGN §4.7): the bootstrap secret or a one-time token at /enroll only, a
 // verified client certificate at /renew and /agents, and a per-address brake on failed attempts.
-import crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { HttpError } from './http.ts';
 import { parseCertDer, type CertInfo } from '../x509/cert.ts';
 import { leafIdentity } from '../x509/leaf-check.ts';
-import { show } from '../core/errors.ts';
+import { RivetError, show } from '../core/errors.ts';
+import { bearerCredential } from '../core/secret.ts';
 import type { Identity, MeshDomain } from '../core/identity.ts';
-
-const sha256 = (text: string) => crypto.createHash('sha256').update(text, 'utf8').digest();
-
-/**
- * Compares in constant time. Hashing first makes both sides the same length, so neither the
- * secret's length nor the position of the first wrong byte shows in the timing.
- */
-export function secretMatches(given: string, secret: string | undefined): boolean {
-  const a = sha256(given);
-  const b = sha256(secret ?? '');
-  return crypto.timingSafeEqual(a, b) && secret !== undefined && secret.length > 0;
-}
 
 /** The bearer credential, or undefined when no Authorization header was sent. */
 export function bearer(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization;
-  if (header === undefined) return undefined;
-  const m = /^Bearer ([\x20-\x7e]{1,1024})$/.exec(header); // secrets may hold spaces
-  if (!m) throw new HttpError(401, 'bad_auth', 'Authorization must be "Bearer <bootstrap secret or enrollment token>"');
-  return m[1]!;
+  const given = bearerCredential(req.headers.authorization);
+  if (given === 'malformed') throw new RivetError('Authorization must be "Bearer <bootstrap secret or enrollment token>"', 'bad_auth');
+  return given;
 }
 
 export type Peer = { id: Identity; info: CertInfo };
@@ -40,16 +25,17 @@ export type Peer = { id: Identity; info: CertInfo };
 export function verifiedPeer(req: IncomingMessage, domain: MeshDomain): Peer {
   const socket = req.socket as TLSSocket;
   const cert = socket.getPeerCertificate?.();
-  if (!cert || !cert.raw) throw new HttpError(401, 'client_cert_required', 'this endpoint needs a client certificate issued by this CA (mTLS)');
+  if (!cert || !cert.raw) throw new RivetError('this endpoint needs a client certificate issued by this CA (mTLS)', 'client_cert_required');
   if (!socket.authorized) {
     // The CN it claims goes into the message (so into the audit line): which identity was refused
     // matters most for a revoked one, which the handshake's CRL check refuses before we see it.
     const claimed = typeof cert.subject?.CN === 'string' ? ` (CN ${show(cert.subject.CN)}, not verified)` : '';
-    throw new HttpError(401, 'client_cert_rejected', `client certificate rejected${claimed}: ${String(socket.authorizationError ?? 'not verified')}`);
+    const reason = String(socket.authorizationError ?? 'not verified');
+    throw new RivetError(`client certificate rejected${claimed}: ${reason}`, 'client_cert_rejected', { reason });
   }
   const info = parseCertDer(cert.raw);
   try { return { id: leafIdentity(info, domain), info }; } catch (err) {
-    throw new HttpError(403, 'bad_identity', (err as Error).message);
+    throw new RivetError((err as Error).message, 'cert_identity');
   }
 }
 

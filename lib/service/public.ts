@@ -4,7 +4,8 @@ import fsp from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { Ca } from '../ca/handle.ts';
 import { parseCrlBundle } from '../x509/crl.ts';
-import { HttpError, sendJson, sendText } from './http.ts';
+import { sendJson, sendText } from '../mesh/http.ts';
+import { RivetError } from '../core/errors.ts';
 
 /** A CRL with less than this left is reported as `stale` (the service re-signs at 3 days). */
 export const CRL_WARN_MS = 24 * 60 * 60_000;
@@ -13,7 +14,7 @@ export async function publicGet(ca: Ca, path: string, res: ServerResponse): Prom
   if (path === '/ca.crt') return sendText(res, 200, 'application/x-pem-file', await fsp.readFile(ca.store.chainFile, 'utf8'));
   if (path === '/crl.pem') return sendText(res, 200, 'application/x-pem-file', await fsp.readFile(ca.store.crlBundle, 'utf8'));
   if (path === '/healthz') return void health(ca, res);
-  throw new HttpError(404, 'not_found', `no endpoint ${path}`);
+  throw new RivetError(`no endpoint ${path}`, 'not_found');
 }
 
 async function health(ca: Ca, res: ServerResponse): Promise<void> {

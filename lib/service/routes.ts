@@ -14,10 +14,11 @@ import { leafProfile } from '../sign/profile.ts';
 import type { GroupReads, SigningQueue } from './signing-queue.ts';
 import { isLive, type DbEntry } from '../ca/database.ts';
 import { extraSans } from '../ops/renew.ts';
-import { HttpError } from './http.ts';
-import { bearer, secretMatches, verifiedPeer, type Peer } from './auth.ts';
+import { bearer, verifiedPeer, type Peer } from './auth.ts';
+import { secretMatches } from '../core/secret.ts';
 import { checkToken, consumeTokenLocked, looksLikeToken } from '../ops/tokens.ts';
 import { csrRequest, identityOfCn, parseSans } from './request.ts';
+import { RivetError } from '../core/errors.ts';
 
 export type RouteContext = {
   ca: Ca;
@@ -37,15 +38,15 @@ type Credential = { kind: 'secret' } | { kind: 'token'; token: string; node: str
 /** Checks the bearer before the body is read: a wrong secret costs the caller, not the CA. */
 export async function enrollCredential(ctx: RouteContext, req: IncomingMessage): Promise<Credential> {
   const given = bearer(req);
-  if (given === undefined) throw new HttpError(401, 'auth_required', 'send "Authorization: Bearer <bootstrap secret or enrollment token>"');
+  if (given === undefined) throw new RivetError('send "Authorization: Bearer <bootstrap secret or enrollment token>"', 'auth_required');
   if (secretMatches(given, ctx.secret)) return { kind: 'secret' };
   if (looksLikeToken(given)) {
     const verdict = await checkToken(ctx.ca, given);
     if (!verdict.ok && verdict.why === 'used' && verdict.node) return { kind: 'token', token: given, node: verdict.node, id: verdict.id, used: true };
-    if (!verdict.ok) throw new HttpError(401, 'bad_token', `enrollment token ${verdict.id} is ${verdict.why} — ask the operator for a new one (\`rivet-ca token <node-id>\`)`);
+    if (!verdict.ok) throw new RivetError(`enrollment token ${verdict.id} is ${verdict.why} — ask the operator for a new one (\`rivet-ca token <node-id>\`)`, 'bad_token');
     return { kind: 'token', token: given, node: verdict.node, id: verdict.id };
   }
-  throw new HttpError(401, 'bad_secret', 'the bootstrap secret or enrollment token is wrong');
+  throw new RivetError('the bootstrap secret or enrollment token is wrong', 'bad_secret');
 }
 
 export async function enroll(ctx: RouteContext, cred: Credential, body: Record<string, unknown>): Promise<Reply> {
@@ -53,9 +54,9 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
   const request = csrRequest(body);
   ctx.decision.cn = request.cn;
   const id = identityOfCn(request.cn, ca.domain);
-  if (id.kind !== 'node') throw new HttpError(400, 'bad_identity', `CSR CN ${JSON.stringify(request.cn)} is a ${id.kind} identity — /enroll issues node certs, CN <node-id>.${ca.domain}`);
+  if (id.kind !== 'node') throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} is a ${id.kind} identity — /enroll issues node certs, CN <node-id>.${ca.domain}`, 'bad_identity');
   if (cred.kind === 'token' && cred.node !== id.nodeId) {
-    throw new HttpError(403, 'token_node', `enrollment token ${cred.id} is for node ${cred.node}, not ${id.nodeId}`);
+    throw new RivetError(`enrollment token ${cred.id} is for node ${cred.node}, not ${id.nodeId}`, 'token_node');
   }
   const sans = parseSans(request.sansText);
   for (const san of sans) checkNodeSanPolicy(san, id.nodeId, ca.domain, ctx.sanCidrs);
@@ -71,11 +72,11 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
       // A node killed after we signed but before it stored the reply retries with the same key. The
       // CSR proves it holds that key, so it is the party that enrolled, not a takeover: sign again.
       resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
-      if (cred.kind === 'token' && cred.used && !resumed) throw new HttpError(401, 'bad_token', `enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`);
-      if (holding.length && !resumed) throw new HttpError(409, 'already_enrolled', `${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`);
+      if (cred.kind === 'token' && cred.used && !resumed) throw new RivetError(`enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`, 'bad_token');
+      if (holding.length && !resumed) throw new RivetError(`${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`, 'already_enrolled');
       if (cred.kind === 'token' && !cred.used) {
         const again = await checkToken(ca, cred.token);
-        if (!again.ok) throw new HttpError(401, 'bad_token', `enrollment token ${again.id} is ${again.why}`);
+        if (!again.ok) throw new RivetError(`enrollment token ${again.id} is ${again.why}`, 'bad_token');
       }
     },
     finishLocked: async (issued, reads) => {
@@ -95,7 +96,7 @@ function claimsOf(ctx: RouteContext, id: Identity, sans: readonly San[]): string
 /** /renew and /agents authenticate with the client certificate only: any bearer is refused. */
 export function mtlsPeer(ctx: RouteContext, req: IncomingMessage, route: string): Peer {
   if (req.headers.authorization !== undefined) {
-    throw new HttpError(401, 'bearer_not_accepted', `${route} does not accept an Authorization header — the bootstrap secret and tokens work only at /enroll; ${route} authenticates with your client certificate`);
+    throw new RivetError(`${route} does not accept an Authorization header — the bootstrap secret and tokens work only at /enroll; ${route} authenticates with your client certificate`, 'bearer_not_accepted');
   }
   const peer = verifiedPeer(req, ctx.ca.domain);
   ctx.decision.cn = peer.info.subjectCNs[0];
@@ -106,29 +107,29 @@ export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, 
   const { ca } = ctx;
   const request = csrRequest(body);
   const cn = commonName(peer.id, ca.domain);
-  if (request.cn !== cn) throw new HttpError(403, 'identity_mismatch', `CSR CN ${JSON.stringify(request.cn)} differs from your certificate's ${cn} — renewal keeps the identity`);
+  if (request.cn !== cn) throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} differs from your certificate's ${cn} — renewal keeps the identity`, 'identity_mismatch');
   const sans = request.sansText === undefined ? extraSans(peer.info, peer.id, ca) : nodeSans(ctx, peer.id, parseSans(request.sansText));
   const publicKey = await csrPublicKey(request.csr);
   if (!publicKeyDer(publicKey).equals(publicKeyDer(peer.info.x509))) {
-    throw new HttpError(403, 'key_mismatch', 'CSR public key differs from the presented certificate\'s — renewal keeps the key; enroll again for a new one');
+    throw new RivetError('CSR public key differs from the presented certificate\'s — renewal keeps the key; enroll again for a new one', 'key_mismatch');
   }
   return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew');
 }
 
 export async function mintAgent(ctx: RouteContext, peer: Peer, body: Record<string, unknown>): Promise<Reply> {
   const { ca } = ctx;
-  if (peer.id.kind !== 'node') throw new HttpError(403, 'node_cert_required', `${ctx.decision.cn} is a ${peer.id.kind} certificate — /agents needs the node's own certificate`);
+  if (peer.id.kind !== 'node') throw new RivetError(`${ctx.decision.cn} is a ${peer.id.kind} certificate — /agents needs the node's own certificate`, 'node_cert_required');
   const request = csrRequest(body);
   const id = identityOfCn(request.cn, ca.domain);
-  if (id.kind !== 'agent') throw new HttpError(400, 'bad_identity', `CSR CN ${JSON.stringify(request.cn)} must be <agent-id>@${peer.id.nodeId}`);
-  if (id.nodeId !== peer.id.nodeId) throw new HttpError(403, 'not_your_agent', `node ${peer.id.nodeId} may mint agents only as <agent-id>@${peer.id.nodeId}, not ${request.cn}`);
-  if (request.sansText?.length) throw new HttpError(400, 'bad_san', 'agent certificates carry no extra SANs');
+  if (id.kind !== 'agent') throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} must be <agent-id>@${peer.id.nodeId}`, 'bad_identity');
+  if (id.nodeId !== peer.id.nodeId) throw new RivetError(`node ${peer.id.nodeId} may mint agents only as <agent-id>@${peer.id.nodeId}, not ${request.cn}`, 'not_your_agent');
+  if (request.sansText?.length) throw new RivetError('agent certificates carry no extra SANs', 'bad_san');
   const publicKey = await csrPublicKey(request.csr);
   return signForPeer(ctx, peer, id, request.csr, publicKey, [], 'agent');
 }
 
 function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
-  if (id.kind !== 'node' && sans.length) throw new HttpError(400, 'bad_san', 'only node certificates carry extra SANs');
+  if (id.kind !== 'node' && sans.length) throw new RivetError('only node certificates carry extra SANs', 'bad_san');
   if (id.kind === 'node') for (const san of sans) checkNodeSanPolicy(san, id.nodeId, ctx.ca.domain, ctx.sanCidrs);
   return sans;
 }
@@ -141,8 +142,11 @@ async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: str
     claims: claimsOf(ctx, id, sans),
     checkLocked: async (reads) => {
       const row = (await reads.rows()).find((e) => e.row.serial === peer.info.serial)?.row;
-      if (!row) throw new HttpError(401, 'unknown_cert', `certificate serial ${peer.info.serial} is not in this CA's database`);
-      if (!isLive(row)) throw new HttpError(401, 'cert_not_live', `certificate serial ${peer.info.serial} is ${row.status === 'R' ? 'revoked' : 'expired'}`);
+      if (!row) throw new RivetError(`certificate serial ${peer.info.serial} is not in this CA's database`, 'unknown_cert');
+      if (!isLive(row)) {
+        const revoked = row.status === 'R';
+        throw new RivetError(`certificate serial ${peer.info.serial} is ${revoked ? 'revoked' : 'expired'}`, 'cert_not_live', { reason: revoked ? 'CERT_REVOKED' : 'CERT_HAS_EXPIRED' });
+      }
       await refuseRevokedKey(reads, commonName(id, ca.domain), publicKey);
     },
     finishLocked: async (issued, reads) => {
@@ -167,7 +171,7 @@ async function refuseRevokedKey(reads: GroupReads, cn: string, publicKey: KeyObj
   const spki = publicKeyDer(publicKey);
   const now = new Date();
   const hit = (await rowsWithKey(reads, cn, (e) => e.status === 'R' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
-  if (hit) throw new HttpError(403, 'revoked_key', `this key belongs to ${cn}'s revoked certificate (serial ${hit.row.serial}) — make a new key and ask again`);
+  if (hit) throw new RivetError(`this key belongs to ${cn}'s revoked certificate (serial ${hit.row.serial}) — make a new key and ask again`, 'revoked_key');
 }
 
 async function reply(reads: GroupReads, issued: Issued): Promise<Reply> {

@@ -7,13 +7,14 @@ import type { AddressInfo } from 'node:net';
 import type { Ca } from '../ca/handle.ts';
 import type { Cidr } from '../core/san.ts';
 import { audit } from '../sys/audit.ts';
-import { HttpError, parseJsonObject, readBody, sendError, sendJson, toHttpError } from './http.ts';
+import { parseJsonObject, readBody, sendError, sendJson, toHttpError } from '../mesh/http.ts';
 import { FailureLimiter } from './auth.ts';
 import { enroll, enrollCredential, mintAgent, mtlsPeer, renew, type RouteContext } from './routes.ts';
 import { loadTlsMaterial, tlsFiles, type TlsFiles } from './tls-material.ts';
 import { publicGet } from './public.ts';
 import { SigningQueue } from './signing-queue.ts';
 import { refreshCrls } from '../ops/crl.ts';
+import { RivetError } from '../core/errors.ts';
 
 export type Limits = {
   maxBodyBytes: number;
@@ -78,7 +79,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     const ctx: RouteContext = { ca, sanCidrs: opts.sanCidrs, secret: opts.secret, decision: { source }, queue };
     try {
       const wait = limiter.blockedFor(source);
-      if (wait > 0) throw new HttpError(429, 'throttled', `too many failed attempts from ${source} — retry in ${Math.ceil(wait / 1000)} s`);
+      if (wait > 0) throw new RivetError(`too many failed attempts from ${source} — retry in ${Math.ceil(wait / 1000)} s`, 'throttled');
       let reply;
       if (route === 'enroll') {
         const cred = await enrollCredential(ctx, req);
@@ -117,7 +118,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
       return void publicGet(ca, path, res).catch((err) => { log(`GET ${path}: ${(err as Error).message}`); sendError(res, toHttpError(err)); });
     }
     const known = post || PUBLIC_PATHS.includes(path);
-    sendError(res, known ? new HttpError(405, 'method', `${req.method} is not allowed on ${path}`) : new HttpError(404, 'not_found', `no endpoint ${path}`));
+    sendError(res, known ? new RivetError(`${req.method} is not allowed on ${path}`, 'method') : new RivetError(`no endpoint ${path}`, 'not_found'));
   });
   server.on('tlsClientError', () => { /* failed handshakes are the client's problem; nothing to record */ });
 

@@ -67,7 +67,7 @@ export class GroupReads {
 export type SigningJob<R> = LeafRequest & {
   /** Names this job claims (`cn:…`, `dns:…`, `token:…`): no two jobs of a group share one. */
   claims: readonly string[];
-  /** Re-checks under the lock; throws (an HttpError) to refuse before anything is signed. */
+  /** Re-checks under the lock; throws (a RivetError) to refuse before anything is signed. */
   checkLocked: (reads: GroupReads) => Promise<void>;
   /** After signing, still under the lock: spend the token, build the reply and the audit line. */
   finishLocked: (issued: Issued, reads: GroupReads) => Promise<{ reply: R; audit: AuditEvent }>;

@@ -3,7 +3,7 @@
 // profile has names, its SAN. A CSR someone sends is trusted for its public key, after its
 // self-signature (proof that the sender holds the key) verifies here, in process; and for nothing
 // else unless it carries, byte for byte, the subject and SAN extension our own profile would give
-// (csrCarriesProfile), which lets the batch signer copy that SAN instead of rendering one config
+// (csrProfileMismatch), which lets the batch signer copy that SAN instead of rendering one config
 // per certificate.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { sanValues, type SanNames } from './profile.ts';
 import { UsageError } from '../core/errors.ts';
 import { checkPublicKey, newKeyArgs, publicKeyOfPrivatePem, type KeyType } from '../core/keys.ts';
 import { withTempDir } from './signer.ts';
-import { children, content, oid, pemToDer, readTlv, SIG_DIGEST, type Tlv } from '../x509/der.ts';
+import { children, content, oid, pemToDer, readTlv, SIG_DIGEST, WEAK_SIGNATURES, type Tlv } from '../x509/der.ts';
 import { dnsName, ipName, leafSubjectDer, sequence, uriName } from '../x509/der-write.ts';
 import { OID, publicKeyDer } from '../x509/cert.ts';
 
@@ -115,7 +115,8 @@ export async function csrPublicKey(csrPem: string): Promise<KeyObject> {
   checkPublicKey(key);
   // The proof of possession, over the CertificationRequestInfo bytes exactly as sent. (`openssl ca`
   // checks it again when it signs.)
-  if (!csrSignatureValid(parts, key)) throw new UsageError('CSR signature does not verify — the request was altered or not signed by its own key', 'bad_csr');
+  const badSignature = csrSignatureProblem(parts, key);
+  if (badSignature) throw new UsageError(`CSR ${badSignature}`, 'bad_csr');
   return key;
 }
 
@@ -136,40 +137,44 @@ function requestParts(der: Buffer): RequestParts | undefined {
 }
 
 /**
- * True when a CSR asks for exactly what our profile gives: the leaf subject (one CN, a UTF8String,
- * byte for byte), and, as its only requested extension, a non-critical SAN whose DER equals the
- * profile's. Only then may the batch signer let `openssl ca` take the subject from it and copy its
- * SAN (copy_extensions = copy).
+ * Why a CSR does not ask for exactly what our profile gives, or undefined when it does: the leaf
+ * subject (one CN, a UTF8String, byte for byte), and, as its only requested extension, a
+ * non-critical SAN whose DER equals the profile's. Only then may the batch signer let `openssl ca`
+ * take the subject from it and copy its SAN (copy_extensions = copy).
  */
-export function csrCarriesProfile(csrPem: string, want: CsrSubject): boolean {
+export function csrProfileMismatch(csrPem: string, want: CsrSubject): string | undefined {
   const ders = pemToDer(csrPem, 'CERTIFICATE REQUEST');
   const parts = ders.length === 1 ? requestParts(ders[0]!) : undefined;
-  if (!parts) return false;
+  if (!parts) return 'not one well-formed PKCS#10 request';
   try {
-    if (!parts.subject.bytes.equals(leafSubjectDer(want.cn))) return false;
+    if (!parts.subject.bytes.equals(leafSubjectDer(want.cn))) return `subject is not exactly CN=${want.cn}`;
     const attrs = children(parts.attributes);
-    if (attrs.length !== 1) return false;
+    if (attrs.length !== 1) return `${attrs.length} attributes, want one extension request`;
     const [type, values, ...rest] = children(attrs[0]!);
-    if (!type || oid(type) !== EXTENSION_REQUEST || !values || values.tag !== 0x31 || rest.length) return false;
+    if (!type || oid(type) !== EXTENSION_REQUEST || !values || values.tag !== 0x31 || rest.length) return 'its attribute is not one extension request';
     const sets = children(values);
-    if (sets.length !== 1) return false;
+    if (sets.length !== 1) return 'the extension request holds several sets';
     const exts = children(sets[0]!);
-    if (exts.length !== 1) return false;
+    if (exts.length !== 1) return `${exts.length} requested extensions, want only subjectAltName`;
     const [extId, extValue, ...tail] = children(exts[0]!);
-    if (!extId || oid(extId) !== OID.san || !extValue || extValue.tag !== 0x04 || tail.length) return false;
-    return content(extValue).equals(sanExtensionValue(want));
-  } catch { return false; }
+    if (!extId || oid(extId) !== OID.san || !extValue || extValue.tag !== 0x04 || tail.length) return 'the requested extension is not a non-critical subjectAltName';
+    return content(extValue).equals(sanExtensionValue(want)) ? undefined : "its subjectAltName differs from the profile's";
+  } catch (err) { return `unreadable (${(err as Error).message})`; }
 }
 
 function derIsOneTlv(der: Buffer): boolean {
   try { return readTlv(der).bytes.length === der.length; } catch { return false; }
 }
 
-function csrSignatureValid(parts: RequestParts, key: KeyObject): boolean {
-  try {
-    const algorithm = children(parts.alg)[0];
-    const digest = algorithm ? SIG_DIGEST[oid(algorithm)] : undefined;
-    if (!digest) return false;
-    return crypto.verify(digest, parts.info.bytes, key, content(parts.sig).subarray(1));
-  } catch { return false; }
+/** Why the proof of possession fails, or undefined when it holds. */
+function csrSignatureProblem(parts: RequestParts, key: KeyObject): string | undefined {
+  let algorithm: string;
+  try { algorithm = oid(children(parts.alg)[0]!); } catch { return 'signature algorithm cannot be read — the request is malformed'; }
+  const weak = WEAK_SIGNATURES[algorithm];
+  if (weak) return `is signed with ${weak}, which is not accepted — sign it with SHA-256 or better (openssl req -sha256)`;
+  const digest = SIG_DIGEST[algorithm];
+  if (!digest) return `is signed with algorithm ${algorithm}, which is not accepted — use ECDSA or RSA with SHA-256, SHA-384 or SHA-512`;
+  let valid = false;
+  try { valid = crypto.verify(digest, parts.info.bytes, key, content(parts.sig).subarray(1)); } catch { /* a malformed signature does not verify */ }
+  return valid ? undefined : 'signature does not verify — the request was altered or not signed by its own key';
 }

@@ -54,7 +54,7 @@ export function sanValues(n: SanNames): TemplateValues {
 
 /**
  * Template values for a leaf profile's extensions: its SAN from `[alt_names]`, or, for a batch
- * whose CSRs carry exactly this SAN (csrCarriesProfile), none, so `openssl ca` copies each CSR's.
+ * whose CSRs carry exactly this SAN (csrProfileMismatch), none, so `openssl ca` copies each CSR's.
  */
 export function leafExtValues(p: LeafProfile, sanFrom: 'profile' | 'csr' = 'profile'): TemplateValues {
   return sanValues(sanFrom === 'csr' ? {} : p);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { openssl } from '../sys/openssl.ts';
 import { renderFile, type TemplateValues } from '../sys/template.ts';
 import type { Issuer } from '../ca/store.ts';
-import { formatDbTime } from '../ca/database.ts';
+import { generalizedTime } from '../x509/time.ts';
 import { engineKeyArgs, readPkcs11 } from './pkcs11.ts';
 import { RivetError } from '../core/errors.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
@@ -84,7 +84,7 @@ async function runCa(issuer: Issuer, req: SignProfile, copyExtensions: 'none' | 
   const key = await issuerKeyArgs(issuer, secret, tmp);
   return openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
     '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
-    '-startdate', formatGeneralized(req.notBefore), '-enddate', formatGeneralized(req.notAfter), ...input], { cwd: issuer.dir, env: key.env });
+    '-startdate', generalizedTime(req.notBefore), '-enddate', generalizedTime(req.notAfter), ...input], { cwd: issuer.dir, env: key.env });
 }
 
 export type BatchSignRequest = SignProfile & { csrPems: readonly string[] };
@@ -93,7 +93,7 @@ export type BatchSignRequest = SignProfile & { csrPems: readonly string[] };
  * Signs several CSRs in one `openssl ca -infiles` run: one process start (~10 ms) for the whole
  * group instead of one per certificate. One config serves every certificate, so the per-request
  * parts come from the CSRs: the subject (policy_cn keeps the CN alone) and, by copy_extensions =
- * copy, the SAN. The caller has checked every CSR with csrCarriesProfile (its subject and SAN are
+ * copy, the SAN. The caller has checked every CSR with csrProfileMismatch (its subject and SAN are
  * byte for byte the profile's, nothing else requested) and renders extValues with
  * leafExtValues(p, 'csr'), and checks every certificate with checkIssued afterwards.
  * openssl numbers a run's certificates from one random serial upwards (-rand_serial), so serials
@@ -144,11 +144,6 @@ export async function generateCrl(issuer: Issuer, hours: number, digest: string,
       '-md', digest, '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: key.env });
     return fsp.readFile(out, 'utf8');
   });
-}
-
-/** YYYYMMDDHHMMSSZ: accepted by openssl ca for any year, unlike UTCTime. */
-function formatGeneralized(d: Date): string {
-  return `${d.getUTCFullYear()}${formatDbTime(d).slice(2)}`;
 }
 
 /** Files an issuer directory needs before its first `openssl ca` run. */

@@ -5,6 +5,7 @@ import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { RivetError } from '../core/errors.ts';
 import { canonicalIpv6 } from '../core/san.ts';
 import { children, content, extensions, integerHex, nameAttributes, oid, pemToDer, readTlv, type Extension } from './der.ts';
+import { serialOf, type Serial } from './serial.ts';
 
 export const OID = {
   cn: '2.5.4.3', org: '2.5.4.10',
@@ -15,7 +16,7 @@ export const OID = {
 export type CertInfo = {
   x509: X509Certificate;
   der: Buffer;
-  serial: string; // upper-case hex, no leading zeros
+  serial: Serial;
   subjectCNs: string[];
   subjectOrg: string[];
   /** The subject Name exactly as encoded. */
@@ -81,7 +82,7 @@ export function parseCertDer(der: Buffer): CertInfo {
   }
   return {
     x509, der,
-    serial: integerHex(at(0)),
+    serial: serialOf(integerHex(at(0))),
     subjectCNs: subject.filter((a) => a.oid === OID.cn).map((a) => a.value),
     subjectOrg: subject.filter((a) => a.oid === OID.org).map((a) => a.value),
     subjectDer: at(4).bytes,

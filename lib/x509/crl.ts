@@ -6,6 +6,7 @@ import crypto, { X509Certificate } from 'node:crypto';
 import { RivetError } from '../core/errors.ts';
 import { subjectCn } from './cert.ts';
 import { children, content, derToPem, extensions, integerHex, isTime, nameAttributes, oid, pemToDer, readTlv, time, SIG_DIGEST } from './der.ts';
+import { serialOf, type Serial } from './serial.ts';
 
 export type CrlInfo = {
   der: Buffer;
@@ -13,7 +14,7 @@ export type CrlInfo = {
   thisUpdate: Date;
   nextUpdate?: Date;
   crlNumber?: bigint;
-  revoked: Array<{ serial: string; date: Date }>;
+  revoked: Array<{ serial: Serial; date: Date }>;
   tbs: Buffer;
   signatureAlg: string;
   signature: Buffer;
@@ -34,7 +35,7 @@ export function parseCrlDer(der: Buffer): CrlInfo {
     if (f[i]?.tag === 0x30) {
       for (const entry of children(f[i++]!)) {
         const [serial, date] = children(entry);
-        revoked.push({ serial: integerHex(serial!), date: time(date!) });
+        revoked.push({ serial: serialOf(integerHex(serial!)), date: time(date!) });
       }
     }
     let crlNumber: bigint | undefined;
@@ -71,6 +72,6 @@ export function crlSignedBy(crl: CrlInfo, issuer: X509Certificate): boolean {
 }
 
 export function isRevoked(crls: readonly CrlInfo[], serial: string): boolean {
-  const s = serial.toUpperCase();
+  const s = serialOf(serial);
   return crls.some((c) => c.revoked.some((r) => r.serial === s));
 }

@@ -1,6 +1,7 @@
 // A minimal DER reader: enough to see what node:crypto does not expose (extension criticality,
 // every CN of a subject, CRL contents and signatures). Reads only; never builds ASN.1.
 import { RivetError } from '../core/errors.ts';
+import { parseAsn1Time } from './time.ts';
 
 export type Tlv = { tag: number; start: number; headerLength: number; length: number; bytes: Buffer };
 
@@ -56,10 +57,10 @@ export const integerHex = (t: Tlv): string => {
 
 export function time(t: Tlv): Date {
   const s = content(t).toString('latin1');
-  const m = t.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
-  if (!m) throw new RivetError(`DER: bad time ${JSON.stringify(s)}`, 'der');
-  const year = t.tag === 0x17 ? (Number(m[1]) >= 50 ? 1900 : 2000) + Number(m[1]) : Number(m[1]);
-  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+  // The tag fixes the form: 13 characters for UTCTime, 15 for GeneralizedTime.
+  const d = s.length === (t.tag === 0x17 ? 13 : 15) ? parseAsn1Time(s) : undefined;
+  if (!d) throw new RivetError(`DER: bad time ${JSON.stringify(s)}`, 'der');
+  return d;
 }
 
 export const isTime = (t: Tlv | undefined): t is Tlv => t !== undefined && (t.tag === 0x17 || t.tag === 0x18);
@@ -104,6 +105,12 @@ export function derToPem(der: Buffer, label: string): string {
 }
 
 /** Signature algorithm OID -> digest name for crypto.verify. */
+/** Signature algorithms seen in the wild that we refuse by name (weak digests). */
+export const WEAK_SIGNATURES: Record<string, string> = {
+  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption', '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
+  '1.2.840.10045.4.1': 'ecdsa-with-SHA1', '1.2.840.10040.4.3': 'dsa-with-SHA1',
+};
+
 export const SIG_DIGEST: Record<string, string> = {
   '1.2.840.10045.4.3.2': 'sha256', '1.2.840.10045.4.3.3': 'sha384', '1.2.840.10045.4.3.4': 'sha512',
   '1.2.840.113549.1.1.11': 'sha256', '1.2.840.113549.1.1.12': 'sha384', '1.2.840.113549.1.1.13': 'sha512',

@@ -65,15 +65,15 @@ export function structuralProblems(info: CertInfo): string[] {
  * CN, inside the grammar, the SPIFFE URI SAN saying the same, EKU fitting the kind.
  */
 export function leafIdentity(info: CertInfo, domain: MeshDomain): Identity {
-  if (info.subjectCNs.length !== 1) throw new RivetError(`certificate has ${info.subjectCNs.length} CNs — exactly one is allowed`, 'bad_identity');
-  if (info.ca) throw new RivetError(`certificate ${info.subjectCNs[0]} is a CA certificate, not a leaf`, 'bad_identity');
+  if (info.subjectCNs.length !== 1) throw new RivetError(`certificate has ${info.subjectCNs.length} CNs — exactly one is allowed`, 'cert_identity');
+  if (info.ca) throw new RivetError(`certificate ${info.subjectCNs[0]} is a CA certificate, not a leaf`, 'cert_identity');
   let id: Identity;
   try { id = identityFromCommonName(info.subjectCNs[0]!, domain); } catch (err) {
-    throw new RivetError(`certificate CN is outside the grammar: ${(err as Error).message}`, 'bad_identity');
+    throw new RivetError(`certificate CN is outside the grammar: ${(err as Error).message}`, 'cert_identity');
   }
   const want = spiffeId(id, domain);
-  if (info.uris.length !== 1 || info.uris[0] !== want) throw new RivetError(`certificate CN ${info.subjectCNs[0]} and URI SAN disagree — got ${list(info.uris)}, want [${want}]`, 'bad_identity');
+  if (info.uris.length !== 1 || info.uris[0] !== want) throw new RivetError(`certificate CN ${info.subjectCNs[0]} and URI SAN disagree — got ${list(info.uris)}, want [${want}]`, 'cert_identity');
   const eku = id.kind === 'node' ? [OID.serverAuth, OID.clientAuth] : [OID.clientAuth];
-  if (!same(info.eku, eku)) throw new RivetError(`certificate ${info.subjectCNs[0]} has extendedKeyUsage ${list(info.eku)}, want ${list(eku)}`, 'bad_identity');
+  if (!same(info.eku, eku)) throw new RivetError(`certificate ${info.subjectCNs[0]} has extendedKeyUsage ${list(info.eku)}, want ${list(eku)}`, 'cert_identity');
   return id;
 }

@@ -76,17 +76,9 @@ export function run<A>(fn: (args: A) => Promise<number | void>, prog = PROG): (a
 }
 
 export function report(err: unknown, prog = PROG): number {
-  if (err instanceof UsageError) {
-    process.stderr.write(`${prog}: ${err.message}\n`);
-    return 2;
-  }
-  if (err instanceof OpensslError) {
-    process.stderr.write(`${prog}: ${err.message}\n${err.detail()}\n`);
-    return 1;
-  }
   if (err instanceof RivetError) {
-    process.stderr.write(`${prog}: ${err.message}\n`);
-    return 1;
+    process.stderr.write(`${prog}: ${err.message}\n${err instanceof OpensslError ? `${err.detail()}\n` : ''}`);
+    return err.exitCode;
   }
   const e = err as Error;
   process.stderr.write(`${prog}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}`);

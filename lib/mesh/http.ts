@@ -1,15 +1,11 @@
-// The HTTP edge of the enrollment service (DESIGN §4.7): bounded body reading, JSON replies, and
-// the one mapping from errors to `{ error: { code, message } }` with a status.
+// The HTTP edge shared by the enrollment service, the CRL receiver and mesh servers: bounded body
+// reading, JSON replies, and the one mapping from a RivetError to `{ error: { code, message } }`
+// with the status lib/core/errors.ts gives its code.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { RivetError, UsageError } from '../core/errors.ts';
+import { RivetError } from '../core/errors.ts';
 
-/** A refusal with its HTTP status; the message is shown to the client, so it never holds a secret. */
-export class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
+/** What a client is told: the code's status and message, or a generic one for our own failures. */
+export type HttpRefusal = { status: number; code: string; message: string; reason?: string };
 
 export type BodyLimits = { maxBytes: number; timeoutMs: number };
 
@@ -21,7 +17,7 @@ export type BodyLimits = { maxBytes: number; timeoutMs: number };
 export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limits.maxBytes) {
-    return Promise.reject(new HttpError(413, 'too_large', `request body of ${declared} bytes exceeds the limit of ${limits.maxBytes}`));
+    return Promise.reject(new RivetError(`request body of ${declared} bytes exceeds the limit of ${limits.maxBytes}`, 'too_large'));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -31,14 +27,14 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
       req.off('data', onData).off('end', onEnd).off('error', onError);
       if (err) { req.pause(); reject(err); } else resolve(Buffer.concat(chunks));
     };
-    const timer = setTimeout(() => finish(new HttpError(408, 'timeout', `request body not received within ${limits.timeoutMs} ms`)), limits.timeoutMs);
+    const timer = setTimeout(() => finish(new RivetError(`request body not received within ${limits.timeoutMs} ms`, 'timeout')), limits.timeoutMs);
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limits.maxBytes) return finish(new HttpError(413, 'too_large', `request body exceeds the limit of ${limits.maxBytes} bytes`));
+      if (size > limits.maxBytes) return finish(new RivetError(`request body exceeds the limit of ${limits.maxBytes} bytes`, 'too_large'));
       chunks.push(chunk);
     };
     const onEnd = () => finish();
-    const onError = (err: Error) => finish(new HttpError(400, 'bad_request', `request body could not be read: ${err.message}`));
+    const onError = (err: Error) => finish(new RivetError(`request body could not be read: ${err.message}`, 'bad_request'));
     req.on('data', onData).on('end', onEnd).on('error', onError);
   });
 }
@@ -47,9 +43,9 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
 export function parseJsonObject(body: Buffer): Record<string, unknown> {
   let value: unknown;
   try { value = JSON.parse(body.toString('utf8')); } catch {
-    throw new HttpError(400, 'bad_json', 'request body is not valid JSON — send {"csr": "<PEM>"}');
+    throw new RivetError('request body is not valid JSON — send {"csr": "<PEM>"}', 'bad_json');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'bad_json', 'request body must be a JSON object like {"csr": "<PEM>"}');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RivetError('request body must be a JSON object like {"csr": "<PEM>"}', 'bad_json');
   return value as Record<string, unknown>;
 }
 
@@ -70,19 +66,21 @@ export function sendText(res: ServerResponse, status: number, type: string, body
 }
 
 /**
- * The status and public error for anything a handler threw. Bad input (UsageError) is a 400 with
- * its one-line message; failures of ours are a 500 whose details stay in the service log.
+ * The status and public error for anything a handler threw: a refusal (4xx by its code) with its
+ * one-line message; failures of ours (5xx) with a generic message, details in the log.
  */
-export function toHttpError(err: unknown): HttpError {
-  if (err instanceof HttpError) return err;
-  if (err instanceof UsageError) return new HttpError(err.code === 'san_policy' ? 403 : err.code === 'name_taken' ? 409 : 400, err.code, err.message);
-  if (err instanceof RivetError && err.code === 'locked') return new HttpError(503, 'busy', 'the CA is busy — retry shortly');
-  return new HttpError(500, 'internal', 'internal error — the service log has details');
+export function toHttpError(err: unknown): HttpRefusal {
+  if (err instanceof RivetError && err.status < 500) {
+    return { status: err.status, code: err.code, message: err.message, ...(err.reason ? { reason: err.reason } : {}) };
+  }
+  // Our own failures keep their details in the log; a client learns only whether to retry.
+  if (err instanceof RivetError && err.status === 503) return { status: 503, code: 'busy', message: 'the CA is busy — retry shortly' };
+  return { status: 500, code: 'internal', message: 'internal error — the service log has details' };
 }
 
-export function sendError(res: ServerResponse, e: HttpError): void {
+export function sendError(res: ServerResponse, e: HttpRefusal): void {
   if (res.headersSent) { res.destroy(); return; }
   // After a body we did not finish reading, the connection cannot carry another request.
   const close = e.status === 408 || e.status === 413 || e.status === 429;
-  sendJson(res, e.status, { error: { code: e.code, message: e.message } }, close);
+  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.reason ? { reason: e.reason } : {}) } }, close);
 }
