@@ -15,6 +15,16 @@ $(NODE_MODULES): package.json package-lock.json
 
 deps: $(NODE_MODULES) dist/.built
 
+# What timers, cron lines and operators run (renew, fetch-crl, revoke, crl, serve) never installs
+# software: on a host without a registry, `npm ci` would first delete node_modules and take every
+# tool (and the node's CRL refresh) down with it; it would also run registry install scripts as
+# root. They only check that `make deps` ran once. A stale dist/ bundle is fine: the launcher
+# runs the sources through tsx then (and says so).
+INSTALLED := @test -x node_modules/.bin/tsx || { echo "rivet-ca: not installed in $(CURDIR) — run \`make deps\` once; timers and operator targets never install software" >&2; exit 1; }
+.PHONY: installed
+installed:
+	$(INSTALLED)
+
 # The CLI bundle that makes `rivet-ca` start fast (scripts/build.mts, scripts/launch.mjs). Rebuilt
 # when a source changes; the launcher also checks every input itself and falls back to tsx.
 BUILD_INPUTS := $(shell find lib scripts -name '*.ts' -o -name '*.mts' 2>/dev/null) package-lock.json
@@ -52,30 +62,31 @@ demo: deps
 # Daily from cron/systemd: CA-side renewal where a CA is present (and CRL refresh when due).
 # Node side where provision-ct enrolled this host (node.crt + node.json in RIVET_NODE_DIR): renews
 # over mTLS when due and pulls the CRL. Both halves run; the target fails if either failed.
-renew: deps
-	@rc=0; \
-	if [ -f "$${RIVET_CA_DIR:-/shared/rivet-ca}/root/ca.crt" ]; then $(RIVET) renew || rc=1; fi; \
-	node_dir="$${RIVET_NODE_DIR:-/etc/rivetos}"; \
-	if [ -f "$$node_dir/node.crt" ] && [ -f "$$node_dir/node.json" ]; then $(PROVISION) renew || rc=1; fi; \
+renew: installed
+	@rc=0; found=0; \
+	ca_dir="$${RIVET_CA_DIR:-/shared/rivet-ca}"; node_dir="$${RIVET_NODE_DIR:-/etc/rivetos}"; \
+	if [ -f "$$ca_dir/root/ca.crt" ]; then found=1; $(RIVET) renew || rc=1; fi; \
+	if [ -f "$$node_dir/node.crt" ] && [ -f "$$node_dir/node.json" ]; then found=1; $(PROVISION) renew || rc=1; fi; \
+	if [ $$found = 0 ]; then echo "rivet-ca: make renew found neither a CA in $$ca_dir (RIVET_CA_DIR) nor an enrolled node in $$node_dir (RIVET_NODE_DIR) — set them, or run rivet-ca init / provision-ct enroll first" >&2; exit 2; fi; \
 	exit $$rc
 
 # Node side only: pull and verify the CRL (provision-ct's 15-minute timer runs the same).
 .PHONY: fetch-crl
-fetch-crl: deps
+fetch-crl: installed
 	$(PROVISION) fetch-crl
 
 # make revoke CN=opus@ct111 [REASON=keyCompromise]
-revoke: deps
+revoke: installed
 	@test -n "$(CN)" || { echo "usage: make revoke CN=<cn> [REASON=keyCompromise]" >&2; exit 2; }
 	$(RIVET) revoke "$(CN)" $(if $(REASON),--reason "$(REASON)")
 
-crl: deps
+crl: installed
 	$(RIVET) crl
 
 # The enrollment service (DESIGN §4.7): make serve [LISTEN=0.0.0.0:8443]. Its TLS identity is the
 # CA host's node cert (RIVET_NODE_DIR/node.crt|key); the bootstrap secret comes from the environment.
 .PHONY: serve
-serve: deps
+serve: installed
 	$(RIVET) serve $(if $(LISTEN),--listen "$(LISTEN)")
 
 # Side-by-side benchmark against easy-rsa and cfssl (bench/README.md); writes BENCHMARKS.md.

@@ -68,7 +68,7 @@ const enroll = run(async (args: EnrollArgs) => {
   const r = await enrollNode({ dir: config.nodeDir, want, credential: credential(args.tokenFile, config.env), force: args.force, log: print });
   print(describeEnrolled(r));
   if (args.installTimer) {
-    const t = await installTimer(args.installTimer, { root: args.timerRoot, nodeDir: config.nodeDir });
+    const t = await installTimer(args.installTimer, { root: args.timerRoot, nodeDir: config.nodeDir, caDir: config.caDir });
     print(t.changed.length ? `timer (${args.installTimer}): wrote ${t.changed.join(', ')}` : `timer (${args.installTimer}): already installed — nothing changed`);
     if (t.next) print(`timer: ${t.next}`);
   }

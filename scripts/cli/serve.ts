@@ -1,4 +1,5 @@
-// `serve` and `token`: the enrollment service and its one-time tokens (DESIGN §4.7).
+// `serve`, `token` and `install-units`: the enrollment service, its one-time tokens, and the
+// systemd units that run it and the daily renewal on the CA host (DESIGN §4.7).
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, run, type GlobalArgs } from './common.ts';
@@ -7,6 +8,7 @@ import { parseIdentityOf } from '../../lib/core/identity.ts';
 import { parseDuration } from '../../lib/core/duration.ts';
 import { UsageError, show } from '../../lib/core/errors.ts';
 import { mintToken } from '../../lib/ops/tokens.ts';
+import { installCaUnits } from '../../lib/ops/units.ts';
 
 export const DEFAULT_PORT = 8443;
 
@@ -65,6 +67,25 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       if (args.json) return printJson({ token: t.token, id: t.id, node: id.nodeId, expires: t.expires.toISOString() });
       print(t.token);
       process.stderr.write(`token ${t.id} for ${id.nodeId}, single use, valid until ${t.expires.toISOString()} — shown only now; only its hash is stored\n`);
+    }),
+  },
+  {
+    command: 'install-units',
+    describe: 'install the systemd units of the CA host: rivet-serve.service and the daily rivet-renew.timer',
+    builder: (y) => y
+      .option('root', { type: 'string', default: '/', describe: 'install under this root instead of / (staging an image, tests)' })
+      .option('listen', { type: 'string', describe: `host:port serve listens on (default 0.0.0.0:${DEFAULT_PORT})` })
+      .option('secret-file', { type: 'string', describe: 'root-only file holding the bootstrap secret (default RIVET_BOOTSTRAP_SECRET_FILE, else /etc/rivet-ca/bootstrap.secret)' }),
+    handler: run(async (args: GlobalArgs & { root: string; listen?: string; secretFile?: string }) => {
+      const { config } = context(args);
+      const l = parseListen(args.listen);
+      const r = await installCaUnits({
+        root: args.root, caDir: config.caDir, nodeDir: config.nodeDir, listen: `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`,
+        secretFile: args.secretFile ?? config.env.RIVET_BOOTSTRAP_SECRET_FILE ?? '/etc/rivet-ca/bootstrap.secret',
+      });
+      if (args.json) return printJson(r);
+      print(r.changed.length ? `wrote ${r.changed.join(', ')}` : `unchanged: ${r.files.join(', ')}`);
+      if (r.next) print(r.next);
     }),
   },
 ];
