@@ -193,7 +193,9 @@ test('`make renew` runs CA-side renewal and node-side renewal where a node is en
   assert.match(String(r.stdout), /not due {2}ct111\.mesh/, 'node side ran');
   assert.match(String(r.stdout), /renew: \d+ renewed, \d+ not due/, 'CA side ran over issued/');
   const none = await execa('make', ['--no-print-directory', '-C', ROOT, 'renew'], { reject: false, env: { RIVET_CA_DIR: path.join(s.home, 'no-ca'), RIVET_NODE_DIR: path.join(s.home, 'no-node'), RIVET_ENV_FILE: '/dev/null' } });
-  assert.is(none.exitCode, 0, 'nothing enrolled, no CA: nothing to do');
+  // Issue 15: a timer that finds nothing to renew is misconfigured, not idle — exit 2, saying where it looked.
+  assert.is(none.exitCode, 2, 'nothing enrolled, no CA: a misconfigured timer');
+  assert.match(String(none.stderr), /found neither a CA in .*no-ca \(RIVET_CA_DIR\) nor an enrolled node in .*no-node/);
 });
 
 test('a cron line is installed when asked, and kept as is on re-run', async () => {

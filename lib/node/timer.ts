@@ -31,7 +31,8 @@ export async function installTimer(kind: TimerKind, opts: { root: string; nodeDi
     const file = path.join(root, 'etc', 'cron.d', 'rivet-renew');
     // Keep the minute/hour of an existing file, so re-running enroll changes nothing.
     const kept = /^(\d{1,2}) (\d{1,2}) \* \* \* root /m.exec((await readText(file)) ?? '');
-    out.push([file, renderFile('rivet-renew.cron', { ...values, minute: kept?.[1] ?? randomInt(60), hour: kept?.[2] ?? randomInt(1, 6) })]);
+    const { ca_dir: _caDir, ...cronValues } = values; // a node's cron line: no CA on a node
+    out.push([file, renderFile('rivet-renew.cron', { ...cronValues, minute: kept?.[1] ?? randomInt(60), hour: kept?.[2] ?? randomInt(1, 6) })]);
   }
   const written = await writeUnits(out);
   const next = kind === 'systemd' ? await enableUnits(root, written.changed, ['rivet-renew.timer', 'rivet-fetch-crl.timer']) : undefined;
