@@ -9,6 +9,7 @@ import { openCa } from '../../../lib/ca/handle.ts';
 import { meshDomain, nodeId } from '../../../lib/core/identity.ts';
 import { derToPem } from '../../../lib/x509/der.ts';
 import type { DbEntry } from '../../../lib/ca/database.ts';
+import { serialOf } from '../../../lib/x509/serial.ts';
 import { tempDir } from '../../helpers/temp.ts';
 import { buildCert, newKey } from '../x509/build.ts';
 
@@ -28,7 +29,7 @@ test.before(async () => {
   const rows = new Map<string, Array<{ row: DbEntry; dir: string }>>();
   const add = (cn: string, serial: string, dns: string[]) => {
     fs.writeFileSync(path.join(dir, 'newcerts', `${serial}.pem`), derToPem(buildCert(key, key, { cns: [cn], dns }), 'CERTIFICATE'));
-    const row: DbEntry = { status: 'V', notAfter: new Date(Date.now() + 86_400_000), serial, cn, line: '' };
+    const row: DbEntry = { status: 'V', notAfter: new Date(Date.now() + 86_400_000), serial: serialOf(serial), cn, line: '' };
     rows.set(cn, [...(rows.get(cn) ?? []), { row, dir }]);
   };
   add('ct1.mesh', '1001', ['ct1.mesh', 'ct1-mcp.mesh', 'ct1-runtime-rpc.mesh', 'ct1-grafana.mesh']);

@@ -3,7 +3,7 @@
 // CSRs are forged byte by byte (test/hostile/forge.ts); the corpus runs them end to end too.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { csrPublicKey, csrCarriesProfile, MAX_CSR_BYTES } from '../../../lib/sign/csr.ts';
+import { csrPublicKey, csrProfileMismatch, MAX_CSR_BYTES } from '../../../lib/sign/csr.ts';
 import { UsageError } from '../../../lib/core/errors.ts';
 import { forgeCsrDer, toPem } from '../../hostile/forge.ts';
 
@@ -42,11 +42,12 @@ test('refuses keys outside the accepted types', async () => {
   await refused(toPem(await forgeCsrDer({ cns: ['ct1.mesh'], key: 'ed25519' })), /key type "ed25519" is not accepted/, 'bad_key');
 });
 
-test('csrCarriesProfile: only the exact leaf subject and SAN count', async () => {
+test('csrProfileMismatch: only the exact leaf subject and SAN count, and it says what differs', async () => {
   const want = { cn: 'ct1.mesh', dns: ['ct1.mesh'], uris: ['spiffe://mesh/node/ct1'] };
-  assert.not.ok(csrCarriesProfile(toPem(await forgeCsrDer({ cns: ['ct1.mesh'] })), want), 'no SAN requested');
-  assert.not.ok(csrCarriesProfile(toPem(await forgeCsrDer({ cns: ['ct1.mesh'], sans: ['DNS:ct1.mesh'] })), want), 'another SAN');
-  assert.not.ok(csrCarriesProfile('not a csr', want));
+  assert.match(csrProfileMismatch(toPem(await forgeCsrDer({ cns: ['ct1.mesh'] })), want) ?? 'matched', /attributes, want one extension request/);
+  assert.match(csrProfileMismatch(toPem(await forgeCsrDer({ cns: ['ct1.mesh'], sans: ['DNS:ct1.mesh'] })), want) ?? 'matched', /subjectAltName differs from the profile's/);
+  assert.match(csrProfileMismatch(toPem(await forgeCsrDer({ cns: ['ct2.mesh'] })), want) ?? 'matched', /subject is not exactly CN=ct1\.mesh/);
+  assert.is(csrProfileMismatch('not a csr', want), 'not one well-formed PKCS#10 request');
 });
 
 test.run();
