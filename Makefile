@@ -5,13 +5,15 @@ RIVET := ./scripts/rivet-ca.mts
 PROVISION := ./scripts/provision-ct.mts
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: all deps build test test-all typecheck imports demo renew revoke crl bench
+.PHONY: all deps build check unit static-checks test test-all typecheck lint format format-check imports demo renew revoke crl bench
 
 all: test
 
+# npm ci empties node_modules first: where node_modules is a link to a shared install (a git
+# worktree), that would empty it for every checkout using it, so a link is left alone.
 $(NODE_MODULES): package.json package-lock.json
-	npm ci --no-audit --no-fund
-	@touch $@
+	@if [ -L node_modules ]; then echo "node_modules is a link to a shared install: not running npm ci here" >&2; \
+	else npm ci --no-audit --no-fund && touch $@; fi
 
 deps: $(NODE_MODULES) dist/.built
 
@@ -34,27 +36,56 @@ dist/.built: $(BUILD_INPUTS) $(NODE_MODULES)
 
 build: dist/.built
 
-typecheck: deps
-	npx tsc --noEmit
+# The tiers (TESTING.md). `make check` is the edit–test loop: the static checks plus the in-process
+# unit suites (test/unit/, mirroring lib/'s layers), under 20 s. `make test` adds every end-to-end
+# suite, 3 at a time (TEST_WORKERS=N), through scripts/dev/run-tests.mts, which prints each suite's
+# uvu summary and a last `N passed, N failed` line. The static checks run side by side (-j).
+RUN_TESTS := node --import tsx scripts/dev/run-tests.mts
+CACHE := .cache
 
-# The layer rule of lib/ (docs/ARCHITECTURE.md): no upward import, no cycle.
-imports: deps
-	node --import tsx scripts/dev/check-imports.mts
+check: $(NODE_MODULES)
+	@$(MAKE) --no-print-directory -j4 --output-sync=target static-checks unit
 
-# Suites that need more than Node 20 and openssl: the independent verifiers (GnuTLS, nginx,
-# Python cryptography), SoftHSM and faketime. `make test-all` installs those and runs them too.
-EXTRA_TESTS := interop|pkcs11|expiry
-
-# A newcomer's suite: typecheck, then every test/*.test.ts that needs only Node and openssl.
-test: deps typecheck imports
-	node --import tsx node_modules/uvu/bin.js test '^(?!($(EXTRA_TESTS))\.test)[^/]*\.test\.ts$$'
+test: deps
+	@$(MAKE) --no-print-directory -j4 --output-sync=target static-checks
+	$(RUN_TESTS)
 
 # What CI runs (.ci/run): installs the independent verifiers and faketime when missing
-# (test/setup/install-deps.sh), then the whole suite with the slow loads at full size — the crash
-# test's 220 SIGKILLs instead of 40. One uvu run, so CI's summary line adds up as before.
-test-all: deps typecheck imports
+# (test/setup/install-deps.sh), then every suite, those included (run-tests --all: interop, pkcs11,
+# expiry), with the slow loads at full size — the crash test's 220 SIGKILLs instead of 40.
+test-all: deps
+	@$(MAKE) --no-print-directory -j4 --output-sync=target static-checks
 	sh test/setup/install-deps.sh
-	RIVET_CRASH_KILLS=220 node --import tsx node_modules/uvu/bin.js test '\.test\.ts$$'
+	RIVET_CRASH_KILLS=220 $(RUN_TESTS) --all
+
+static-checks: typecheck lint format-check imports
+
+unit: $(NODE_MODULES)
+	@$(RUN_TESTS) --unit
+
+# Incremental: the second run after an edit re-checks only what the edit touched.
+typecheck: $(NODE_MODULES)
+	@npx tsc --noEmit --incremental --tsBuildInfoFile $(CACHE)/tsc.tsbuildinfo && echo "typecheck: ok"
+
+# eslint.config.js says which rules and why (no type-aware rules: tsc already runs here).
+lint: $(NODE_MODULES)
+	@node_modules/.bin/eslint --cache --cache-location $(CACHE)/eslint . && echo "lint: ok"
+
+# The layer rule of lib/ (docs/ARCHITECTURE.md): no upward import, no cycle.
+imports: $(NODE_MODULES)
+	@node --import tsx scripts/dev/check-imports.mts
+
+# prettier (.prettierrc) on the code. `make format` rewrites it; `make check` checks it once the
+# tree has been formatted (the marker .prettier-formatted, written by `make format`), so that
+# branches made before the one formatting pass keep a green check.
+PRETTIER_FILES := '**/*.{ts,mts,js,mjs}'
+format: $(NODE_MODULES)
+	node_modules/.bin/prettier --write --log-level warn $(PRETTIER_FILES)
+	@echo "the tree was formatted by \`make format\` (.prettierrc); make check runs prettier --check while this file exists" > .prettier-formatted
+
+format-check: $(NODE_MODULES)
+	@if [ -f .prettier-formatted ]; then node_modules/.bin/prettier --check --cache --cache-location $(CACHE)/prettier --log-level warn $(PRETTIER_FILES) && echo "format: ok"; \
+	else echo "format: not checked yet — the tree gets one \`make format\` pass (see .prettierrc)"; fi
 
 demo: deps
 	./scripts/demo.mts

@@ -7,35 +7,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { bundleState } from './bundle-state.mjs';
 
 const [, , scriptArg, ...args] = process.argv;
 const script = fs.realpathSync(scriptArg);
 const root = path.resolve(path.dirname(script), '..');
 const tool = path.basename(script).replace(/\.m?ts$/, '');
-const manifest = path.join(root, 'dist', `${tool}.inputs.json`);
 const debug = (line) => { if (process.env.RIVET_DEBUG) process.stderr.write(`${tool}: ${line}\n`); };
-
-/** True when the file at root/rel (a normalized relative path from the build) is as recorded. */
-function unchanged(rec) {
-  // String concatenation, not path.join: ~260 path.join calls cost ~10 ms before V8 optimises them.
-  const file = `${root}/${rec.path}`;
-  const st = fs.statSync(file, { throwIfNoEntry: false });
-  if (!st || st.size !== rec.size) return false;
-  if (st.mtimeMs === rec.mtimeMs) return true;
-  // Touched but maybe not changed (a checkout, a formatter): the content decides.
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex') === rec.sha256;
-}
-
-/** The manifest when the bundle was built from exactly the files that are on disk now, else null. */
-function fresh() {
-  let m;
-  try { m = JSON.parse(fs.readFileSync(manifest, 'utf8')); } catch { return null; }
-  if (m.bundle !== tool || m.node !== process.versions.modules || !m.output || !unchanged(m.output)) return null;
-  return m.inputs.every(unchanged) ? m : null;
-}
 
 /**
  * Runs the CommonJS bundle as Node's own loader would, but through vm.Script so that V8's code
@@ -74,10 +54,13 @@ function runBundle(m) {
 }
 
 process.argv = [process.argv[0], script, ...args];
-const built = process.env.RIVET_NO_BUNDLE === '1' ? null : fresh();
-if (built) {
-  runBundle(built);
+const state = process.env.RIVET_NO_BUNDLE === '1' ? { missing: true } : bundleState(root, tool);
+if (state.manifest) {
+  runBundle(state.manifest);
 } else {
+  // A stale bundle costs every start the TypeScript compile (seconds per suite): said once, on
+  // stderr, so it never costs silently. No build at all (a fresh clone, RIVET_NO_BUNDLE) is quiet.
+  if (state.stale) process.stderr.write(`${tool}: note: dist/${tool}.cjs is stale (${state.stale}) — running from source through tsx, slower; \`make build\` rebuilds it\n`);
   debug(`dist/ bundle missing or stale — running ${path.relative(root, script)} through tsx (\`make build\` speeds this up)`);
   const { register } = await import(pathToFileURL(path.join(root, 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs')).href);
   register();

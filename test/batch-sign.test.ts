@@ -13,11 +13,11 @@ import { freshCa, opensslOk, tempDir } from './helpers/ca.ts';
 import { enrollFixture, call, caState, SECRET } from './helpers/enroll.ts';
 import { csrProfileMismatch, csrPublicKey, newKeyAndCsr, newKeysAndCsrs, type CsrSubject, type KeyRequest } from '../lib/sign/csr.ts';
 import { leafProfile } from '../lib/sign/profile.ts';
-import { signLeaves, leafValidity, type LeafRequest } from '../lib/ops/issue.ts';
+import { signLeaves, type LeafRequest } from '../lib/ops/issue.ts';
+import { leafValidity } from '../lib/sign/validity.ts';
 import { leafSubjectDer } from '../lib/x509/der-write.ts';
 import { parseCertPem, OID } from '../lib/x509/cert.ts';
 import { checkIssued } from '../lib/x509/leaf-check.ts';
-import { GroupCommit } from '../lib/core/group-commit.ts';
 import { parseSan } from '../lib/core/san.ts';
 import { agentId, meshDomain, nodeId, type Identity } from '../lib/core/identity.ts';
 import { transaction } from '../lib/sign/transaction.ts';
@@ -142,41 +142,6 @@ test('checkIssued refuses a certificate carrying an extension outside the leaf p
   const info = parseCertPem(String(r.stdout));
   const want = { cn: p.cn, dns: p.dns, ips: p.ips, uris: p.uris, eku: p.eku, ca: false, issuer: new X509Certificate(fs.readFileSync(issuer.cert)), publicKey: key, notBefore: info.notBefore, notAfter: info.notAfter };
   assert.throws(() => checkIssued(info, want), /extensions outside the profile: \[2\.16\.840\.1\.113730\.1\.13\]/);
-});
-
-test('GroupCommit: one group at a time by default, bursts gathered, drain waits, parallel allows two', async () => {
-  let running = 0, most = 0;
-  const sizes: number[] = [];
-  const g = new GroupCommit<number, number>(async (group) => {
-    running++; most = Math.max(most, running); sizes.push(group.length);
-    await new Promise((r) => setTimeout(r, 20));
-    running--;
-    return group.map((x) => x * 2);
-  }, { gather: { quietMs: 5, maxMs: 50 } });
-  const first = [1, 2, 3].map((x) => g.submit(x));
-  await new Promise((r) => setTimeout(r, 2));
-  const late = [4, 5].map((x) => g.submit(x)); // 2 ms later: gathered into the same group
-  assert.equal(await Promise.all([...first, ...late]), [2, 4, 6, 8, 10]);
-  assert.equal(sizes, [5]);
-  const more = Array.from({ length: 6 }, (_, i) => g.submit(i));
-  await g.drain();
-  assert.is(running, 0);
-  assert.is(most, 1);
-  assert.equal((await Promise.all(more)).length, 6);
-
-  let inFlight = 0, peak = 0;
-  const two = new GroupCommit<number, number>(async (group) => {
-    inFlight++; peak = Math.max(peak, inFlight);
-    await new Promise((r) => setTimeout(r, 30));
-    inFlight--;
-    return group;
-  }, { maxGroup: 2, parallel: 2 });
-  await Promise.all(Array.from({ length: 8 }, (_, i) => two.submit(i)));
-  await two.drain();
-  assert.is(peak, 2);
-  const failing = new GroupCommit<number, number>(async () => { throw new Error('commit failed'); });
-  const err = await failing.submit(1).then(() => undefined, (e: Error) => e);
-  assert.match(String(err?.message), /commit failed/);
 });
 
 test('the enrollment queue: two requests for one node at once give one certificate and one 409, never two', async () => {

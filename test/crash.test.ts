@@ -44,8 +44,6 @@ function watchKeyModes(): () => void {
   return () => clearInterval(timer);
 }
 
-type Check = { name: string; ok: boolean; detail?: string };
-
 /** The invariants after a successful run following a kill. Returns the failed ones. */
 async function invariants(): Promise<string[]> {
   const bad: string[] = [];

@@ -9,23 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { cli, snapshot } from './helpers/ca.ts';
 import { enrollFixture, caState, SECRET, type Fixture } from './helpers/enroll.ts';
 import { forgeCsrDer, toPem, type CsrSpec } from './hostile/forge.ts';
-
-const HERE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'hostile');
-
-/** Reads one corpus file: JSON objects, one a line; `#` lines are comments. */
-function corpus<T>(file: string): T[] {
-  return fs.readFileSync(path.join(HERE, file), 'utf8').split('\n').map((l, i) => [l, i + 1] as const)
-    .filter(([l]) => l.trim() && !l.startsWith('#'))
-    .map(([l, n]) => { try { return JSON.parse(l) as T; } catch (err) { throw new Error(`${file}:${n}: ${(err as Error).message}`); } });
-}
-
-/** REPEAT_<char>_<count> stands for a long run of one character, so the corpus stays readable. */
-const expand = (s: string) => s.replace(/REPEAT_(.)_(\d+)/gu, (_, ch: string, n: string) => ch.repeat(Number(n)));
-const expandDeep = <T>(v: T, n: string): T => JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'string' ? expand(x.replaceAll('{n}', n).replaceAll('{N}', n.toUpperCase())) : x)));
+import { corpus, expandDeep } from './hostile/corpus.ts';
 
 type CliCase = { name: string; args: string[]; files?: Record<string, string>; err: string };
 type CsrCase = { name: string; spec: CsrSpec; wrap?: string; sign: { err?: string; issued?: boolean }; enroll: { status?: number; code?: string; issued?: boolean } };

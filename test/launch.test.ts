@@ -11,7 +11,10 @@ const repo = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.met
 let dir: string;
 
 function rivet(...args: string[]) {
-  const r = spawnSync(path.join(dir, 'scripts', 'rivet-ca.mts'), args, { encoding: 'utf8', env: { ...process.env, RIVET_DEBUG: '1', RIVET_NO_BUNDLE: '' } });
+  return rivetWith({ RIVET_DEBUG: '1' }, ...args);
+}
+function rivetWith(env: Record<string, string>, ...args: string[]) {
+  const r = spawnSync(path.join(dir, 'scripts', 'rivet-ca.mts'), args, { encoding: 'utf8', env: { ...process.env, RIVET_DEBUG: '', RIVET_NO_BUNDLE: '', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 function build() {
@@ -52,6 +55,13 @@ test('an edited input runs through tsx, with the edit', () => {
   assert.match(r.stdout, /create the ROOT CA/);
 });
 
+test('a stale bundle is said on stderr in one line, without RIVET_DEBUG too, naming the changed file', () => {
+  const r = rivetWith({}, 'issue-agent', 'ct1', '--ca-dir', path.join(dir, 'no-ca'));
+  assert.is(r.code, 2);
+  assert.is(r.stderr, 'rivet-ca: note: dist/rivet-ca.cjs is stale (scripts/cli/authority.ts changed) — running from source through tsx, slower; `make build` rebuilds it\n'
+    + 'rivet-ca: "ct1" is a node identity — this command wants <agent-id>@<node-id>\n');
+});
+
 test('after a rebuild the old code cache is not used, even for a bundle of the same length', () => {
   build();
   const r = rivet('--help');
@@ -66,7 +76,15 @@ test('a bundle changed after the build is not run', () => {
   fs.writeFileSync(bundle, fs.readFileSync(bundle, 'utf8').replace('create the ROOT CA', 'create the XXXX CA'));
   const r = rivet('--help');
   assert.match(r.stderr, /through tsx/);
+  assert.match(r.stderr, /note: dist\/rivet-ca\.cjs is stale \(dist\/rivet-ca\.cjs changed after the build\)/);
   assert.match(r.stdout, /create the ROOT CA/);
+});
+
+test('no build at all (a fresh clone) runs through tsx quietly', () => {
+  fs.rmSync(path.join(dir, 'dist'), { recursive: true, force: true });
+  const r = rivetWith({}, 'issue-agent', 'ct1', '--ca-dir', path.join(dir, 'no-ca'));
+  assert.is(r.code, 2);
+  assert.is(r.stderr, 'rivet-ca: "ct1" is a node identity — this command wants <agent-id>@<node-id>\n');
 });
 
 test('usage errors keep exit 2 and one line from the bundle', () => {

@@ -55,7 +55,7 @@ async function ticketFrom(node: string, who: MeshTls): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const req = https.request({ ...meshClientOptions(who), host: '127.0.0.1', port: servers[node]!.port, servername: `${node}.mesh`, path: '/whoami', agent: false }, (res) => {
       res.resume();
-      res.on('end', () => { const s = (res.socket as TLSSocket).getSession(); s ? resolve(s) : reject(new Error('no session ticket')); });
+      res.on('end', () => { const s = (res.socket as TLSSocket).getSession(); if (s) resolve(s); else reject(new Error('no session ticket')); });
     });
     req.on('error', reject);
     req.end();

@@ -3,20 +3,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import { makeKit, type Kit } from './helpers/pki-kit.ts';
-import { pushUrl, parseConnectTo, nodeId } from '../lib/index.ts';
 
 let kit: Kit;
 test.before(async () => { kit = await makeKit(['opus@ct111', 'grok@ct111']); });
 test.after(() => { if (kit) fs.rmSync(kit.home, { recursive: true, force: true }); });
-
-test('the push URL template fills {node} and {domain} and refuses anything else', () => {
-  assert.is(pushUrl('https://{node}.{domain}:3000/api/mesh/crl', nodeId('ct111'), 'mesh'), 'https://ct111.mesh:3000/api/mesh/crl');
-  assert.throws(() => pushUrl('https://{host}:3000/', nodeId('ct111'), 'mesh'), /unknown placeholder \{host\} — use \{node\} and \{domain\}/);
-  assert.throws(() => pushUrl('http://{node}.{domain}/', nodeId('ct111'), 'mesh'), /must start with https:\/\//);
-  assert.equal([...parseConnectTo('ct111.mesh:3000:127.0.0.1:4000,ct112.mesh:3000:[::1]:4001')], [
-    ['ct111.mesh:3000', { host: '127.0.0.1', port: 4000 }], ['ct112.mesh:3000', { host: '::1', port: 4001 }]]);
-  assert.throws(() => parseConnectTo('ct111.mesh:3000'), /must be host:port:connect-host:connect-port/);
-});
 
 test('revoke with a bad push template changes nothing (exit 2)', async () => {
   const r = await kit.cli(['revoke', 'grok@ct111'], { RIVET_CRL_PUSH_URL: 'https://{host}/crl' });

@@ -1,13 +1,13 @@
 // lib/ops/revoke.ts: whatever reason the operator gives, a revoked certificate stops verifying.
+// (Reasons that are refused: test/unit/ops/revoke.test.ts.)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { freshCa } from './helpers/ca.ts';
 import { issueWithNewKey } from '../lib/ops/issue.ts';
 import { parseIdentity } from '../lib/core/identity.ts';
-import { revoke, revocationReason } from '../lib/ops/revoke.ts';
+import { revoke } from '../lib/ops/revoke.ts';
 import { REVOCATION_REASONS } from '../lib/sign/signer.ts';
 import { verifyCert } from '../lib/ops/verify.ts';
-import { UsageError } from '../lib/core/errors.ts';
 
 test('every accepted revocation reason makes openssl verify refuse the certificate as revoked', async () => {
   const ca = await freshCa();
@@ -19,10 +19,6 @@ test('every accepted revocation reason makes openssl verify refuse the certifica
     const v = await verifyCert(ca, issued.certPath, { client: true });
     assert.ok(v.problems.some((p) => /certificate revoked/.test(p)), `reason ${reason}: still verifies (${JSON.stringify(v.problems)})`);
   }
-});
-
-test('refuses removeFromCRL, which verifiers read as "not revoked" on a full CRL', () => {
-  assert.throws(() => revocationReason('removeFromCRL'), (err: Error) => err instanceof UsageError && /"removeFromCRL" is not one of/.test(err.message));
 });
 
 test.run();

@@ -5,7 +5,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { fetch } from 'undici';
 import { makeKit, startMeshServer, probe, type Kit, type MeshServer } from './helpers/pki-kit.ts';
 import {
@@ -177,11 +176,6 @@ test('authorize is default deny and follows edits of the allow-list file', async
     assert.match(errors[0]?.message ?? '', /not valid JSON/);
     authorize(opus as any, 'memory.write', list); // the last good list stays in force
   } finally { list.close(); }
-});
-
-test('loadMeshTls names the missing file and the fix', () => {
-  assert.throws(() => loadMeshTls({ dir: path.join(kit.home, 'nowhere') }), /cannot read private key ".*nowhere\/node.key" \(ENOENT\) — enroll this node/);
-  assert.throws(() => loadMeshTls({ dir: ct111, agent: '../etc' }), /agent-id "..\/etc" does not match/);
 });
 
 test.run();

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { ROOT, cli, freshCa, tempDir } from './helpers/ca.ts';
+import { ROOT, cli, tempDir } from './helpers/ca.ts';
 import { startServed, mustOk, SECRET, type Served } from './helpers/provision.ts';
 
 let s: Served;

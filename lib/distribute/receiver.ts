@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { RivetError, show } from '../core/errors.ts';
-import { installCrlBundle, CrlRefused, type InstallResult } from './install.ts';
+import { installCrlBundle, type InstallResult } from './install.ts';
 import { MeshAuthError, peerIdentity } from '../mesh/peer.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
 import { readBody, sendError, sendJson, toHttpError } from '../mesh/http.ts';

@@ -27,7 +27,6 @@ export async function agentState(dir: string, agent: AgentId, nodeId: NodeId, do
  */
 export async function issueAgent(dir: string, ep: Endpoint, agent: AgentId, nodeId: NodeId, domain: MeshDomain): Promise<{ serial: string; notAfter: Date; newKey: boolean }> {
   const f = agentFiles(dir, agent);
-  const cn = `${agent}@${nodeId}`;
   const had = await keySpki(f.key);
   // The CSR asks for exactly the agent profile, so the CA can sign it in a group (lib/ops/issue.ts signLeaves).
   const profile = leafProfile({ kind: 'agent', agentId: agent, nodeId }, domain);

@@ -32,7 +32,8 @@ import { readDb, isLive, recordScratchLocked } from '../ca/database.ts';
 import { RivetError, UsageError } from '../core/errors.ts';
 import type { San } from '../core/san.ts';
 import type { Issuer } from '../ca/store.ts';
-import { checkWithinIssuer, signLeavesScratch, usableIssued, type LeafRequest, type OperatorResult, type ScratchIssued, type Validity } from './issue.ts';
+import { signLeavesScratch, usableIssued, type LeafRequest, type OperatorResult, type ScratchIssued } from './issue.ts';
+import { checkWithinIssuer, type Validity } from '../sign/validity.ts';
 import { GroupCommit } from '../core/group-commit.ts';
 import { transaction } from '../sign/transaction.ts';
 

@@ -6,7 +6,8 @@ import path from 'node:path';
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { type Ca, issuerCert } from '../ca/handle.ts';
 import { fileStem, type Identity } from '../core/identity.ts';
-import { leafExtValues, leafProfile, LEAF_DAYS } from '../sign/profile.ts';
+import { leafExtValues, leafProfile } from '../sign/profile.ts';
+import { checkWithinIssuer, leafValidity, type Validity } from '../sign/validity.ts';
 import { revokeSerial, signCsr, signCsrBatch } from '../sign/signer.ts';
 import { refreshCrlsLocked } from '../sign/crl-sign.ts';
 import { parseCertPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
@@ -17,31 +18,11 @@ import { digestForKey, publicKeyOfPrivatePem, type KeyType } from '../core/keys.
 import { audit, auditAll } from '../sys/audit.ts';
 import { checkNodeNamesLocked } from '../policy/name-ownership.ts';
 import { readDb, isLive, type ScratchRecord } from '../ca/database.ts';
-import { DAY_MS } from '../core/duration.ts';
 import type { Serial } from '../x509/serial.ts';
 import { RivetError, UsageError } from '../core/errors.ts';
 import type { San } from '../core/san.ts';
 import type { Issuer } from '../ca/store.ts';
 import { withCrlPending, transaction } from '../sign/transaction.ts';
-
-export type Validity = { notBefore: Date; notAfter: Date };
-
-/** Default leaf validity: 90 days, starting a minute ago to absorb small clock skew between nodes. */
-export function leafValidity(opts: { days?: number; notBefore?: Date } = {}, now = new Date()): Validity {
-  const days = opts.days ?? LEAF_DAYS;
-  if (!Number.isInteger(days) || days < 1 || days > 825) throw new UsageError(`--days ${days} must be a whole number from 1 to 825`);
-  const notBefore = opts.notBefore ?? new Date(Math.floor(now.getTime() / 1000) * 1000 - 60_000);
-  if (Number.isNaN(notBefore.getTime())) throw new UsageError('--not-before must be an ISO 8601 time like 2026-01-31T00:00:00Z');
-  return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS) };
-}
-
-/** A leaf may not outlive its intermediate: verifiers would refuse it for its last days. */
-export function checkWithinIssuer(issuerX509: X509Certificate, validity: Validity): void {
-  const end = new Date(issuerX509.validTo);
-  if (validity.notAfter.getTime() > end.getTime()) {
-    throw new RivetError(`a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${end.toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
-  }
-}
 
 export type Issued = { cn: string; serial: Serial; certPem: string; info: CertInfo; issuer: Issuer };
 

@@ -76,13 +76,18 @@ export function run<A>(fn: (args: A) => Promise<number | void>, prog = PROG): (a
 }
 
 export function report(err: unknown, prog = PROG): number {
+  const f = failure(err, prog);
+  process.stderr.write(f.text);
+  return f.status;
+}
+
+/** What the exit door makes of an error: the exit status and the text for stderr (test/unit/cli/). */
+export function failure(err: unknown, prog = PROG): { status: number; text: string } {
   if (err instanceof RivetError) {
-    process.stderr.write(`${prog}: ${err.message}\n${err instanceof OpensslError ? `${err.detail()}\n` : ''}`);
-    return err.exitCode;
+    return { status: err.exitCode, text: `${prog}: ${err.message}\n${err instanceof OpensslError ? `${err.detail()}\n` : ''}` };
   }
   const e = err as Error;
-  process.stderr.write(`${prog}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}`);
-  return 1;
+  return { status: 1, text: `${prog}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}` };
 }
 
 /**

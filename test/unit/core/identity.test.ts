@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseIdentity, meshDomain, commonName, spiffeId, identityFromCommonName, nodeId } from '../lib/core/identity.ts';
-import { UsageError } from '../lib/core/errors.ts';
+import { parseIdentity, meshDomain, commonName, spiffeId, identityFromCommonName, nodeId } from '../../../lib/core/identity.ts';
+import { UsageError } from '../../../lib/core/errors.ts';
 
 const mesh = meshDomain('mesh');
 

@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { withLock } from '../lib/sys/lock.ts';
-import { tempDir } from './helpers/ca.ts';
+import { withLock } from '../../../lib/sys/lock.ts';
+import { tempDir } from '../../helpers/temp.ts';
 
 test('serialises concurrent holders in one process and is re-entrant along a call chain', async () => {
   const file = path.join(await tempDir(), '.lock');

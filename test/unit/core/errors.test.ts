@@ -2,10 +2,10 @@
 // (CLI, service, receiver, mesh servers) answers from it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RivetError, UsageError, OpensslError, exitStatusOf, httpStatusOf, isErrorCode } from '../lib/core/errors.ts';
-import { toHttpError } from '../lib/mesh/http.ts';
-import { MeshAuthError } from '../lib/mesh/peer.ts';
-import { CrlRefused } from '../lib/distribute/install.ts';
+import { RivetError, UsageError, OpensslError, exitStatusOf, httpStatusOf, isErrorCode } from '../../../lib/core/errors.ts';
+import { toHttpError } from '../../../lib/mesh/http.ts';
+import { MeshAuthError } from '../../../lib/mesh/peer.ts';
+import { CrlRefused } from '../../../lib/distribute/install.ts';
 
 test('a code decides both statuses, whatever class carries it', () => {
   assert.is(new UsageError('x', 'san_policy').status, 403);

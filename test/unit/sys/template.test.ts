@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { render, renderFile } from '../lib/sys/template.ts';
+import { render, renderFile } from '../../../lib/sys/template.ts';
 
 test('renders known placeholders', () => {
   assert.is(render('CN = {{cn}}\n', { cn: 'ct111.mesh' }), 'CN = ct111.mesh\n');

@@ -1,23 +1,11 @@
-// Keys are 0600 from the moment they exist, whatever the umask; writes are atomic.
+// Keys are 0600 from the moment they exist, whatever the umask — the real CLI, watched while it
+// works (writeAtomic itself: test/unit/sys/files.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeAtomic, KEY_MODE, PUBLIC_MODE, removeStaleTemps, TEMP_MARK } from '../lib/sys/files.ts';
-import { freshCa, tempDir, cli } from './helpers/ca.ts';
+import { freshCa, cli, CLI } from './helpers/ca.ts';
 import { execa } from 'execa';
-
-test('writeAtomic sets exact modes even with umask 000', async () => {
-  const dir = await tempDir();
-  const old = process.umask(0);
-  try {
-    await writeAtomic(path.join(dir, 'k.key'), 'secret', KEY_MODE);
-    await writeAtomic(path.join(dir, 'c.crt'), 'cert', PUBLIC_MODE);
-  } finally { process.umask(old); }
-  assert.is(fs.statSync(path.join(dir, 'k.key')).mode & 0o777, 0o600);
-  assert.is(fs.statSync(path.join(dir, 'c.crt')).mode & 0o777, 0o644);
-  assert.equal(fs.readdirSync(dir).sort(), ['c.crt', 'k.key']);
-});
 
 test('the CLI under umask 000 creates no key file wider than 0600, at any moment it can be seen', async () => {
   const ca = await freshCa();
@@ -34,7 +22,7 @@ test('the CLI under umask 000 creates no key file wider than 0600, at any moment
       await new Promise((r) => setImmediate(r));
     }
   })();
-  const r = await execa('sh', ['-c', `umask 000 && exec "$0" "$@"`, (await import('./helpers/ca.ts')).CLI, 'issue-node', 'ct111'], { reject: false, env: { RIVET_CA_DIR: ca.store.dir } });
+  const r = await execa('sh', ['-c', `umask 000 && exec "$0" "$@"`, CLI, 'issue-node', 'ct111'], { reject: false, env: { RIVET_CA_DIR: ca.store.dir } });
   polling = false;
   await poller;
   assert.is(r.exitCode, 0, String(r.stderr));
@@ -46,16 +34,6 @@ test('the CLI under umask 000 creates no key file wider than 0600, at any moment
   const worldWritable = (await execa('find', [ca.store.dir, '-perm', '-o+w'])).stdout.trim();
   assert.is(worldWritable, '', 'nothing in the CA directory is world-writable');
   assert.is((await cli(ca, ['doctor'])).stdout.includes('has mode'), false);
-});
-
-test('removeStaleTemps removes temp files of dead processes only', async () => {
-  const dir = await tempDir();
-  const dead = path.join(dir, `${TEMP_MARK}999999-abcd-x.key`);
-  const mine = path.join(dir, `${TEMP_MARK}${process.pid}-abcd-y.key`);
-  fs.writeFileSync(dead, '');
-  fs.writeFileSync(mine, '');
-  assert.equal(await removeStaleTemps(dir), [path.basename(dead)]);
-  assert.ok(fs.existsSync(mine));
 });
 
 test.run();

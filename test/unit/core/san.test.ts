@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseSan, parseCidrs, checkNodeSanPolicy, DEFAULT_SAN_CIDRS } from '../lib/core/san.ts';
-import { meshDomain, nodeId } from '../lib/core/identity.ts';
-import { UsageError } from '../lib/core/errors.ts';
+import { parseSan, parseCidrs, checkNodeSanPolicy, DEFAULT_SAN_CIDRS } from '../../../lib/core/san.ts';
+import { meshDomain, nodeId } from '../../../lib/core/identity.ts';
+import { UsageError } from '../../../lib/core/errors.ts';
 
 const cidrs = parseCidrs(DEFAULT_SAN_CIDRS);
 const policy = (s: string) => checkNodeSanPolicy(parseSan(s), nodeId('ct111'), meshDomain('mesh'), cidrs);

@@ -1,0 +1,58 @@
+// lib/policy/name-ownership.ts: a DNS name belongs to one node at a time. The live rows are given
+// as the CA's database would list them, with the certificates in a temporary newcerts/.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkNodeNamesLocked, type LiveRowsByCn } from '../../../lib/policy/name-ownership.ts';
+import { openCa } from '../../../lib/ca/handle.ts';
+import { meshDomain, nodeId } from '../../../lib/core/identity.ts';
+import { derToPem } from '../../../lib/x509/der.ts';
+import type { DbEntry } from '../../../lib/ca/database.ts';
+import { serialOf } from '../../../lib/x509/serial.ts';
+import { tempDir } from '../../helpers/temp.ts';
+import { buildCert, newKey } from '../x509/build.ts';
+
+const mesh = meshDomain('mesh');
+const ca = openCa('/nonexistent/rivet-ca', mesh); // only its domain is read when the rows are given
+const key = newKey().privateKey;
+let live: LiveRowsByCn;
+
+async function refusedWith(check: Promise<void>, message: RegExp): Promise<void> {
+  try { await check; } catch (err) { assert.match((err as Error).message, message); return; }
+  assert.unreachable(`accepted; wanted ${message}`);
+}
+
+test.before(async () => {
+  const dir = await tempDir();
+  fs.mkdirSync(path.join(dir, 'newcerts'));
+  const rows = new Map<string, Array<{ row: DbEntry; dir: string }>>();
+  const add = (cn: string, serial: string, dns: string[]) => {
+    fs.writeFileSync(path.join(dir, 'newcerts', `${serial}.pem`), derToPem(buildCert(key, key, { cns: [cn], dns }), 'CERTIFICATE'));
+    const row: DbEntry = { status: 'V', notAfter: new Date(Date.now() + 86_400_000), serial: serialOf(serial), cn, line: '' };
+    rows.set(cn, [...(rows.get(cn) ?? []), { row, dir }]);
+  };
+  add('ct1.mesh', '1001', ['ct1.mesh', 'ct1-mcp.mesh', 'ct1-runtime-rpc.mesh', 'ct1-grafana.mesh']);
+  add('ct2-db.mesh', '1002', ['ct2-db.mesh', 'ct2-db-mcp.mesh', 'ct2-db-runtime-rpc.mesh']);
+  live = rows;
+});
+
+test('a node may keep its own names and take free aliases', async () => {
+  await checkNodeNamesLocked(ca, nodeId('ct1'), ['ct1.mesh', 'ct1-mcp.mesh', 'ct1-new.mesh'], live);
+  await checkNodeNamesLocked(ca, nodeId('ct3'), ['ct3.mesh', 'ct3-mcp.mesh', 'db.lan'], live);
+});
+
+test('an alias may not be another live node\'s name', async () => {
+  await refusedWith(checkNodeNamesLocked(ca, nodeId('ct2'), ['ct2.mesh', 'ct2-db.mesh'], live),
+    /DNS name ct2-db\.mesh is the name of node ct2-db, which holds a valid certificate — pick another alias/);
+});
+
+test('a node may not take a name a live node carries as a listener name or alias', async () => {
+  for (const taken of ['ct1-mcp', 'ct1-grafana']) {
+    await refusedWith(checkNodeNamesLocked(ca, nodeId(taken), [`${taken}.mesh`, `${taken}-mcp.mesh`], live),
+      new RegExp(`DNS name ${taken}\\.mesh already belongs to node ct1\\.mesh \\(serial 1001\\) — node-id ${taken} would overlap it`));
+  }
+  await checkNodeNamesLocked(ca, nodeId('ct1-other'), ['ct1-other.mesh'], live);
+});
+
+test.run();
