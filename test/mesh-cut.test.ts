@@ -162,6 +162,18 @@ test('a chain that no longer holds the peer\'s CA cuts its connections (and a go
   } finally { fs.rmSync(other.home, { recursive: true, force: true }); }
 });
 
+test('peerIdentity reads no configuration per request: the domain comes with the loaded material', async () => {
+  const saved = process.env.RIVET_ENV_FILE;
+  // Were .env read per request, every request would now fail (RIVET_ENV_FILE names a missing file).
+  process.env.RIVET_ENV_FILE = path.join(kit.home, 'no-such.env');
+  try {
+    const r = await probe(ports.h1, agent('opus'));
+    assert.ok(r.ok && r.status === 200 && r.json.cn === 'opus@ct111', JSON.stringify(r));
+  } finally {
+    if (saved === undefined) delete process.env.RIVET_ENV_FILE; else process.env.RIVET_ENV_FILE = saved;
+  }
+});
+
 test('maxConnectionAgeMs closes even a valid connection once it is that old', async () => {
   const server = https.createServer(meshServerOptions(loadMeshTls({ dir })), handler as never);
   const stop = watchMeshTls(server, { dir, maxConnectionAgeMs: 300, logger: (e) => events.push(e) });
