@@ -78,17 +78,23 @@ function protocolOf(server: TlsServer, socket: TLSSocket): 'h1' | 'h2' | 'raw' {
   return 'raw';
 }
 
+// What the server demanded before the first gate took the decision over (a second watchMeshTls on
+// the same server must not read the gate's own rejectUnauthorized=false as "legacy clients").
+const certRequiredBy = new WeakMap<TlsServer, boolean>();
+
 export type GateOptions = { guard: () => ConnectionGuard; refusals: RefusalMode; logger?: MeshLogger };
 
 /**
- * Puts the gate in front of `server`'s connection handlers. Only for servers that request client
+ * Puts the gate in front of `server`'s connection handlers (those registered so far: a
+ * 'secureConnection' listener added later sees every socket, so add none that serves). Only for servers that request client
  * certificates; a legacyClients server (rejectUnauthorized false) still lets certless clients in
  * for the bearer, but never a presented certificate that did not verify.
  */
 export function gateServer(server: TlsServer, opts: GateOptions): void {
   const s = server as TlsServer & { requestCert?: boolean; rejectUnauthorized?: boolean };
   if (!s.requestCert) return;
-  const certRequired = s.rejectUnauthorized !== false;
+  const certRequired = certRequiredBy.get(server) ?? s.rejectUnauthorized !== false;
+  certRequiredBy.set(server, certRequired);
   const inner = server.listeners('secureConnection') as Array<(socket: TLSSocket) => void>;
   server.removeAllListeners('secureConnection');
   // From here on the gate decides, so the handshake may finish for a peer it will refuse.
