@@ -97,7 +97,7 @@ test('a revoked agent loses every open connection within 1 s of the CRL landing;
   for (const o of opus) o.close();
 });
 
-test('a refused client reads why: 403 JSON on HTTPS and HTTP/2, and no handler runs', async () => {
+test('a refused client reads why: a JSON error (403; 401 without a cert) on HTTPS and HTTP/2, and no handler runs', async () => {
   const before = handled;
   const revoked = await probe(ports.h1, agent('grok'));
   assert.ok(revoked.ok && revoked.status === 403, JSON.stringify(revoked));
@@ -105,7 +105,7 @@ test('a refused client reads why: 403 JSON on HTTPS and HTTP/2, and no handler r
   const expired = await probe(ports.h1, agent('old'));
   assert.ok(expired.ok && expired.status === 403 && expired.json.error.code === 'cert_expired', JSON.stringify(expired));
   const none = await probe(ports.h1, { ca: loadMeshTls({ dir }).ca });
-  assert.ok(none.ok && none.status === 403 && none.json.error.code === 'no_cert', JSON.stringify(none));
+  assert.ok(none.ok && none.status === 401 && none.json.error.code === 'no_cert', JSON.stringify(none));
   assert.match(none.ok ? none.json.error.message : '', /requires a client certificate/);
 
   const h2 = await new Promise<{ status: number; body: string }>((resolve, reject) => {

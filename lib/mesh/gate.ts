@@ -3,23 +3,24 @@
 // not verify is refused here and never reaches the application; one that did is followed by the
 // ConnectionGuard so a later revocation cuts it.
 //
-// Why finish the handshake for a refused client (docs/LIBRARY.md, "What a refused client sees"):
-// Node verifies the client certificate after its own Finished and then drops the socket without a
-// TLS alert, so clients see a bare reset. Finishing costs the server nothing more (TLS 1.3 has
-// done all its work by then; proof of key possession still fails inside the handshake) and lets
-// an HTTP client read one 403 JSON line about *its own* certificate. Nothing is served: no
-// request is parsed, the reply is written before any byte is read, input is discarded, and the
-// socket is destroyed after a short linger.
+// Why finish the handshake for a refused client (docs/LIBRARY.md, watchMeshTls "Refusals"): Node
+// verifies the client certificate after its own Finished and then drops the socket without a TLS
+// alert, so clients see a bare reset. Finishing costs the server nothing more (TLS 1.3 has done
+// all its work by then; proof of key possession still fails inside the handshake) and lets an
+// HTTP client read one JSON error about *its own* certificate (403; 401 without one). Nothing is
+// served: no request is parsed, the reply is written before any byte is read, input is
+// discarded, and the socket is destroyed after a short linger.
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { httpStatusOf, type ErrorCode } from '../core/errors.ts';
 import { ConnectionGuard, peerCn, type MeshLogger } from './live.ts';
 import type { TrustProblem } from './trust.ts';
 
 export type RefusalMode = 'explain' | 'reset';
 
 /** The JSON error code a refused client reads, from OpenSSL's verify error. */
-export function refusalCode(opensslCode: string): string {
+export function refusalCode(opensslCode: string): ErrorCode {
   switch (opensslCode) {
     case 'no_cert': return 'no_cert';
     case 'CERT_REVOKED': return 'cert_revoked';
@@ -32,7 +33,7 @@ export function refusalCode(opensslCode: string): string {
   }
 }
 
-const HUMAN: Record<string, string> = {
+const HUMAN: Partial<Record<ErrorCode, string>> = {
   no_cert: 'this server requires a client certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)',
   cert_revoked: 'your client certificate is revoked',
   cert_expired: 'your client certificate has expired — renew it (provision-ct renew)',
@@ -54,19 +55,22 @@ function handshakeProblem(socket: TLSSocket, certRequired: boolean): TrustProble
 const LINGER_MS = 1_000;
 const MAX_DISCARD = 64 * 1024;
 
-function explainHttp1(socket: TLSSocket, code: string): void {
-  const body = JSON.stringify({ error: { code, message: HUMAN[code] ?? HUMAN.cert_untrusted } });
-  socket.write(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`);
+const bodyOf = (code: ErrorCode) => JSON.stringify({ error: { code, message: HUMAN[code] ?? HUMAN.cert_untrusted } });
+
+function explainHttp1(socket: TLSSocket, code: ErrorCode): void {
+  const body = bodyOf(code);
+  const status = httpStatusOf(code);
+  socket.write(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Forbidden'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`);
   socket.end();
 }
 
-function explainHttp2(socket: TLSSocket, code: string): void {
-  const body = JSON.stringify({ error: { code, message: HUMAN[code] ?? HUMAN.cert_untrusted } });
+function explainHttp2(socket: TLSSocket, code: ErrorCode): void {
+  const body = bodyOf(code);
   const session = http2.performServerHandshake(socket);
   session.on('error', () => socket.destroy());
   session.on('stream', (stream) => {
     stream.on('error', () => {});
-    stream.respond({ ':status': 403, 'content-type': 'application/json', 'cache-control': 'no-store' });
+    stream.respond({ ':status': httpStatusOf(code), 'content-type': 'application/json', 'cache-control': 'no-store' });
     stream.end(body, () => session.close());
   });
 }
