@@ -43,7 +43,7 @@ function isTlsSocket(socket: unknown): socket is TLSSocket {
 export function peerIdentity(socket: TLSSocket, opts: PeerOptions = {}): PeerIdentity {
   if (!isTlsSocket(socket)) throw new MeshAuthError('peerIdentity needs the TLS socket of the connection (req.socket) — is this server plain HTTP?', 'not_tls');
   if (wasCut(socket)) throw new MeshAuthError('this connection was closed: the peer certificate no longer verifies (revoked, expired or no longer trusted)', 'connection_cut');
-  const domain = defaultDomain(opts.domain ?? trackedDomain(socket));
+  const domain = opts.domain !== undefined ? defaultDomain(opts.domain) : trackedDomain(socket) ?? defaultDomain();
   const cached = identities.get(socket);
   if (cached && cached.domain === domain) return cached.identity;
   const identity = Object.freeze(verifiedIdentity(socket, domain));

@@ -5,6 +5,7 @@
 // period, and for every CA in the path a current CRL (CRL_CHECK_ALL) that does not list the
 // certificate below it. Signatures are checked with node:crypto — no process per connection.
 import { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate } from 'node:tls';
 import { parseCertDer, subjectCn, type CertInfo } from '../x509/cert.ts';
 import { crlSignedBy, parseCrlDer, type CrlInfo } from '../x509/crl.ts';
 import { pemToDer } from '../x509/der.ts';
@@ -100,7 +101,7 @@ export function chainProblem(leaf: X509Certificate, sent: readonly X509Certifica
 }
 
 /** The leaf a socket's peer presented and the CA certificates that came with it. */
-export function peerChain(socket: { getPeerCertificate(detailed: true): import('node:tls').DetailedPeerCertificate }): { leaf: X509Certificate; sent: X509Certificate[] } | undefined {
+export function peerChain(socket: { getPeerCertificate(detailed: true): DetailedPeerCertificate }): { leaf: X509Certificate; sent: X509Certificate[] } | undefined {
   const top = socket.getPeerCertificate(true);
   if (!top?.raw) return undefined;
   const leaf = new X509Certificate(top.raw);
