@@ -49,7 +49,7 @@ function handshakeProblem(socket: TLSSocket, certRequired: boolean): TrustProble
   if (!presented) return certRequired ? { code: 'no_cert', message: 'no client certificate' } : undefined;
   if (socket.authorized) return undefined;
   const code = String(socket.authorizationError ?? 'UNVERIFIED');
-  return { code, message: `client certificate refused: ${code}` };
+  return { code, message: 'the certificate check at the handshake failed' };
 }
 
 const LINGER_MS = 1_000;
