@@ -103,6 +103,12 @@ export function gateServer(server: TlsServer, opts: GateOptions): void {
   server.removeAllListeners('secureConnection');
   // From here on the gate decides, so the handshake may finish for a peer it will refuse.
   s.rejectUnauthorized = false;
+  // Handshakes that fail inside OpenSSL (a forged CertificateVerify, no common version, a
+  // certless client on a server that demands one is *not* among them: it reaches the gate).
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    if (!/^ERR_SSL/.test(err.code ?? '')) return; // resets and timeouts are not refusals
+    opts.logger?.({ event: 'refused', side: 'server', code: err.code!, reason: `handshake failed: ${err.message}`, remote: socket.remoteAddress });
+  });
   server.on('secureConnection', (socket: TLSSocket) => {
     const problem = handshakeProblem(socket, certRequired) ?? opts.guard().admit(socket);
     if (!problem) { for (const l of inner) l.call(server, socket); return; }
