@@ -1,4 +1,4 @@
-// Issue 13, allow-lists: `prefix.*` matches at a dot boundary only, `*` alone matches everything,
+// lib/mesh/authz.ts (issue 13), allow-lists: `prefix.*` matches at a dot boundary only, `*` alone matches everything,
 // anything else is exact; a `*` anywhere else is refused at load (it would read as a prefix rule
 // and is not one); a deleted or unreadable allow-list file denies everything and says so.
 import { test } from 'uvu';
@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { authorize, allowListFrom, loadAllowList, MeshAuthError, type PeerIdentity } from '../lib/index.ts';
+import { authorize, allowListFrom, loadAllowList, MeshAuthError, type PeerIdentity } from '../../../lib/index.ts';
 
 const opus = { kind: 'agent', cn: 'opus@ct111', nodeId: 'ct111', agentId: 'opus' } as unknown as PeerIdentity;
 const allowed = (list: ReturnType<typeof allowListFrom>, action: string) => {
