@@ -34,14 +34,22 @@ function newCa(home: string, identities: string[]): string {
 
 export type Revocation = { victims: number; revokeMs: number; enforcedAfterReturnMs: number; enforcedAfterStartMs: number; available: boolean; note?: string };
 
-export async function revocation(work: string, victims: number): Promise<Revocation> {
+type Cluster = {
+  lib: any; home: string; caDir: string; hub: string; agents: string[]; victimTls: any[];
+  servers: Array<{ node: string; port: number; close: () => void }>; connectTo: string;
+  revoke: (agent: string) => Promise<{ startedAt: number; returnedAt: number }>;
+  close: () => void;
+};
+
+/** A CA, the CA host's node dir, and five mesh servers built only from the public library. */
+async function cluster(work: string, name: string, victims: number): Promise<Cluster | undefined> {
   const lib = await import(path.join(SNAP, 'lib', 'index.ts')).catch(() => undefined);
-  if (!lib?.crlReceiver || !lib?.watchMeshTls) return { victims: 0, revokeMs: NaN, enforcedAfterReturnMs: NaN, enforcedAfterStartMs: NaN, available: false, note: 'mesh library (issue 5) not present' };
-  const home = fresh(path.join(work, 'revocation'));
+  if (!lib?.crlReceiver || !lib?.watchMeshTls) return undefined;
+  const home = fresh(path.join(work, name));
   const agents = Array.from({ length: victims }, (_, i) => `v${i}`);
   const caDir = newCa(home, ['ct110', ...NODES, ...agents.map((a) => `${a}@ct201`)]);
   const hub = nodeDir(caDir, home, 'ct110');
-  const servers: Array<{ node: string; port: number; close: () => void }> = [];
+  const servers: Cluster['servers'] = [];
   for (const node of NODES) {
     const dir = nodeDir(caDir, home, node, node === 'ct201' ? agents : []);
     const receive = lib.crlReceiver({ dir });
@@ -49,13 +57,28 @@ export async function revocation(work: string, victims: number): Promise<Revocat
       if (req.url === '/api/mesh/crl') return receive(req, res);
       res.writeHead(200).end('ok');
     });
+    server.keepAliveTimeout = 60_000;
     server.on('tlsClientError', () => {});
-    const stop = lib.watchMeshTls(server, { dir });
+    const stop = lib.watchMeshTls(server, { dir, logger: () => {} });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     servers.push({ node, port: (server.address() as { port: number }).port, close: () => { stop(); server.closeAllConnections(); server.close(); } });
   }
   const connectTo = servers.map((s) => `${s.node}.mesh:3000:127.0.0.1:${s.port}`).join(',');
   const victimTls = agents.map((a) => lib.loadMeshTls({ dir: path.join(home, 'nodes', 'ct201'), agent: a }));
+  const revoke = async (agent: string) => {
+    const startedAt = performance.now();
+    // Asynchronously: the five servers live in this process and must answer the push.
+    const r = await execa(CLI, ['revoke', `${agent}@ct201`], { env: baseEnv(caDir, { RIVET_NODE_DIR: hub, RIVET_CRL_PUSH_CONNECT_TO: connectTo, RIVET_CRL_PUSH_URL: 'https://{node}.{domain}:3000/api/mesh/crl' }), reject: false });
+    if (process.env.BENCH_DEBUG || !/push: 5\//.test(r.stdout)) log(`revoke ${agent}@ct201 (exit ${r.exitCode}): ${r.stdout}${r.stderr}`);
+    return { startedAt, returnedAt: performance.now() };
+  };
+  return { lib, home, caDir, hub, agents, victimTls, servers, connectTo, revoke, close: () => { for (const s of servers) s.close(); } };
+}
+
+export async function revocation(work: string, victims: number): Promise<Revocation> {
+  const c = await cluster(work, 'revocation', victims);
+  if (!c) return { victims: 0, revokeMs: NaN, enforcedAfterReturnMs: NaN, enforcedAfterStartMs: NaN, available: false, note: 'mesh library (issue 5) not present' };
+  const { lib, servers, agents, victimTls } = c;
   const accepts = (s: { node: string; port: number }, who: any) => new Promise<boolean>((resolve) => {
     const req = https.request({ ...lib.meshClientOptions(who), host: '127.0.0.1', port: s.port, servername: `${s.node}.mesh`, agent: false, path: '/' }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode === 200)); });
     req.on('error', () => resolve(false));
@@ -65,11 +88,7 @@ export async function revocation(work: string, victims: number): Promise<Revocat
   try {
     for (const [i, a] of agents.entries()) {
       for (const s of servers) if (!(await accepts(s, victimTls[i]))) throw new Error(`${s.node} refuses ${a} before revocation`);
-      const t0 = performance.now();
-      // Asynchronously: the five servers live in this process and must answer the push.
-      const r = await execa(CLI, ['revoke', `${a}@ct201`], { env: baseEnv(caDir, { RIVET_NODE_DIR: hub, RIVET_CRL_PUSH_CONNECT_TO: connectTo, RIVET_CRL_PUSH_URL: 'https://{node}.{domain}:3000/api/mesh/crl' }), reject: false });
-      if (process.env.BENCH_DEBUG || !/push: 5\//.test(r.stdout)) log(`revoke ${a}@ct201 (exit ${r.exitCode}): ${r.stdout}${r.stderr}`);
-      const t1 = performance.now();
+      const { startedAt: t0, returnedAt: t1 } = await c.revoke(a);
       // Each server: fresh handshakes until it refuses; the slowest one counts.
       const refusedAt = await Promise.all(servers.map(async (s) => {
         for (;;) {
@@ -81,8 +100,48 @@ export async function revocation(work: string, victims: number): Promise<Revocat
       const last = Math.max(...refusedAt);
       took.push(t1 - t0); after.push(Math.max(0, last - t1)); fromStart.push(last - t0);
     }
-  } finally { for (const s of servers) s.close(); }
+  } finally { c.close(); }
   return { victims, revokeMs: median(took), enforcedAfterReturnMs: Math.max(...after), enforcedAfterStartMs: Math.max(...fromStart), available: true };
+}
+
+export type Cut = { victims: number; connections: number; worstMs: number; medianMs: number; worstAfterReturnMs: number; revokeMs: number; kept: boolean; available: boolean; note?: string };
+
+/** One open keep-alive connection per server (pooled after a request), then: how long from `revoke` to each one closing? */
+function openKeepAlive(lib: any, s: { node: string; port: number }, who: any): Promise<{ closedAt?: number; agent: https.Agent }> {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...lib.meshClientOptions(who), servername: `${s.node}.mesh` });
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port: s.port, servername: `${s.node}.mesh`, path: '/', agent }, (res) => {
+      const o: { closedAt?: number; agent: https.Agent } = { agent };
+      res.socket.once('close', () => { o.closedAt = performance.now(); });
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(o) : reject(new Error(`${s.node} answered ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Section 4b: revoke → cut on open connections, 5 servers; a valid agent's connections must stay. */
+export async function cutOnOpen(work: string, victims: number): Promise<Cut> {
+  const c = await cluster(work, 'cut', victims + 1);
+  if (!c) return { victims: 0, connections: 0, worstMs: NaN, medianMs: NaN, worstAfterReturnMs: NaN, revokeMs: NaN, kept: false, available: false, note: 'mesh library not present' };
+  const { lib, servers, agents, victimTls } = c;
+  const bystander = victimTls[victims]; // never revoked: its connections must survive every reload
+  const cuts: number[] = [], afterReturn: number[] = [], took: number[] = [];
+  let kept = true;
+  try {
+    const safe = await Promise.all(servers.map((s) => openKeepAlive(lib, s, bystander)));
+    for (let i = 0; i < victims; i++) {
+      const open = await Promise.all(servers.map((s) => openKeepAlive(lib, s, victimTls[i])));
+      const { startedAt, returnedAt } = await c.revoke(agents[i]!);
+      const deadline = performance.now() + 10_000;
+      while (open.some((o) => o.closedAt === undefined) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      for (const o of open) { cuts.push((o.closedAt ?? Infinity) - startedAt); afterReturn.push(Math.max(0, (o.closedAt ?? Infinity) - returnedAt)); o.agent.destroy(); }
+      took.push(returnedAt - startedAt);
+    }
+    kept = safe.every((o) => o.closedAt === undefined);
+    for (const o of safe) o.agent.destroy();
+  } finally { c.close(); }
+  return { victims, connections: cuts.length, worstMs: Math.max(...cuts), medianMs: median(cuts), worstAfterReturnMs: Math.max(...afterReturn), revokeMs: median(took), kept, available: true };
 }
 
 export type Handshakes = { none: number; crl10k: number; crlEntries: number; seconds: number };

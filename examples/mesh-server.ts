@@ -25,5 +25,10 @@ const server = https.createServer(meshServerOptions(loadMeshTls({ dir })), (req,
     res.writeHead(err instanceof MeshAuthError ? err.status : 500).end(JSON.stringify({ error: (err as Error).message }));
   }
 });
-watchMeshTls(server, { dir, onReload: () => console.log('TLS material reloaded'), onError: (e) => console.error(e.message) });
+// New CRLs or chain: new handshakes use them, open connections of peers that no longer verify are
+// cut (≤ 1 s); refused clients get 403 JSON and each refusal is logged with the peer CN and reason.
+watchMeshTls(server, {
+  dir, onReload: () => console.log('TLS material reloaded'), onError: (e) => console.error(e.message),
+  logger: (e) => console.warn(`${e.event} ${e.cn ?? '(no cert)'} ${e.remote ?? ''}: ${e.reason}`),
+});
 server.listen(Number(process.env.PORT ?? 3000), process.env.HOST, () => console.log('mesh server up'));

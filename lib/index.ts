@@ -12,8 +12,12 @@ export { parseCertPem, parseCertsPem, type CertInfo } from './x509/cert.ts';
 export { leafIdentity } from './x509/leaf-check.ts';
 export { parseCrlBundle, splitCrlBundle, crlSignedBy, isRevoked, type CrlInfo } from './x509/crl.ts';
 // mTLS for the mesh's servers and clients (DESIGN §7; docs/LIBRARY.md shows each in use).
-export { loadMeshTls, meshServerOptions, meshClientOptions, meshDispatcher, meshTlsFiles, type MeshTls, type LoadMeshTlsOptions, type MeshServerOptions, type MeshClientOptions } from './mesh/tls.ts';
-export { watchMeshTls, type WatchMeshTlsOptions, type StopWatching } from './mesh/watch.ts';
+export { loadMeshTls, meshServerOptions, meshClientOptions, meshTlsFiles, type MeshTls, type TlsMaterial, type LoadMeshTlsOptions, type MeshServerOptions, type MeshClientOptions } from './mesh/tls.ts';
+export { meshDispatcher, type MeshDispatcherOptions } from './mesh/dispatcher.ts';
+export { watchMeshTls, type WatchMeshTlsOptions, type StopWatching, type ConnectionOptions } from './mesh/watch.ts';
+export { trackMeshSocket } from './mesh/track.ts';
+export { type MeshLogger, type MeshLogEvent } from './mesh/live.ts';
+export { type RefusalMode } from './mesh/gate.ts';
 export { peerIdentity, MeshAuthError, type PeerIdentity } from './mesh/peer.ts';
 export { attachSession, sessionOf, type Session } from './mesh/session.ts';
 export { authenticate, type Authenticated, type AuthenticateOptions } from './mesh/authn.ts';

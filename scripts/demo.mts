@@ -170,7 +170,7 @@ const after = await whoami(ct111.port, 'opus');
 console.log(after);
 const opusSerial = parseCertPem(await fs.readFile(path.join(nodeDir, 'agents', 'opus.crt'), 'utf8')).serial;
 const installed = parseCrlBundle(await fs.readFile(path.join(nodeDir, 'crl.pem'), 'utf8'))[0]!;
-console.log(`why: the handshake fails — opus's serial ${opusSerial} is on the CRL ct111's server now holds (crlNumber ${installed.crlNumber}, pushed in step 12, loaded without a restart)`);
+console.log(`why: the certificate check at the handshake fails (the server answers 403 and serves nothing) — opus's serial ${opusSerial} is on the CRL ct111's server now holds (crlNumber ${installed.crlNumber}, pushed in step 12, loaded without a restart)`);
 if (after.startsWith('HTTP 200') || !isRevoked([installed], opusSerial)) await fail('the revoked agent was accepted');
 
 title('Stop the service and the mesh servers');

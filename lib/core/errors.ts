@@ -60,6 +60,16 @@ const CODES = {
   forbidden: [2, 403],
   bad_allow_list: [1, 500],
   no_allow_list: [1, 500],
+  // Mesh connections: a watched server's refusal of a client whose certificate does not verify,
+  // and a connection cut on reload because its peer no longer verifies (lib/mesh/gate.ts, live.ts).
+  cert_revoked: [1, 403],
+  cert_expired: [1, 403],
+  cert_not_yet_valid: [1, 403],
+  unknown_ca: [1, 403],
+  cert_untrusted: [1, 403],
+  crl_unavailable: [1, 503],
+  connection_cut: [1, 401],
+  server_untrusted: [1, 502],
   // CA state and the root key
   no_ca: [1, 500],
   no_root: [2, 409],

@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { secretMatches, bearerCredential } from '../core/secret.ts';
 import { MeshAuthError, peerIdentity, type PeerIdentity, type PeerOptions } from './peer.ts';
+import { wasCut } from './live.ts';
 
 export type Authenticated =
   | { method: 'mtls'; legacy: false; identity: PeerIdentity }
@@ -24,6 +25,8 @@ function bearerOf(req: IncomingMessage): string | undefined {
 /** Who sent this request: a verified client cert, or (compat only) the legacy bearer. */
 export function authenticate(req: IncomingMessage, opts: AuthenticateOptions = {}): Authenticated {
   const socket = req.socket as TLSSocket;
+  // A cut connection has no peer certificate any more: it must not fall through to the bearer.
+  if (wasCut(socket)) return { method: 'mtls', legacy: false, identity: peerIdentity(socket, opts) };
   const presented = typeof socket.getPeerX509Certificate === 'function' && socket.getPeerX509Certificate() !== undefined;
   if (presented) return { method: 'mtls', legacy: false, identity: peerIdentity(socket, opts) };
   const bearer = bearerOf(req);

@@ -1,9 +1,11 @@
 // Per-agent allow-lists (seed: "Auth says who you are; allow-lists say what you're allowed to
 // call"). Default deny: an identity or action not written down is refused. The file is JSON,
 // `{ "<cn>": ["<action>", "<prefix>.*", …] }`, and is reloaded when it changes; a broken edit keeps
-// the last good list (and reports) rather than opening or closing everything.
+// the last good list (and reports) rather than opening or closing everything, while a deleted or
+// unreadable file denies everything (and reports): removing the list must never leave old grants.
 import fs from 'node:fs';
 import path from 'node:path';
+import { followFiles } from './watch.ts';
 import { RivetError, show } from '../core/errors.ts';
 import { identityFromCommonName } from '../core/identity.ts';
 import { MeshAuthError, type PeerIdentity } from './peer.ts';
@@ -34,8 +36,14 @@ export function parseAllowList(data: unknown, domain?: string, where = 'allow-li
         throw new RivetError(`${where}: key ${show(cn)} is not a certificate CN (${(err as Error).message})`, 'bad_allow_list');
       }
     }
-    if (!Array.isArray(actions) || actions.some((a) => typeof a !== 'string' || a.length === 0 || /\*./.test(a))) {
+    if (!Array.isArray(actions) || actions.some((a) => typeof a !== 'string' || a.length === 0)) {
       throw new RivetError(`${where}: ${show(cn)} must map to a list of actions ("tools.call", "memory.*" or "*")`, 'bad_allow_list');
+    }
+    const bad = actions.find((a: string) => !validPattern(a));
+    if (bad !== undefined) {
+      const stem = String(bad).replace(/\*.*$/, '').replace(/\.$/, '');
+      const hint = stem ? ` — write ${show(stem)} for that one action, or ${show(`${stem.split('.').slice(0, -1).join('.') || stem}.*`)} for everything under a prefix` : '';
+      throw new RivetError(`${where}: ${show(cn)} has the pattern ${show(bad)}: "*" is allowed only alone or as a whole last segment ("memory.*")${hint}`, 'bad_allow_list');
     }
     out[cn] = [...actions];
   }
@@ -53,34 +61,55 @@ export type AllowListFileOptions = { domain?: string; onReload?: () => void; onE
 /** Loads an allow-list file (it must exist and be valid now) and follows later edits. */
 export function loadAllowList(file: string, opts: AllowListFileOptions = {}): AllowList {
   const abs = path.resolve(file);
+  // What was last read, so a change seen twice (watch event and stamp poll) reloads once, and the
+  // same failure is reported once.
+  let seen: string | undefined;
   const read = () => {
     let text: string;
     try { text = fs.readFileSync(abs, 'utf8'); } catch (err) {
-      throw new RivetError(`cannot read allow-list ${show(abs)} (${(err as NodeJS.ErrnoException).code}) — create it: { "<cn>": ["<action>"] }`, 'no_allow_list');
+      seen = undefined;
+      throw new RivetError(`cannot read allow-list ${show(abs)} (${(err as NodeJS.ErrnoException).code}) — create it: { "<cn>": ["<action>"] }; until then every call is denied`, 'no_allow_list');
     }
+    if (text === seen) return undefined;
+    seen = text;
     let json: unknown;
     try { json = JSON.parse(text); } catch (err) {
       throw new RivetError(`allow-list ${show(abs)} is not valid JSON: ${(err as Error).message}`, 'bad_allow_list');
     }
     return parseAllowList(json, opts.domain, `allow-list ${abs}`);
   };
-  let rules = read();
-  let timer: NodeJS.Timeout | undefined;
-  // Watch the directory, not the file: editors and atomic writers replace the file by rename.
-  const watcher = fs.watch(path.dirname(abs), (_event, name) => {
-    if (name !== null && name !== path.basename(abs)) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      try { rules = read(); opts.onReload?.(); } catch (err) { opts.onError?.(err as Error); }
-    }, opts.debounceMs ?? 50);
-  });
-  watcher.unref();
-  return { file: abs, rules: () => rules, close: () => { clearTimeout(timer); watcher.close(); } };
+  let rules = read()!;
+  let missing = false;
+  // The directory is watched, not the file: editors and atomic writers replace the file by rename.
+  const stop = followFiles([abs], () => {
+    try {
+      const next = read();
+      missing = false;
+      if (next) { rules = next; opts.onReload?.(); }
+    } catch (err) {
+      // Gone or unreadable: deny everything until it is back. Broken JSON: keep the last good list.
+      if ((err as RivetError).code === 'no_allow_list') {
+        rules = {};
+        if (missing) return;
+        missing = true;
+      }
+      opts.onError?.(err as Error);
+    }
+  }, { debounceMs: opts.debounceMs, onError: opts.onError });
+  return { file: abs, rules: () => rules, close: stop };
+}
+
+/** `*` alone, `<prefix>.*` (a whole last segment), or an exact action without `*`. */
+function validPattern(p: string): boolean {
+  if (p === '*') return true;
+  const star = p.indexOf('*');
+  return star === -1 || (star === p.length - 1 && p.endsWith('.*') && p.length > 2 && !p.startsWith('.'));
 }
 
 function matches(pattern: string, action: string): boolean {
   if (pattern === '*') return true;
-  return pattern.endsWith('*') ? action.startsWith(pattern.slice(0, -1)) : pattern === action;
+  // `memory.*` covers `memory.read` and `memory.read.all`, never `memoryx` nor `memory` itself.
+  return pattern.endsWith('.*') ? action.startsWith(pattern.slice(0, -1)) : pattern === action;
 }
 
 /** Throws a 403 MeshAuthError unless `who` may perform `action`. Default deny. */

@@ -6,6 +6,7 @@ import { parseCertDer } from '../x509/cert.ts';
 import { leafIdentity } from '../x509/leaf-check.ts';
 import { commonName, type MeshDomain, type NodeId, type AgentId, type UserName } from '../core/identity.ts';
 import { defaultDomain } from './tls.ts';
+import { trackedDomain, wasCut } from './live.ts';
 
 export type PeerIdentity =
   | { kind: 'node'; cn: string; nodeId: NodeId }
@@ -20,7 +21,15 @@ export class MeshAuthError extends RivetError {
   }
 }
 
-export type PeerOptions = { domain?: MeshDomain | string };
+export type PeerOptions = {
+  /** Default: the domain of the material the connection was admitted with (watchMeshTls), else
+   * RIVET_MESH_DOMAIN as read once per process. */
+  domain?: MeshDomain | string;
+};
+
+// One identity per connection: the certificate cannot change on a TLS 1.3 socket (no
+// renegotiation), so after the first request the answer is a lookup.
+const identities = new WeakMap<TLSSocket, { domain: MeshDomain; identity: PeerIdentity }>();
 
 function isTlsSocket(socket: unknown): socket is TLSSocket {
   return typeof (socket as TLSSocket | undefined)?.getPeerX509Certificate === 'function';
@@ -33,13 +42,22 @@ function isTlsSocket(socket: unknown): socket is TLSSocket {
  */
 export function peerIdentity(socket: TLSSocket, opts: PeerOptions = {}): PeerIdentity {
   if (!isTlsSocket(socket)) throw new MeshAuthError('peerIdentity needs the TLS socket of the connection (req.socket) — is this server plain HTTP?', 'not_tls');
+  if (wasCut(socket)) throw new MeshAuthError('this connection was closed: the peer certificate no longer verifies (revoked, expired or no longer trusted)', 'connection_cut');
+  const domain = opts.domain !== undefined ? defaultDomain(opts.domain) : trackedDomain(socket) ?? defaultDomain();
+  const cached = identities.get(socket);
+  if (cached && cached.domain === domain) return cached.identity;
+  const identity = Object.freeze(verifiedIdentity(socket, domain));
+  identities.set(socket, { domain, identity });
+  return identity;
+}
+
+function verifiedIdentity(socket: TLSSocket, domain: MeshDomain): PeerIdentity {
   const x509 = socket.getPeerX509Certificate();
   if (!x509) throw new MeshAuthError('the client presented no certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)', 'no_cert');
   if (socket.authorized !== true) {
     const why = socket.authorizationError ? String(socket.authorizationError) : 'not verified';
     throw new MeshAuthError(`client certificate ${show(x509.subject.replace(/\n/g, ', '))} was refused: ${why} — it must chain to rivet-ca and not be revoked or expired`, 'untrusted_cert');
   }
-  const domain = defaultDomain(opts.domain);
   let info;
   try { info = parseCertDer(x509.raw); } catch (err) {
     throw new MeshAuthError(`client certificate cannot be read: ${(err as Error).message}`, 'bad_cert');

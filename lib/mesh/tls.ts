@@ -5,8 +5,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { SecureContextOptions, TlsOptions, ConnectionOptions, PeerCertificate } from 'node:tls';
-import { createRequire } from 'node:module';
-import type { Agent } from 'undici';
 import { RivetError, show } from '../core/errors.ts';
 import { parseCertDer } from '../x509/cert.ts';
 import { leafIdentity } from '../x509/leaf-check.ts';
@@ -14,15 +12,22 @@ import { splitCrlBundle, parseCrlBundle } from '../x509/crl.ts';
 import { agentId as checkAgentId, meshDomain, type MeshDomain } from '../core/identity.ts';
 import { loadEnv } from '../sys/config.ts';
 
-/** What a node (or one of its agents) presents and verifies with, read from a node dir (DESIGN §2). */
-export type MeshTls = {
+/** A key, the certificate presented with it, the chain peers are verified with, and the CRLs. */
+export type TlsMaterial = {
   key: Buffer;
   cert: Buffer;
   ca: Buffer;
   /** The CRL bundle split into one PEM per CRL: Node's tls reads only the first CRL of a PEM. */
   crl: Buffer[];
+};
+
+/** What a node (or one of its agents) presents and verifies with, read from a node dir (DESIGN §2). */
+export type MeshTls = TlsMaterial & {
+  /** Resolved once here: peerIdentity and the watchers use it, no per-request config read. */
   domain: MeshDomain;
   dir: string;
+  /** Set when loaded for an agent (agents/<agent>.{crt,key}): what a following client reloads. */
+  agent?: string;
 };
 
 export type LoadMeshTlsOptions = {
@@ -43,7 +48,13 @@ export function meshTlsFiles(dir: string, agent?: string): { key: string; cert: 
 }
 
 export function defaultDomain(domain?: string): MeshDomain {
-  return meshDomain(domain ?? (loadEnv().RIVET_MESH_DOMAIN || 'mesh'));
+  return domain === undefined ? configuredDomain() : meshDomain(domain);
+}
+
+let processDomain: MeshDomain | undefined;
+/** RIVET_MESH_DOMAIN (environment or .env), default `mesh`: read once per process. */
+export function configuredDomain(): MeshDomain {
+  return (processDomain ??= meshDomain(loadEnv().RIVET_MESH_DOMAIN || 'mesh'));
 }
 
 function read(file: string, what: string): Buffer {
@@ -70,7 +81,7 @@ export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
     throw new RivetError(`CRL bundle ${show(files.crl)} is not valid: ${(err as Error).message} — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
   }
   if (crls.length === 0) throw new RivetError(`CRL bundle ${show(files.crl)} holds no CRL — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
-  const material: MeshTls = { key, cert, ca, crl: crls.map((c) => Buffer.from(c)), domain, dir };
+  const material: MeshTls = { key, cert, ca, crl: crls.map((c) => Buffer.from(c)), domain, dir, ...(opts.agent === undefined ? {} : { agent: opts.agent }) };
   try { tls.createSecureContext(secureContextOptions(material)); } catch (err) {
     throw new RivetError(`TLS material in ${show(dir)} does not load: ${(err as Error).message} — does ${path.basename(files.key)} belong to ${path.basename(files.cert)}?`, 'bad_tls');
   }
@@ -84,7 +95,7 @@ export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
 export const MESH_MIN_VERSION = 'TLSv1.3' as const;
 
 /** What `createSecureContext` / `setSecureContext` take: our cert, our chain, every CRL. */
-export function secureContextOptions(t: MeshTls): SecureContextOptions {
+export function secureContextOptions(t: TlsMaterial): SecureContextOptions {
   return { key: t.key, cert: t.cert, ca: t.ca, crl: t.crl, minVersion: MESH_MIN_VERSION };
 }
 
@@ -133,17 +144,4 @@ export function checkMeshServer(host: string, cert: PeerCertificate, domain: Mes
     return err as Error;
   }
   return undefined;
-}
-
-/** An undici dispatcher for `fetch(url, { dispatcher })` with the same checks as meshClientOptions. */
-export function meshDispatcher(t: MeshTls, opts: MeshClientOptions & { connectTimeoutMs?: number } = {}): Agent {
-  const o = meshClientOptions(t, opts);
-  // Loaded on first use: undici is most of the CLI's start-up time, and only fetch users need it.
-  const { Agent: UndiciAgent } = createRequire(import.meta.url)('undici') as typeof import('undici');
-  return new UndiciAgent({
-    connect: {
-      key: t.key, cert: t.cert, ca: t.ca, crl: t.crl, minVersion: MESH_MIN_VERSION, rejectUnauthorized: true,
-      servername: opts.servername, checkServerIdentity: o.checkServerIdentity, timeout: opts.connectTimeoutMs ?? 10_000,
-    } as Agent.Options['connect'],
-  });
 }

@@ -11,6 +11,8 @@ import { parseJsonObject, readBody, sendError, sendJson, toHttpError } from '../
 import { FailureLimiter } from './auth.ts';
 import { enroll, enrollCredential, mintAgent, mtlsPeer, renew, type RouteContext } from './routes.ts';
 import { loadTlsMaterial, tlsFiles, type TlsFiles } from './tls-material.ts';
+import { secureContextOptions } from '../mesh/tls.ts';
+import { watchServerTls } from '../mesh/watch.ts';
 import { publicGet } from './public.ts';
 import { SigningQueue } from './signing-queue.ts';
 import { refreshCrls } from '../ops/crl.ts';
@@ -26,13 +28,13 @@ export type Limits = {
   failureWindowMs: number;
   /** How often the CRLs are re-signed when due (also once at start). */
   crlRefreshMs: number;
-  /** How often the TLS files are checked for changes. */
+  /** How often the TLS files' stamps are compared, besides fs.watch (which some file systems lack). */
   reloadCheckMs: number;
 };
 
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 64 * 1024, bodyTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, handshakeTimeoutMs: 10_000,
-  maxFailures: 10, failureWindowMs: 60_000, crlRefreshMs: 60 * 60_000, reloadCheckMs: 5_000,
+  maxFailures: 10, failureWindowMs: 60_000, crlRefreshMs: 60 * 60_000, reloadCheckMs: 1_000,
 };
 
 export type ServiceOptions = {
@@ -58,12 +60,12 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const { ca } = opts;
   const files: TlsFiles = tlsFiles(ca, opts.tlsCert, opts.tlsKey);
   await refreshCrls(ca); // never start serving with a CRL about to lapse
-  let material = await loadTlsMaterial(files);
+  const material = await loadTlsMaterial(files);
   const queue = new SigningQueue(ca);
   const limiter = new FailureLimiter({ maxFailures: limits.maxFailures, windowMs: limits.failureWindowMs });
 
   const server = https.createServer({
-    ...material.options,
+    ...secureContextOptions(material),
     requestCert: true,
     rejectUnauthorized: false, // enforced per route: /enroll callers have no certificate yet
     handshakeTimeout: limits.handshakeTimeoutMs,
@@ -122,22 +124,13 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   });
   server.on('tlsClientError', () => { /* failed handshakes are the client's problem; nothing to record */ });
 
-  let reloading = false;
-  const reload = async (): Promise<boolean> => {
-    if (reloading) return false;
-    reloading = true;
-    try {
-      const next = await loadTlsMaterial(files);
-      if (next.digest === material.digest) return false;
-      server.setSecureContext({ ...next.options });
-      material = next;
-      log('TLS material changed on disk — reloaded (certificate, chain, CRLs)');
-      return true;
-    } catch (err) {
-      log(`TLS reload skipped, keeping the previous material: ${(err as Error).message}`);
-      return false;
-    } finally { reloading = false; }
-  };
+  const tlsWatch = watchServerTls(server, {
+    files: Object.values(files), initial: material, load: () => loadTlsMaterial(files), domain: ca.domain, pollMs: limits.reloadCheckMs,
+    onReload: () => log('TLS material changed on disk — reloaded (certificate, chain, CRLs)'),
+    onError: (err) => log(`TLS reload skipped, keeping the previous material: ${err.message}`),
+    logger: (e) => log(`cut the connection from ${e.cn ? JSON.stringify(e.cn) : 'a client'} (${e.remote ?? '?'}): ${e.reason}`),
+  });
+  const reload = tlsWatch.reload;
   const refresh = async () => {
     try {
       const r = await refreshCrls(ca);
@@ -145,7 +138,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     } catch (err) { log(`CRL refresh failed (will retry): ${(err as Error).message}`); }
     await reload();
   };
-  const timers = [setInterval(() => void reload(), limits.reloadCheckMs), setInterval(() => void refresh(), limits.crlRefreshMs),
+  const timers = [setInterval(() => void refresh(), limits.crlRefreshMs),
     setInterval(() => limiter.sweep(), limits.failureWindowMs)];
   for (const t of timers) t.unref();
 
@@ -158,6 +151,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     server, port: address.port, host: address.address, reload,
     close: () => new Promise<void>((resolve) => {
       for (const t of timers) clearInterval(t);
+      tlsWatch.stop();
       server.close(() => resolve());
       server.closeAllConnections();
     }),

@@ -76,7 +76,10 @@ export async function startMeshServer(dir: string, opts: { port?: number; legacy
   // Why the server refused a handshake: with TLS 1.3 the client often sees only a reset.
   const tlsErrors: string[] = [];
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => tlsErrors.push(`${err.code ?? ''} ${err.message}`));
-  const stop = watchMeshTls(server, { dir, onReload: () => { reloads++; }, onError: (e) => errors.push(e) });
+  // `reset`: these suites pin "refused at the handshake" (no HTTP answer); mesh-cut.test covers `explain`.
+  const stop = watchMeshTls(server, {
+    dir, refusals: 'reset', onReload: () => { reloads++; }, onError: (e) => errors.push(e), logger: (e) => tlsErrors.push(`${e.event} ${e.code} ${e.reason}`),
+  });
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(opts.port ?? 0, '127.0.0.1', resolve); });
   const port = (server.address() as AddressInfo).port;
   return {
