@@ -155,7 +155,8 @@ export async function installCrlBundle(dir: string, pem: string, opts: InstallOp
           state.kept = plan.kept;
           throw new CrlRefused(`CRL delivery refused: ${fresh.map((k) => k.why).join('; ')}; nothing else in it was newer`, 'ca_still_live', 409);
         }
-        if (!sameMarks(marks, state.marks) || state.problem) await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept });
+        const sameKept = plan.kept.length === state.kept.length && plan.kept.every((k) => state.kept.some((s) => s.ca === k.ca));
+        if (!sameMarks(marks, state.marks) || !sameKept || state.problem) await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept });
         return { installed: false, reason: 'unchanged', ...result };
       }
       // Chain first: the CRLs just checked against it are then never on disk without it.
