@@ -41,7 +41,6 @@ export type PlanInput = {
 
 export const nameOf = (c: X509Certificate) => subjectCn(c) ?? c.subject.replace(/\n/g, ', ');
 const sameCa = (a: X509Certificate, b: X509Certificate) => a === b || caKeyId(a) === caKeyId(b);
-const isRoot = (c: X509Certificate) => c.checkIssued(c) && c.verify(c.publicKey);
 const current = (crl: CrlInfo, now: Date) => !crl.nextUpdate || crl.nextUpdate.getTime() > now.getTime();
 
 /** Pairs each bundle CRL with the CA that signed it; throws the first refusal. */
@@ -76,7 +75,8 @@ function deadBecause(ca: X509Certificate, rootCrl: CrlInfo | undefined, now: Dat
 }
 
 export function planDelivery(p: PlanInput): Plan {
-  const root = p.installedChain.find(isRoot)!;
+  // install.ts only calls this with a chain that holds a self-issued root (chainCerts).
+  const root = p.installedChain.find((c) => c.checkIssued(c))!;
   const offered = p.served ?? p.installedChain;
   const omitted = p.installedChain.filter((c) => !offered.some((o) => sameCa(o, c)));
   const pairs = pairBundle(p.bundle, [...offered, ...omitted], p.marks, p.now);

@@ -93,7 +93,7 @@ export function describeStatus(st: NodeStatus): string[] {
     out.push(c.state === 'missing' ? `cert       ${c.cn}: missing (${c.file})` : `cert       ${c.cn}: ${c.state}, serial ${c.serial}, until ${c.notAfter!.slice(0, 10)} (${c.daysLeft} days left)`);
   }
   for (const c of st.crl) out.push(`crl        ${c.issuer} #${c.crlNumber}: ${c.state}, ${c.revoked} revoked, issued ${c.ageHours} h ago, next update ${c.nextUpdate?.slice(0, 16) ?? '-'}`);
-  out.push(`pushes     ${st.caHost ? `accepted from ${st.caHost} only (the CA host)` : 'refused: no CA host recorded'}`);
+  out.push(`pushes     ${st.caHost ? `accepted from ${st.caHost} only (the CA host recorded at enrollment; a server's allowFrom overrides it)` : 'refused: no CA host recorded (unless a server sets allowFrom)'}`);
   const event = (e: { at: string; source: string; from?: string }) => `${e.at} by ${e.source}${e.from ? ` from ${e.from}` : ''}`;
   if (st.lastInstall) out.push(`installed  ${event(st.lastInstall)}`);
   if (st.lastRefusal) out.push(`refused    ${event(st.lastRefusal)}: ${st.lastRefusal.code} — ${st.lastRefusal.message}`);
