@@ -45,21 +45,21 @@ const current = (crl: CrlInfo, now: Date) => !crl.nextUpdate || crl.nextUpdate.g
 
 /** Pairs each bundle CRL with the CA that signed it; throws the first refusal. */
 export function pairBundle(bundle: CrlInfo[], cas: X509Certificate[], marks: ReadonlyMap<string, CrlMark>, now: Date): Paired[] {
-  if (bundle.length === 0) throw new CrlRefused('CRL bundle refused: no "-----BEGIN X509 CRL-----" block in the body', 'bad_crl', 400);
+  if (bundle.length === 0) throw new CrlRefused('CRL bundle refused: no "-----BEGIN X509 CRL-----" block in the body', 'bad_crl');
   const pairs: Paired[] = [];
   for (const crl of bundle) {
     const ca = cas.find((c) => crlSignedBy(crl, c));
-    if (!ca) throw new CrlRefused(`CRL bundle refused: a CRL issued by ${show(crl.issuerCNs.join(', '))} is not signed by any CA of the installed chain — wrong CA, or the node's rivet-ca.crt is out of date`, 'foreign_crl', 400);
+    if (!ca) throw new CrlRefused(`CRL bundle refused: a CRL issued by ${show(crl.issuerCNs.join(', '))} is not signed by any CA of the installed chain — wrong CA, or the node's rivet-ca.crt is out of date`, 'foreign_crl');
     const name = show(nameOf(ca));
-    if (pairs.some((p) => sameCa(p.ca, ca))) throw new CrlRefused(`CRL bundle refused: two CRLs from ${name} — send exactly one per CA`, 'bad_crl', 400);
-    if (crl.crlNumber === undefined) throw new CrlRefused(`CRL bundle refused: the CRL of ${name} has no crlNumber, so rollback cannot be ruled out`, 'bad_crl', 400);
-    if (!current(crl, now)) throw new CrlRefused(`CRL bundle refused: the CRL of ${name} expired at ${crl.nextUpdate!.toISOString()} — the CA must re-sign it (\`rivet-ca crl\`)`, 'expired_crl', 400);
+    if (pairs.some((p) => sameCa(p.ca, ca))) throw new CrlRefused(`CRL bundle refused: two CRLs from ${name} — send exactly one per CA`, 'bad_crl');
+    if (crl.crlNumber === undefined) throw new CrlRefused(`CRL bundle refused: the CRL of ${name} has no crlNumber, so rollback cannot be ruled out`, 'bad_crl');
+    if (!current(crl, now)) throw new CrlRefused(`CRL bundle refused: the CRL of ${name} expired at ${crl.nextUpdate!.toISOString()} — the CA must re-sign it (\`rivet-ca crl\`)`, 'expired_crl');
     if (crl.thisUpdate.getTime() > now.getTime()) {
-      throw new CrlRefused(`CRL bundle refused: the CRL of ${name} starts at ${crl.thisUpdate.toISOString()}, ${Math.ceil((crl.thisUpdate.getTime() - now.getTime()) / 1000)} s after this node's clock (${now.toISOString()}) — every handshake would fail with CRL_NOT_YET_VALID; the installed CRLs stay, try again then, and check the CA host's clock`, 'crl_not_yet_valid', 409, crl.thisUpdate);
+      throw new CrlRefused(`CRL bundle refused: the CRL of ${name} starts at ${crl.thisUpdate.toISOString()}, ${Math.ceil((crl.thisUpdate.getTime() - now.getTime()) / 1000)} s after this node's clock (${now.toISOString()}) — every handshake would fail with CRL_NOT_YET_VALID; the installed CRLs stay, try again then, and check the CA host's clock`, 'crl_not_yet_valid', crl.thisUpdate);
     }
     const mark = marks.get(caKeyId(ca));
     if (mark && crl.crlNumber < mark.crlNumber) {
-      throw new CrlRefused(`CRL bundle refused: ${name} crlNumber ${crl.crlNumber} is older than the installed ${mark.crlNumber} — rollback is not allowed`, 'crl_rollback', 409);
+      throw new CrlRefused(`CRL bundle refused: ${name} crlNumber ${crl.crlNumber} is older than the installed ${mark.crlNumber} — rollback is not allowed`, 'crl_rollback');
     }
     pairs.push({ ca, crl });
   }
@@ -104,7 +104,7 @@ export function planDelivery(p: PlanInput): Plan {
   }
   const rootPair = fromBundle(root);
   if (rootPair) take(root, rootPair.crl); else missing.push(root);
-  if (missing.length) throw new CrlRefused(`CRL bundle refused: no CRL for ${missing.map((c) => show(nameOf(c))).join(', ')} — TLS needs one CRL per CA of the chain`, 'incomplete_crl', 400);
+  if (missing.length) throw new CrlRefused(`CRL bundle refused: no CRL for ${missing.map((c) => show(nameOf(c))).join(', ')} — TLS needs one CRL per CA of the chain`, 'incomplete_crl');
   // The root goes last in both files, as the CA publishes them (DESIGN §5).
   return plan;
 }

@@ -35,7 +35,7 @@ export type InstallOptions = {
 
 function parseCerts(pem: string, what: string): X509Certificate[] {
   try { return pemToDer(pem, 'CERTIFICATE').map((der) => new X509Certificate(der)); } catch (err) {
-    throw new CrlRefused(`${what} refused: ${(err as Error).message}`, 'bad_chain', 400);
+    throw new CrlRefused(`${what} refused: ${(err as Error).message}`, 'bad_chain');
   }
 }
 
@@ -43,11 +43,11 @@ function parseCerts(pem: string, what: string): X509Certificate[] {
 function servedCas(servedPem: string, installedRoot: X509Certificate): X509Certificate[] {
   const served = parseCerts(servedPem, 'served chain');
   const root = served.find((c) => c.raw.equals(installedRoot.raw));
-  if (!root) throw new CrlRefused('served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?', 'bad_chain', 400);
+  if (!root) throw new CrlRefused('served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?', 'bad_chain');
   const out: X509Certificate[] = [];
   for (const c of served) {
     if (c !== root && !(c.ca && c.checkIssued(root) && c.verify(root.publicKey))) {
-      throw new CrlRefused(`served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`, 'bad_chain', 400);
+      throw new CrlRefused(`served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`, 'bad_chain');
     }
     if (!out.some((o) => o.raw.equals(c.raw))) out.push(c);
   }
@@ -73,7 +73,7 @@ export function acceptServedChain(servedPem: string, installedPem: string): stri
 
 function parseBundle(pem: string): CrlInfo[] {
   try { return parseCrlBundle(pem); } catch (err) {
-    throw new CrlRefused(`CRL bundle refused: ${(err as Error).message}`, 'bad_crl', 400);
+    throw new CrlRefused(`CRL bundle refused: ${(err as Error).message}`, 'bad_crl');
   }
 }
 
@@ -153,7 +153,7 @@ export async function installCrlBundle(dir: string, pem: string, opts: InstallOp
         const fresh = plan.kept.filter((k) => !state.kept.some((s) => s.ca === k.ca));
         if (fresh.length) {
           state.kept = plan.kept;
-          throw new CrlRefused(`CRL delivery refused: ${fresh.map((k) => k.why).join('; ')}; nothing else in it was newer`, 'ca_still_live', 409);
+          throw new CrlRefused(`CRL delivery refused: ${fresh.map((k) => k.why).join('; ')}; nothing else in it was newer`, 'ca_still_live');
         }
         const sameKept = plan.kept.length === state.kept.length && plan.kept.every((k) => state.kept.some((s) => s.ca === k.ca));
         if (!sameMarks(marks, state.marks) || !sameKept || state.problem) await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept });

@@ -15,6 +15,7 @@ import { CrlRefused } from './refused.ts';
 import { recordedCaHost } from './push-sender.ts';
 import { MeshAuthError, peerIdentity } from '../mesh/peer.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
+import { readBody, sendError, sendJson, toHttpError } from '../mesh/http.ts';
 
 export type CrlReceiverOptions = {
   dir: string;
@@ -31,33 +32,6 @@ export type CrlReceiverOptions = {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-function reply(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
-  res.end(JSON.stringify(body));
-}
-
-function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBytes) return reject(new CrlBodyError(413, 'too_large', `body of ${declared} bytes is over the ${maxBytes}-byte limit`));
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => { req.destroy(); reject(new CrlBodyError(408, 'timeout', `body not received within ${timeoutMs} ms`)); }, timeoutMs);
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) { clearTimeout(timer); req.destroy(); reject(new CrlBodyError(413, 'too_large', `body is over the ${maxBytes}-byte limit`)); return; }
-      chunks.push(chunk);
-    });
-    req.on('end', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('utf8')); });
-    req.on('error', (err) => { clearTimeout(timer); reject(err); });
-  });
-}
-
-class CrlBodyError extends RivetError {
-  constructor(readonly status: number, code: string, message: string) { super(message, code); }
-}
-
 /** The verified sender, if it may push here; throws a 401/403 MeshAuthError otherwise. */
 function authorizeSender(req: IncomingMessage, opts: CrlReceiverOptions): string {
   // peerIdentity refuses plain HTTP, a missing certificate and one the handshake did not verify
@@ -67,12 +41,12 @@ function authorizeSender(req: IncomingMessage, opts: CrlReceiverOptions): string
   if (allowed === undefined) {
     const recorded = recordedCaHost(opts.dir);
     if (!recorded) {
-      throw new MeshAuthError(`${show(peer.cn)} may not push CRLs: this node has no CA host recorded (node.json has no caHost) and crlReceiver was given no allowFrom — re-run \`provision-ct enroll\` or pass allowFrom: ['<ca-host node id>']; until then pushes are refused and the pull keeps the node current`, 'push_sender_unknown', 403);
+      throw new MeshAuthError(`${show(peer.cn)} may not push CRLs: this node has no CA host recorded (node.json has no caHost) and crlReceiver was given no allowFrom — re-run \`provision-ct enroll\` or pass allowFrom: ['<ca-host node id>']; until then pushes are refused and the pull keeps the node current`, 'push_sender_unknown');
     }
     allowed = [recorded];
   }
   if (peer.kind !== 'node' || !allowed.includes(peer.nodeId)) {
-    throw new MeshAuthError(`${show(peer.cn)} may not push CRLs — only the node certificate of ${allowed.length ? allowed.join(', ') : '(nobody: allowFrom is empty)'}`, 'forbidden', 403);
+    throw new MeshAuthError(`${show(peer.cn)} may not push CRLs — only the node certificate of ${allowed.length ? allowed.join(', ') : '(nobody: allowFrom is empty)'}`, 'forbidden');
   }
   return peer.cn;
 }
@@ -86,24 +60,24 @@ export function crlReceiver(opts: CrlReceiverOptions): Handler {
     void (async () => {
       let from: string | undefined;
       try {
-        if (req.method !== 'POST') return reply(res, 405, { error: { code: 'method', message: `${show(req.method)} is not allowed — POST the CRL bundle` } }, { allow: 'POST' });
+        if (req.method !== 'POST') { res.setHeader('allow', 'POST'); throw new RivetError(`${show(req.method)} is not allowed — POST the CRL bundle`, 'method'); }
         from = authorizeSender(req, opts);
-        const body = await readBody(req, maxBytes, timeoutMs);
+        const body = (await readBody(req, { maxBytes, timeoutMs })).toString('utf8');
         // A push may carry the CA chain too (push.ts sends it): installCrlBundle takes what it
         // adds only if the installed root signed it, and never loses a CA still in use.
         const chain = pemToDer(body, 'CERTIFICATE').map((der) => derToPem(der, 'CERTIFICATE')).join('');
         const result = await installCrlBundle(opts.dir, body, { ...(chain ? { chain } : {}), source: 'push', from });
         opts.onInstalled?.(result);
-        reply(res, 200, result);
+        sendJson(res, 200, result);
       } catch (err) {
         const e = err as Error & { code?: string };
+        const who = from ?? peerName(req);
         // install.ts records its own refusals; the sender and body checks are recorded here.
-        if (!(err instanceof CrlRefused)) await recordRefusal(opts.dir, { source: 'push', from: from ?? peerName(req), code: e.code ?? 'failed', message: e.message }).catch(() => {});
-        opts.onRefused?.(e, { from: from ?? peerName(req) });
-        const error = (code: string, message: string) => ({ error: { code, message } });
-        if (err instanceof CrlRefused) return reply(res, err.status, error(err.code, err.message), err.retryAt ? { 'retry-after': String(Math.max(1, Math.ceil((err.retryAt.getTime() - Date.now()) / 1000))) } : {});
-        if (err instanceof MeshAuthError || err instanceof CrlBodyError) return reply(res, err.status, error(err.code, err.message));
-        reply(res, 500, error('failed', `CRL not installed: ${e.message}`));
+        if (!(err instanceof CrlRefused) && e.code !== 'method') await recordRefusal(opts.dir, { source: 'push', from: who, code: e.code ?? 'failed', message: e.message }).catch(() => {});
+        opts.onRefused?.(e, { from: who });
+        if (err instanceof CrlRefused && err.retryAt) res.setHeader('retry-after', String(Math.max(1, Math.ceil((err.retryAt.getTime() - Date.now()) / 1000))));
+        // Our own failure (a full disk, say) is reported in full to an authorized pusher only: the CA host.
+        sendError(res, err instanceof RivetError && err.status < 500 || !from ? toHttpError(err) : { status: 500, code: 'failed', message: `CRL not installed: ${e.message}` });
       }
     })();
   };

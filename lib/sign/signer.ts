@@ -156,7 +156,7 @@ export async function generateCrl(issuer: Issuer, hours: number, digest: string,
     const key = await issuerKeyArgs(issuer, secret, tmp);
     const issuerNotBefore = new Date(new X509Certificate(await fsp.readFile(issuer.cert)).validFrom);
     await openssl(['ca', '-batch', '-gencrl', '-config', caConf, '-cert', issuer.cert, ...key.args,
-      '-md', digest, '-crl_lastupdate', formatGeneralized(crlThisUpdate(issuerNotBefore)), '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: key.env });
+      '-md', digest, '-crl_lastupdate', generalizedTime(crlThisUpdate(issuerNotBefore)), '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: key.env });
     return fsp.readFile(out, 'utf8');
   });
 }
