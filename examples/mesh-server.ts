@@ -8,6 +8,7 @@ import {
 
 const dir = process.env.RIVET_NODE_DIR ?? '/etc/rivetos';
 const allow = loadAllowList(process.env.ALLOW_LIST ?? `${dir}/allow-list.json`, { onError: (e) => console.error(e.message) });
+// Takes pushes from the CA host recorded in node.json at enrollment only (or pass allowFrom).
 const receiveCrl = crlReceiver({ dir });
 
 const server = https.createServer(meshServerOptions(loadMeshTls({ dir })), (req, res) => {

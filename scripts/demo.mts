@@ -71,8 +71,10 @@ async function show(heading: string | undefined, prog: string, args: string[], o
 }
 
 // --- a mesh server as a mesh service would write it, from lib/ only ---------------------------
-async function meshServer(dir: string): Promise<{ port: number }> {
-  const receive = crlReceiver({ dir });
+// Pushes are taken from the CA host alone: ct111 recorded it at enrollment (node.json caHost); the
+// CA host's own dir was laid out by hand here, so it is told.
+async function meshServer(dir: string, allowFrom?: string[]): Promise<{ port: number }> {
+  const receive = crlReceiver({ dir, allowFrom });
   const server = https.createServer(meshServerOptions(loadMeshTls({ dir })), (req, res) => {
     if (req.url === '/api/mesh/crl') return receive(req, res);
     try {
@@ -145,7 +147,7 @@ await show('Renewal over mTLS with the same key (--within 90d forces it now; the
 
 title('A mesh server on ct111 and the CA host\'s CRL receiver, built with lib/ (meshServerOptions, watchMeshTls, peerIdentity, crlReceiver)');
 const ct111 = await meshServer(nodeDir);
-const ct110 = await meshServer(hostDir);
+const ct110 = await meshServer(hostDir, ['ct110']);
 console.log(`ct111.mesh mesh server on 127.0.0.1:${ct111.port}; ct110.mesh on 127.0.0.1:${ct110.port}`);
 
 title('opus@ct111 calls ct111\'s mesh server over mTLS with agents/opus.crt');

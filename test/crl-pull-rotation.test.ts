@@ -14,7 +14,14 @@ import { pullCrl } from '../lib/distribute/pull.ts';
 import { installCrlBundle, CrlRefused } from '../lib/distribute/install.ts';
 import { parseConnectTo } from '../lib/distribute/mesh-request.ts';
 import { crlReceiver } from '../lib/distribute/receiver.ts';
-import http from 'node:http';
+import https from 'node:https';
+import { X509Certificate } from 'node:crypto';
+import { transaction } from '../lib/sign/transaction.ts';
+import { revokeSerial } from '../lib/sign/signer.ts';
+import { rootCrl } from '../lib/ops/ceremony.ts';
+import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { nodeId } from '../lib/core/identity.ts';
+import { loadMeshTls, meshServerOptions } from '../lib/mesh/tls.ts';
 import { parseCrlBundle } from '../lib/x509/crl.ts';
 import { DAY_MS } from '../lib/core/duration.ts';
 
@@ -45,8 +52,14 @@ test('after rotate-intermediate, a node with the old chain pulls the new bundle 
 
 test('after tidy retires an intermediate, a node whose chain still names it keeps pulling', async () => {
   const dir = await nodeDirNow(); // chain: intermediate 2, intermediate 1, root
+  const int1 = new X509Certificate(fs.readFileSync((await fx.ca.store.intermediates()).find((i) => i.generation === 1)!.cert));
   const t = await tidy(fx.ca, new Date(Date.now() + 400 * DAY_MS));
   assert.equal(t.retired, [1]);
+  // The tidy above ran with the clock 400 days ahead; on this node's (real) clock intermediate 1
+  // could still have valid leaves, so the node keeps it (test/mesh-receiver-chain.test.ts) unless
+  // something it can verify says it is done: here the root's CRL revoking it, at a root ceremony.
+  await transaction(fx.ca, 'root ceremony: revoke the retired intermediate', () => revokeSerial(fx.ca.store.root(), int1.serialNumber, 'cessationOfOperation', fx.ca.root));
+  await rootCrl(fx.ca);
   const r = await pull(dir);
   assert.ok(r.installed);
   assert.equal(r.crls.map((c) => c.issuer), ['Rivet Intermediate CA 2', 'Rivet Root CA']);
@@ -75,11 +88,16 @@ test('a served chain with a CA certificate the installed root did not sign is re
 
 test('a push after rotate-intermediate carries the chain: the node installs the new bundle at once, not at its next pull', async () => {
   const dir = await nodeDirNow(); // knows only the current intermediate and the root
+  // The receiver is a mesh server (pushes come over mTLS only): its own node cert, and the pusher's.
+  for (const n of ['ct111', 'ct109']) await issueWithNewKey(fx.ca, { kind: 'node', nodeId: nodeId(n) });
+  fs.copyFileSync(fx.ca.store.issued('ct111', 'crt'), path.join(dir, 'node.crt'));
+  fs.copyFileSync(fx.ca.store.issued('ct111', 'key'), path.join(dir, 'node.key'));
+  const pusher = { cert: fs.readFileSync(fx.ca.store.issued('ct109', 'crt')), key: fs.readFileSync(fx.ca.store.issued('ct109', 'key')), ca: fs.readFileSync(path.join(dir, 'rivet-ca.crt')) };
   await rotateIntermediate(fx.ca);
-  const receiver = http.createServer(crlReceiver({ dir }));
+  const receiver = https.createServer(meshServerOptions(loadMeshTls({ dir })), crlReceiver({ dir, allowFrom: ['ct109'] }));
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const post = (body: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: (receiver.address() as { port: number }).port, method: 'POST', path: '/api/mesh/crl' }, (res) => {
+    const req = https.request({ ...pusher, servername: 'ct111.mesh', agent: false, host: '127.0.0.1', port: (receiver.address() as { port: number }).port, method: 'POST', path: '/api/mesh/crl' }, (res) => {
       let text = '';
       res.on('data', (c) => { text += c; });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
@@ -102,7 +120,7 @@ test('a push after rotate-intermediate carries the chain: the node installs the 
     assert.ok(JSON.parse(r.text).installed);
     assert.is(count(fs.readFileSync(path.join(dir, 'rivet-ca.crt'), 'utf8')), 3, 'new intermediate, old one and the root');
     assert.equal(parseCrlBundle(fs.readFileSync(path.join(dir, 'crl.pem'), 'utf8')).map((c) => c.issuerCNs[0]), parseCrlBundle(bundle).map((c) => c.issuerCNs[0]));
-  } finally { receiver.close(); }
+  } finally { receiver.closeAllConnections(); receiver.close(); }
 });
 
 test.run();

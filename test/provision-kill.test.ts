@@ -42,7 +42,7 @@ function checkWhole(dir: string): void {
       if (name.endsWith('.key') || name.endsWith('.key.next')) createPrivateKey(text);
       else if (name.endsWith('.crt')) { if (parseCertsPem(text).length === 0) throw new Error('no certificate'); }
       else if (name === 'crl.pem') { if (parseCrlBundle(text).length === 0) throw new Error('no CRL'); }
-      else if (name === 'node.json') JSON.parse(text);
+      else if (name === 'node.json' || name === 'crl-state.json') JSON.parse(text);
       else throw new Error('unexpected file');
     } catch (err) {
       throw new Error(`${rel} in ${dir} is not whole: ${(err as Error).message}`);
@@ -82,7 +82,7 @@ test(`SIGKILL at random points (${TARGET_KILLS} kills), then a re-run: enrolled,
     const done = mustOk(await s.provision(dir, args, { RIVET_BOOTSTRAP_SECRET: SECRET }), `final enroll of ${node}`);
     assert.match(done.stdout, new RegExp(`${node}\\.mesh (enrolled|is already enrolled)`));
     checkWhole(dir);
-    assert.equal(filesUnder(dir), ['agents/grok.crt', 'agents/grok.key', 'agents/opus.crt', 'agents/opus.key', 'crl.pem', 'node.crt', 'node.json', 'node.key', 'rivet-ca.crt'], `${node}: exactly the enrolled files, no temp or lock left`);
+    assert.equal(filesUnder(dir), ['agents/grok.crt', 'agents/grok.key', 'agents/opus.crt', 'agents/opus.key', 'crl-state.json', 'crl.pem', 'node.crt', 'node.json', 'node.key', 'rivet-ca.crt'], `${node}: exactly the enrolled files, no temp or lock left`);
     const leaf = parseCertsPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8'))[0]!;
     assert.ok(publicKeyDer(leaf.x509).equals(publicKeyDer(publicKeyOfPrivatePem(fs.readFileSync(path.join(dir, 'node.key'), 'utf8')))), `${node}: node.crt matches node.key`);
     const st = mustOk(await s.provision(dir, ['status', '--json']), `status ${node}`);

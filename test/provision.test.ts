@@ -30,7 +30,7 @@ test('enroll: key made here, certs installed 0600/0644 in 0700 dirs, agent minte
   assert.match(r.stdout, /ct111\.mesh enrolled \(serial [0-9A-F]+/);
   assert.match(r.stdout, /agent opus@ct111: serial/);
   assert.not.match(`${r.stdout}${r.stderr}${s.serveLog()}`, SECRET, 'the secret is never printed');
-  assert.equal(filesUnder(dir), ['agents/opus.crt', 'agents/opus.key', 'crl.pem', 'node.crt', 'node.json', 'node.key', 'rivet-ca.crt']);
+  assert.equal(filesUnder(dir), ['agents/opus.crt', 'agents/opus.key', 'crl-state.json', 'crl.pem', 'node.crt', 'node.json', 'node.key', 'rivet-ca.crt']);
   assert.is(mode(dir), '700');
   assert.is(mode(path.join(dir, 'agents')), '700');
   assert.is(mode(path.join(dir, 'node.key')), '600');
@@ -45,7 +45,8 @@ test('enroll: key made here, certs installed 0600/0644 in 0700 dirs, agent minte
   assert.is(fs.readFileSync(path.join(dir, 'rivet-ca.crt'), 'utf8'), fs.readFileSync(s.ca.store.chainFile, 'utf8'));
   assert.is(parseCrlBundle(fs.readFileSync(path.join(dir, 'crl.pem'), 'utf8')).length, 2);
   const settings = JSON.parse(fs.readFileSync(path.join(dir, 'node.json'), 'utf8'));
-  assert.equal(settings, { nodeId: 'ct111', domain: 'mesh', datahub: s.url, caFingerprint: s.fingerprint, agents: ['opus'], sans: ['DNS:api.ct111.mesh'], servername: 'ct110.mesh' });
+  assert.equal(settings, { nodeId: 'ct111', domain: 'mesh', datahub: s.url, caFingerprint: s.fingerprint, agents: ['opus'], sans: ['DNS:api.ct111.mesh'], servername: 'ct110.mesh', caHost: 'ct110' });
+  assert.match(r.stdout, /CA host ct110: the datahub answered with its node certificate; only it may push CRLs here/);
   assert.not.match(JSON.stringify(settings), SECRET);
   const unit = fs.readFileSync(path.join(timerRoot, 'etc/systemd/system/rivet-renew.service'), 'utf8');
   assert.match(unit, `Environment=RIVET_NODE_DIR=${dir}\n`);

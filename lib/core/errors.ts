@@ -102,6 +102,9 @@ const CODES = {
   incomplete_crl: [1, 400],
   expired_crl: [1, 400],
   crl_rollback: [1, 409],
+  crl_not_yet_valid: [1, 409],
+  ca_still_live: [1, 409],
+  push_sender_unknown: [1, 403],
   pull_failed: [1, 502],
   // TLS material and the node side
   bad_tls: [1, 500],

@@ -1,128 +1,175 @@
-// Installing a CRL bundle on a node (DESIGN §5), shared by the push receiver and the pull
-// fallback. A CRL is self-authenticating: what makes a bundle acceptable is its signatures and
-// numbers, not who delivered it. So: every CRL signed by a CA of the installed chain, exactly one
-// per CA, none older than what is installed for its issuer (no rollback to an un-revoked state),
-// none already past nextUpdate (installing it would take every handshake down). A pull also brings
-// the chain (GET /ca.crt): intermediates come and go (rotate-intermediate, tidy) and a bundle for
-// the new set only verifies against the new chain, so rivet-ca.crt follows — but only with CA
-// certificates signed by the very root already installed.
+// Installing a CRL bundle on a node (DESIGN §5): the one code path behind the push receiver, the
+// pull and the CRLs that come with enrollment and renewal. crl-plan.ts decides; this file reads the
+// node dir, persists the high-water marks (crl-state.ts) and writes the result atomically.
+//
+// A pull or push also brings the chain (GET /ca.crt): intermediates come and go (rotate-intermediate,
+// tidy), and a bundle for the new set only verifies against the new chain, so rivet-ca.crt follows —
+// but only with CA certificates signed by the very root already installed, and it never loses a CA
+// whose certificates can still be valid here (crl-plan.ts says when one may go).
 import fs from 'node:fs';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { RivetError, show, type ErrorCode } from '../core/errors.ts';
+import { RivetError, show } from '../core/errors.ts';
 import { parseCrlBundle, crlSignedBy, type CrlInfo } from '../x509/crl.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
-import { subjectCn } from '../x509/cert.ts';
 import { withLock } from '../sys/lock.ts';
 import { PUBLIC_MODE, writeAtomic } from '../sys/files.ts';
 import { meshTlsFiles } from '../mesh/tls.ts';
 import { reloadWatchers } from '../mesh/watch.ts';
+import { CrlRefused } from './refused.ts';
+import { nameOf, planDelivery, type Dropped, type Paired } from './crl-plan.ts';
+import { readCrlState, raiseMark, writeCrlState, type CrlEvent, type CrlMark, type CrlSource, type CrlState, type KeptCa } from './crl-state.ts';
+
+export { CrlRefused } from './refused.ts';
 
 export type CrlSummary = { issuer: string; crlNumber: string; nextUpdate?: string; revoked: number };
-export type InstallResult = { installed: boolean; reason: 'installed' | 'unchanged'; crls: CrlSummary[] };
+export type InstallResult = { installed: boolean; reason: 'installed' | 'unchanged'; crls: CrlSummary[]; kept?: KeptCa[]; dropped?: Dropped[] };
+export type InstallOptions = {
+  /** The CA chain that came with the bundle (GET /ca.crt, or the certificates of a push body). */
+  chain?: string;
+  /** Where it came from, for crl-state.json and `provision-ct status`. */
+  source?: CrlSource;
+  from?: string;
+  now?: Date;
+};
 
-/** A refused bundle; its code's HTTP status is what the receiver answers (400 invalid, 409 rollback). */
-export class CrlRefused extends RivetError {
-  constructor(message: string, code: ErrorCode) {
-    super(message, code);
-    this.name = 'CrlRefused';
+function parseCerts(pem: string, what: string): X509Certificate[] {
+  try { return pemToDer(pem, 'CERTIFICATE').map((der) => new X509Certificate(der)); } catch (err) {
+    throw new CrlRefused(`${what} refused: ${(err as Error).message}`, 'bad_chain');
   }
 }
 
-const nameOf = (c: X509Certificate) => subjectCn(c) ?? c.subject.replace(/\n/g, ', ');
+/** The CA certificates of a served chain: the installed root byte for byte, plus CAs it signed. */
+function servedCas(servedPem: string, installedRoot: X509Certificate): X509Certificate[] {
+  const served = parseCerts(servedPem, 'served chain');
+  const root = served.find((c) => c.raw.equals(installedRoot.raw));
+  if (!root) throw new CrlRefused('served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?', 'bad_chain');
+  const out: X509Certificate[] = [];
+  for (const c of served) {
+    if (c !== root && !(c.ca && c.checkIssued(root) && c.verify(root.publicKey))) {
+      throw new CrlRefused(`served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`, 'bad_chain');
+    }
+    if (!out.some((o) => o.raw.equals(c.raw))) out.push(c);
+  }
+  return out;
+}
+
+function chainCerts(chainPem: string): X509Certificate[] {
+  const certs = pemToDer(chainPem, 'CERTIFICATE').map((der) => new X509Certificate(der)).filter((c) => c.ca);
+  const root = certs.find((c) => c.checkIssued(c));
+  if (!root) throw new RivetError('installed CA chain (rivet-ca.crt) holds no root certificate — re-enroll or fetch /ca.crt', 'no_chain');
+  return certs;
+}
+
+const rootOf = (cas: X509Certificate[]) => cas.find((c) => c.checkIssued(c))!;
 
 /**
  * The chain served at /ca.crt, if it is usable in place of `installedPem`: the same root (byte for
  * byte) and otherwise only CA certificates that root signed. Throws a 400 CrlRefused otherwise.
  */
 export function acceptServedChain(servedPem: string, installedPem: string): string {
-  const installedRoot = chainCerts(installedPem).find((c) => c.checkIssued(c));
-  let served: X509Certificate[];
-  try { served = pemToDer(servedPem, 'CERTIFICATE').map((der) => new X509Certificate(der)); } catch (err) {
-    throw new CrlRefused(`served chain refused: ${(err as Error).message}`, 'bad_chain');
-  }
-  const root = served.find((c) => installedRoot && c.raw.equals(installedRoot.raw));
-  if (!root) throw new CrlRefused('served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?', 'bad_chain');
-  for (const c of served) {
-    if (c !== root && !(c.ca && c.checkIssued(root) && c.verify(root.publicKey))) {
-      throw new CrlRefused(`served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`, 'bad_chain');
-    }
-  }
-  return served.map((c) => c.toString()).join('');
+  return servedCas(servedPem, rootOf(chainCerts(installedPem))).map((c) => c.toString()).join('');
 }
 
-function chainCerts(chainPem: string): X509Certificate[] {
-  const certs = pemToDer(chainPem, 'CERTIFICATE').map((der) => new X509Certificate(der)).filter((c) => c.ca);
-  if (certs.length === 0) throw new RivetError('installed CA chain (rivet-ca.crt) holds no CA certificate — re-enroll or fetch /ca.crt', 'no_chain');
-  return certs;
-}
-
-/** Pairs each CRL with the chain CA that signed it; throws naming the first problem. */
-export function verifyCrlBundle(pem: string, chainPem: string, installedPem?: string, now = new Date()): Array<{ ca: X509Certificate; crl: CrlInfo }> {
-  let crls: CrlInfo[];
-  try { crls = parseCrlBundle(pem); } catch (err) {
+function parseBundle(pem: string): CrlInfo[] {
+  try { return parseCrlBundle(pem); } catch (err) {
     throw new CrlRefused(`CRL bundle refused: ${(err as Error).message}`, 'bad_crl');
   }
-  if (crls.length === 0) throw new CrlRefused('CRL bundle refused: no "-----BEGIN X509 CRL-----" block in the body', 'bad_crl');
-  const cas = chainCerts(chainPem);
-  const pairs: Array<{ ca: X509Certificate; crl: CrlInfo }> = [];
-  for (const crl of crls) {
-    const ca = cas.find((c) => crlSignedBy(crl, c));
-    if (!ca) throw new CrlRefused(`CRL bundle refused: a CRL issued by ${show(crl.issuerCNs.join(', '))} is not signed by any CA of the installed chain — wrong CA, or the node's rivet-ca.crt is out of date`, 'foreign_crl');
-    if (pairs.some((p) => p.ca === ca)) throw new CrlRefused(`CRL bundle refused: two CRLs from ${show(nameOf(ca))} — send exactly one per CA`, 'bad_crl');
-    if (crl.crlNumber === undefined) throw new CrlRefused(`CRL bundle refused: the CRL of ${show(nameOf(ca))} has no crlNumber, so rollback cannot be ruled out`, 'bad_crl');
-    if (crl.nextUpdate && crl.nextUpdate.getTime() <= now.getTime()) {
-      throw new CrlRefused(`CRL bundle refused: the CRL of ${show(nameOf(ca))} expired at ${crl.nextUpdate.toISOString()} — the CA must re-sign it (\`rivet-ca crl\`)`, 'expired_crl');
-    }
-    pairs.push({ ca, crl });
-  }
-  const missing = cas.filter((c) => !pairs.some((p) => p.ca === c));
-  if (missing.length) throw new CrlRefused(`CRL bundle refused: no CRL for ${missing.map((c) => show(nameOf(c))).join(', ')} — TLS needs one CRL per CA of the chain`, 'incomplete_crl');
-  if (installedPem) {
-    let installed: CrlInfo[] = [];
-    try { installed = parseCrlBundle(installedPem); } catch { /* a broken installed file is simply replaced */ }
-    for (const { ca, crl } of pairs) {
-      const old = installed.find((i) => crlSignedBy(i, ca));
-      if (old?.crlNumber !== undefined && crl.crlNumber! < old.crlNumber) {
-        throw new CrlRefused(`CRL bundle refused: ${show(nameOf(ca))} crlNumber ${crl.crlNumber} is older than the installed ${old.crlNumber} — rollback is not allowed`, 'crl_rollback');
-      }
-    }
-  }
-  return pairs;
 }
 
-function summary(pairs: Array<{ ca: X509Certificate; crl: CrlInfo }>): CrlSummary[] {
+/** The persisted marks, raised to whatever the installed crl.pem holds (nodes enrolled before the marks existed). */
+function marksWithInstalled(state: CrlState, installed: CrlInfo[], cas: X509Certificate[]): Map<string, CrlMark> {
+  const marks = new Map(state.marks);
+  for (const crl of installed) {
+    const ca = cas.find((c) => crlSignedBy(crl, c));
+    if (ca && crl.crlNumber !== undefined) raiseMark(marks, ca, nameOf(ca), crl.crlNumber, crl.thisUpdate);
+  }
+  return marks;
+}
+
+/** Checks `pem` against `chainPem` (and the CRLs in `installedPem`) as a direct install would; returns the pairs. */
+export function verifyCrlBundle(pem: string, chainPem: string, installedPem?: string, now = new Date()): Paired[] {
+  const cas = chainCerts(chainPem);
+  let installed: CrlInfo[] = [];
+  try { installed = installedPem ? parseCrlBundle(installedPem) : []; } catch { /* a broken installed file is simply replaced */ }
+  const marks = marksWithInstalled({ marks: new Map(), kept: [] }, installed, cas);
+  return planDelivery({ installedChain: cas, bundle: parseBundle(pem), installedCrls: installed, marks, now }).crls;
+}
+
+function summary(pairs: Paired[]): CrlSummary[] {
   return pairs.map(({ ca, crl }) => ({ issuer: nameOf(ca), crlNumber: String(crl.crlNumber), nextUpdate: crl.nextUpdate?.toISOString(), revoked: crl.revoked.length }));
 }
 
+const sameDers = (a: Buffer[], b: Buffer[]) => a.length === b.length && a.every((d, i) => d.equals(b[i]!));
+const sameMarks = (a: Map<string, CrlMark>, b: Map<string, CrlMark>) => a.size === b.size && [...a].every(([k, m]) => b.get(k)?.crlNumber === m.crlNumber);
+
+const lockFile = (nodeDir: string) => path.join(nodeDir, '.crl.lock');
+
 /**
- * Verifies `pem` against the chain installed in `dir` and, when it differs from what is there,
- * writes crl.pem atomically and switches this process's watched servers before returning.
+ * Records a refusal decided outside installCrlBundle (the push sender, the body) for `provision-ct
+ * status`. The same refusal repeated within a second is not written again: a refused sender must
+ * not be able to turn its requests into a stream of fsyncs.
  */
-export async function installCrlBundle(dir: string, pem: string, opts: { chain?: string } = {}): Promise<InstallResult> {
-  const files = meshTlsFiles(path.resolve(dir));
-  return withLock(path.join(path.dirname(files.crl), '.crl.lock'), 'install crl.pem', async () => {
-    let installedChain: string;
-    try { installedChain = fs.readFileSync(files.ca, 'utf8'); } catch {
-      throw new RivetError(`cannot read the CA chain ${show(files.ca)} to check the CRL against — enroll this node first`, 'no_chain');
-    }
-    const chainPem = opts.chain === undefined ? installedChain : acceptServedChain(opts.chain, installedChain);
-    const installedPem = fs.existsSync(files.crl) ? fs.readFileSync(files.crl, 'utf8') : undefined;
-    const pairs = verifyCrlBundle(pem, chainPem, installedPem);
-    const normalised = pairs.map((p) => p.crl.der);
-    const newChain = !sameDers(installedChain, pemToDer(chainPem, 'CERTIFICATE'), 'CERTIFICATE');
-    const same = !newChain && installedPem !== undefined && sameDers(installedPem, normalised);
-    if (same) return { installed: false, reason: 'unchanged', crls: summary(pairs) };
-    // Chain first: the CRLs just checked against it are then never on disk without it.
-    if (newChain) await writeAtomic(files.ca, chainPem, PUBLIC_MODE);
-    // Only the verified CRLs are written, re-encoded: nothing else in the body reaches the disk.
-    await writeAtomic(files.crl, normalised.map((der) => derToPem(der, 'X509 CRL')).join(''), PUBLIC_MODE);
-    await reloadWatchers(path.dirname(files.crl));
-    return { installed: true, reason: 'installed', crls: summary(pairs) };
+export async function recordRefusal(dir: string, e: Omit<CrlEvent, 'at'>): Promise<void> {
+  const nodeDir = path.resolve(dir);
+  await withLock(lockFile(nodeDir), 'record a CRL refusal', async () => {
+    const state = await readCrlState(nodeDir);
+    const last = state.lastRefusal;
+    if (last && last.code === e.code && last.from === e.from && Date.now() - Date.parse(last.at) < 1000) return;
+    await writeCrlState(nodeDir, { ...state, lastRefusal: { at: new Date().toISOString(), ...e } });
   }, { timeoutMs: 10_000 });
 }
 
-function sameDers(pem: string, ders: Buffer[], label = 'X509 CRL'): boolean {
-  const have = pemToDer(pem, label);
-  return have.length === ders.length && have.every((d, i) => d.equals(ders[i]!));
+/**
+ * Checks `pem` (and `opts.chain`) against what `dir` holds and, when it changes something, writes
+ * rivet-ca.crt, crl.pem and crl-state.json atomically and switches this process's watched servers
+ * before returning. A refusal is recorded in crl-state.json and thrown as CrlRefused.
+ */
+export async function installCrlBundle(dir: string, pem: string, opts: InstallOptions = {}): Promise<InstallResult> {
+  const files = meshTlsFiles(path.resolve(dir));
+  const nodeDir = path.dirname(files.crl);
+  return withLock(lockFile(nodeDir), 'install crl.pem', async () => {
+    let installedChainPem: string;
+    try { installedChainPem = fs.readFileSync(files.ca, 'utf8'); } catch {
+      throw new RivetError(`cannot read the CA chain ${show(files.ca)} to check the CRL against — enroll this node first`, 'no_chain');
+    }
+    const installedChain = chainCerts(installedChainPem);
+    let installedCrls: CrlInfo[] = [];
+    try { installedCrls = fs.existsSync(files.crl) ? parseCrlBundle(fs.readFileSync(files.crl, 'utf8')) : []; } catch { /* a broken installed file is simply replaced */ }
+    const state = await readCrlState(nodeDir);
+    const marks = marksWithInstalled(state, installedCrls, installedChain);
+    const event = { at: (opts.now ?? new Date()).toISOString(), source: opts.source ?? 'install', ...(opts.from ? { from: opts.from } : {}) } as const;
+    try {
+      const served = opts.chain === undefined ? undefined : servedCas(opts.chain, rootOf(installedChain));
+      const plan = planDelivery({ installedChain, served, bundle: parseBundle(pem), installedCrls, marks, now: opts.now ?? new Date() });
+      const chainDers = plan.chain.map((c) => c.raw);
+      const crlDers = plan.crls.map((p) => p.crl.der);
+      const newChain = !sameDers(pemToDer(installedChainPem, 'CERTIFICATE'), chainDers);
+      const result = { crls: summary(plan.crls), ...(plan.kept.length ? { kept: plan.kept } : {}), ...(plan.dropped.length ? { dropped: plan.dropped } : {}) };
+      if (!newChain && sameDers(installedCrls.map((c) => c.der), crlDers)) {
+        // Nothing new, and the delivery would have dropped a CA still in use: say so (once per
+        // such CA), rather than answer "unchanged" to what is either a replay or a retirement
+        // this node cannot follow yet.
+        const fresh = plan.kept.filter((k) => !state.kept.some((s) => s.ca === k.ca));
+        if (fresh.length) {
+          state.kept = plan.kept;
+          throw new CrlRefused(`CRL delivery refused: ${fresh.map((k) => k.why).join('; ')}; nothing else in it was newer`, 'ca_still_live');
+        }
+        const sameKept = plan.kept.length === state.kept.length && plan.kept.every((k) => state.kept.some((s) => s.ca === k.ca));
+        if (!sameMarks(marks, state.marks) || !sameKept || state.problem) await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept });
+        return { installed: false, reason: 'unchanged', ...result };
+      }
+      // Chain first: the CRLs just checked against it are then never on disk without it.
+      if (newChain) await writeAtomic(files.ca, plan.chain.map((c) => c.toString()).join(''), PUBLIC_MODE);
+      // Only the verified CRLs are written, re-encoded: nothing else in the body reaches the disk.
+      await writeAtomic(files.crl, crlDers.map((der) => derToPem(der, 'X509 CRL')).join(''), PUBLIC_MODE);
+      for (const { ca, crl } of plan.crls) raiseMark(marks, ca, nameOf(ca), crl.crlNumber!, crl.thisUpdate);
+      await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept, lastInstall: event });
+      await reloadWatchers(nodeDir);
+      return { installed: true, reason: 'installed', ...result };
+    } catch (err) {
+      if (err instanceof CrlRefused) await writeCrlState(nodeDir, { ...state, marks, lastRefusal: { ...event, code: err.code, message: err.message } });
+      throw err;
+    }
+  }, { timeoutMs: 10_000 });
 }

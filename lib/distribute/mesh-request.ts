@@ -2,7 +2,8 @@
 // works like curl's --connect-to: the URL's host name is still what the certificate must match
 // (SNI and host check), only the TCP destination changes — for nodes not (yet) in DNS.
 import https from 'node:https';
-import type { ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import { UsageError, show } from '../core/errors.ts';
 
 export type ConnectTo = ReadonlyMap<string, { host: string; port: number }>;
@@ -30,7 +31,8 @@ export type MeshRequestOptions = {
   maxBytes?: number;
 };
 
-export type MeshResponse = { status: number; body: string };
+/** `peer`: the certificate the server presented (verified when `tls` verifies). */
+export type MeshResponse = { status: number; body: string; peer?: X509Certificate };
 
 export function meshRequest(url: string, opts: MeshRequestOptions): Promise<MeshResponse> {
   const u = new URL(url);
@@ -52,12 +54,13 @@ export function meshRequest(url: string, opts: MeshRequestOptions): Promise<Mesh
     }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
+      const peer = (res.socket as TLSSocket).getPeerX509Certificate?.();
       res.on('data', (c: Buffer) => {
         size += c.length;
         if (size > maxBytes) { req.destroy(new Error(`response over ${maxBytes} bytes`)); return; }
         chunks.push(c);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), peer }));
       res.on('error', reject);
     });
     req.on('error', (err) => reject(err.name === 'AbortError' ? new Error(`no answer within ${opts.timeoutMs} ms`) : err));

@@ -1,5 +1,5 @@
 // CRL pull (DESIGN §5): the fallback for a node that missed a push — `GET <datahub>/crl.pem`,
-// then the same checks as the push receiver before anything is installed.
+// then the same checks as the push receiver (one code path: install.ts) before anything is installed.
 //
 // The connection verifies the server against the installed chain but deliberately without CRL
 // checking and without a client certificate: the pull must still work when the installed CRL has
@@ -37,5 +37,8 @@ export async function pullCrl(opts: PullCrlOptions): Promise<InstallResult> {
   if (res.status !== 200) throw new RivetError(`fetching ${show(url)} answered HTTP ${res.status} — expected the CRL bundle`, 'pull_failed');
   // The chain too: after rotate-intermediate or tidy, the bundle verifies only against the new one.
   const chain = await meshRequest(url.replace(/crl\.pem$/, 'ca.crt'), { tls, connectTo: opts.connectTo, timeoutMs }).catch(() => undefined);
-  return installCrlBundle(opts.dir, res.body, chain?.status === 200 ? { chain: chain.body } : {});
+  // A refusal (an older bundle, a chain that would drop a CA in use, a CRL dated ahead of this
+  // clock) keeps what is installed and is recorded for `provision-ct status`; the timer's next
+  // pull tries again.
+  return installCrlBundle(opts.dir, res.body, { ...(chain?.status === 200 ? { chain: chain.body } : {}), source: 'pull', from: opts.datahub });
 }

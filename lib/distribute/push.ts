@@ -11,7 +11,8 @@ import { UsageError, show } from '../core/errors.ts';
 import { loadMeshTls, meshClientOptions } from '../mesh/tls.ts';
 import { meshRequest, parseConnectTo, type ConnectTo } from './mesh-request.ts';
 
-export type PushResult = { node: NodeId; url: string; ok: boolean; status?: number; ms: number; message: string };
+/** One node's answer; a refusal carries the receiver's `code` (e.g. crl_rollback) and its message. */
+export type PushResult = { node: NodeId; url: string; ok: boolean; status?: number; code?: string; ms: number; message: string };
 export type PushOptions = {
   /** Node dir of the CA host: its node.crt/node.key authenticate the push. */
   nodeDir: string;
@@ -51,11 +52,14 @@ async function pushOne(node: NodeId, url: string, body: string, opts: PushOption
   try {
     const res = await meshRequest(url, { method: 'POST', body, tls, connectTo: opts.connectTo, timeoutMs: opts.timeoutMs ?? 3000, maxBytes: 64 * 1024 });
     let message = `HTTP ${res.status}`;
+    let code: string | undefined;
     try {
-      const json = JSON.parse(res.body) as { reason?: string; error?: { message?: string } };
-      message = json.error?.message ?? json.reason ?? message;
+      const json = JSON.parse(res.body) as { reason?: string; kept?: Array<{ ca: string }>; error?: { code?: string; message?: string } };
+      code = typeof json.error?.code === 'string' ? json.error.code : undefined;
+      message = json.error?.message ? `HTTP ${res.status} ${code ?? ''}: ${json.error.message}` : json.reason ?? message;
+      if (json.kept?.length) message += ` (kept ${json.kept.map((k) => k.ca).join(', ')}: still in use there)`;
     } catch { /* not JSON: keep the status line */ }
-    return { node, url, ok: res.status === 200, status: res.status, ms: ms(), message };
+    return { node, url, ok: res.status === 200, status: res.status, ...(code ? { code } : {}), ms: ms(), message };
   } catch (err) {
     return { node, url, ok: false, ms: ms(), message: (err as Error).message };
   }

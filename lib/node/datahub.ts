@@ -4,16 +4,19 @@
 // request that carries the bootstrap secret, then /renew and /agents over mTLS — is verified
 // against that pinned chain.
 import type { ConnectionOptions, PeerCertificate } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import { RivetError, UsageError, show } from '../core/errors.ts';
-import { parseCertsPem, type CertInfo } from '../x509/cert.ts';
+import { parseCertDer, parseCertsPem, type CertInfo } from '../x509/cert.ts';
+import { leafIdentity } from '../x509/leaf-check.ts';
 import { checkMeshServer, meshClientOptions, type MeshTls } from '../mesh/tls.ts';
 import { meshRequest } from '../distribute/mesh-request.ts';
-import type { MeshDomain } from '../core/identity.ts';
+import type { MeshDomain, NodeId } from '../core/identity.ts';
 import type { Endpoint } from './settings.ts';
 
 const TIMEOUT_MS = 30_000;
 
-export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string };
+/** `servedBy`: the certificate the service answered with, over TLS verified against the pinned chain. */
+export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string; servedBy?: X509Certificate };
 
 /**
  * A refusal from the service: its HTTP status and `{ error: { code, message, reason? } }` as sent
@@ -97,7 +100,25 @@ async function postJson(ep: Endpoint, route: string, tls: ConnectionOptions, bod
   if (!json || typeof json.cert !== 'string' || typeof json.chain !== 'string' || typeof json.crl !== 'string') {
     throw new RivetError(`${route} answered 200 without cert, chain and crl — is --datahub the rivet-ca enrollment service?`, 'bad_reply');
   }
-  return json as Reply;
+  return { ...(json as Reply), servedBy: res.peer };
+}
+
+/**
+ * The node whose certificate the datahub presented — the CA host (DESIGN §4.7: `serve` presents the
+ * CA host's node cert), whom crlReceiver lets push. Undefined when it is not a node certificate.
+ */
+export function datahubNode(cert: X509Certificate | undefined, domain: MeshDomain): NodeId | undefined {
+  if (!cert) return undefined;
+  try {
+    const id = leafIdentity(parseCertDer(cert.raw), domain);
+    return id.kind === 'node' ? id.nodeId : undefined;
+  } catch { return undefined; }
+}
+
+/** For a node enrolled before the CA host was recorded: who answers the pinned datahub now. */
+export async function askDatahubNode(ep: Endpoint, chainPem: string, domain: MeshDomain): Promise<NodeId | undefined> {
+  const res = await request(`${ep.base}/healthz`, { tls: pinnedTls(chainPem, domain), connectTo: ep.connectTo, timeoutMs: TIMEOUT_MS });
+  return datahubNode(res.peer, domain);
 }
 
 async function request(url: string, opts: Parameters<typeof meshRequest>[1]) {

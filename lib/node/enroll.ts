@@ -22,9 +22,9 @@ import { isRevoked, parseCrlBundle } from '../x509/crl.ts';
 import { installCrlBundle } from '../distribute/install.ts';
 import { pullCrl } from '../distribute/pull.ts';
 import { daysLeft } from '../core/duration.ts';
-import { commonName, type AgentId, type Identity } from '../core/identity.ts';
+import { commonName, type AgentId, type Identity, type NodeId } from '../core/identity.ts';
 import { endpointOf, readSettings, sameSettings, writeSettings, type Endpoint, type NodeSettings } from './settings.ts';
-import { DatahubRefused, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
+import { DatahubRefused, askDatahubNode, datahubNode, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
 import { checkReceived, keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';
 import { agentState, issueAgent } from './agents.ts';
 
@@ -50,6 +50,7 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
     const usable = current?.keyMatches && current.id.kind === 'node' && current.info.notAfter.getTime() > Date.now() ? current : undefined;
     const changed: string[] = [];
     const ep = endpointOf(want);
+    let caHost: NodeId | undefined = previous?.caHost;
 
     if (usable && !o.force) await refuseConflicts(f, usable.info.subjectCNs[0]!, cn, want, usable.info.serial);
     if (!usable || o.force) {
@@ -78,6 +79,7 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
         throw err;
       }
       const leaf = checkReceived(reply.cert, id, want.domain, (await keySpki(keyPath))!, pinned.chainPem);
+      caHost = recordCaHost(datahubNode(reply.servedBy, want.domain), reply.servedBy?.subject, log);
       // Chain and CRL before node.crt: a node.crt on disk implies the files that verify it are there.
       await writePublic(f.ca, pinned.chainPem);
       await installCrlBundle(f.dir, reply.crl);
@@ -87,6 +89,13 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
       log(`enrolled ${cn}: serial ${leaf.serial}, valid until ${leaf.notAfter.toISOString()}`);
     } else {
       changed.push(...await repairSupportFiles(f, ep, want));
+      // Enrolled before the CA host was recorded: ask who answers the pinned datahub now.
+      if (!caHost) {
+        const chain = await readText(f.ca);
+        try { caHost = chain ? recordCaHost(await askDatahubNode(ep, chain, want.domain), undefined, log) : undefined; } catch (err) {
+          log(`warning: cannot ask the datahub which node is the CA host (${(err as Error).message}) — none recorded yet, so crlReceiver refuses pushes; re-run \`provision-ct enroll\` later`);
+        }
+      }
     }
 
     const agents = [...new Set([...(previous?.agents ?? []), ...want.agents])].sort() as AgentId[];
@@ -97,7 +106,7 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
       changed.push(`agents/${agent}.crt`);
       log(`agent ${agent}@${want.nodeId}: serial ${r.serial}, valid until ${r.notAfter.toISOString()}${r.newKey ? '' : ' (existing key)'}`);
     }
-    const settings: NodeSettings = { ...want, agents };
+    const settings: NodeSettings = { ...want, agents, ...(caHost ? { caHost } : {}) };
     if (!previous || !sameSettings(previous, settings)) {
       await writeSettings(f.dir, settings);
       changed.push('node.json');
@@ -105,6 +114,13 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
     const now = (await readInstalled(f.cert, f.key, want.domain))!;
     return { enrolled: changed.length > 0, changed, cn, serial: now.info.serial, notAfter: now.info.notAfter };
   });
+}
+
+/** The CA host to record (crlReceiver accepts pushes from it alone), or a warning why there is none. */
+function recordCaHost(node: NodeId | undefined, subject: string | undefined, log: (line: string) => void): NodeId | undefined {
+  if (node) log(`CA host ${node}: the datahub answered with its node certificate; only it may push CRLs here`);
+  else log(`warning: the datahub's certificate${subject ? ` (${subject.replace(/\n/g, ', ')})` : ''} is not a mesh node certificate — no CA host recorded, so crlReceiver refuses pushes until it is given allowFrom; the CRL pull still works`);
+  return node;
 }
 
 /** An enrolled node asked to enroll as someone else, under another CA, or while revoked. */

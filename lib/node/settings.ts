@@ -6,8 +6,9 @@ import { UsageError, RivetError, show } from '../core/errors.ts';
 import { PUBLIC_MODE, readText, writeAtomic } from '../sys/files.ts';
 import { agentId, meshDomain, nodeId, type AgentId, type MeshDomain, type NodeId } from '../core/identity.ts';
 import type { ConnectTo } from '../distribute/mesh-request.ts';
+import { CA_HOST_FIELD, NODE_SETTINGS_FILE } from '../distribute/push-sender.ts';
 
-export const SETTINGS_FILE = 'node.json';
+export const SETTINGS_FILE = NODE_SETTINGS_FILE;
 
 export type NodeSettings = {
   nodeId: NodeId;
@@ -20,6 +21,11 @@ export type NodeSettings = {
   caFingerprint: string;
   agents: AgentId[];
   sans: string[];
+  /**
+   * The CA host: the node whose certificate answered the pinned first contact. The only sender
+   * crlReceiver accepts pushes from unless given `allowFrom` (lib/distribute/push-sender.ts).
+   */
+  caHost?: NodeId;
 };
 
 /** `sha256:AB:CD…`, `AB:CD…` or `abcd…` → `sha256:abcd…` (what `rivet-ca status` prints). */
@@ -78,6 +84,7 @@ export async function readSettings(dir: string): Promise<NodeSettings | undefine
       caFingerprint: normalizeFingerprint(String(raw.caFingerprint)),
       agents: (Array.isArray(raw.agents) ? raw.agents : []).map((a) => agentId(String(a))),
       sans: (Array.isArray(raw.sans) ? raw.sans : []).map(String),
+      ...(raw[CA_HOST_FIELD] === undefined ? {} : { caHost: nodeId(String(raw[CA_HOST_FIELD])) }),
     };
   } catch (err) {
     throw new RivetError(`${show(settingsPath(dir))} is unreadable (${(err as Error).message}) — re-run \`provision-ct enroll\` with the full flags to rewrite it`, 'bad_settings');
@@ -90,6 +97,6 @@ export async function writeSettings(dir: string, s: NodeSettings): Promise<void>
 }
 
 export function sameSettings(a: NodeSettings, b: NodeSettings): boolean {
-  const key = (s: NodeSettings) => JSON.stringify([s.nodeId, s.domain, s.datahub, s.servername ?? '', s.caFingerprint, [...s.agents].sort(), s.sans]);
+  const key = (s: NodeSettings) => JSON.stringify([s.nodeId, s.domain, s.datahub, s.servername ?? '', s.caFingerprint, [...s.agents].sort(), s.sans, s.caHost ?? '']);
   return key(a) === key(b);
 }

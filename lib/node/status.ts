@@ -9,6 +9,7 @@ import { DAY_MS, daysLeft } from '../core/duration.ts';
 import { meshDomain } from '../core/identity.ts';
 import { readSettings } from './settings.ts';
 import { agentFiles, listAgents, nodeFiles, readInstalled } from './install.ts';
+import { readCrlState, type CrlEvent, type KeptCa } from '../distribute/crl-state.ts';
 
 export type CertStatus = { cn: string; file: string; serial?: string; notAfter?: string; daysLeft?: number; state: 'ok' | 'due' | 'expired' | 'revoked' | 'missing' | 'key-mismatch' };
 export type CrlStatus = { issuer: string; crlNumber?: string; thisUpdate: string; ageHours: number; nextUpdate?: string; revoked: number; state: 'ok' | 'stale' | 'expired' };
@@ -21,6 +22,12 @@ export type NodeStatus = {
   rootFingerprint?: string;
   certs: CertStatus[];
   crl: CrlStatus[];
+  /** Who may push CRLs here (recorded at enrollment); undefined: nobody, pushes are refused. */
+  caHost?: string;
+  /** From crl-state.json: the last CRL installation, the last refused delivery, CAs kept although a delivery left them out. */
+  lastInstall?: Omit<CrlEvent, 'code' | 'message'>;
+  lastRefusal?: CrlEvent;
+  kept: KeptCa[];
   problems: string[];
 };
 
@@ -29,8 +36,12 @@ export async function nodeStatus(dir: string, opts: { withinMs: number; domain?:
   const settings = await readSettings(f.dir).catch(() => undefined);
   const domain = settings?.domain ?? meshDomain(opts.domain ?? 'mesh');
   const problems: string[] = [];
-  const st: NodeStatus = { dir: f.dir, enrolled: false, nodeId: settings?.nodeId, datahub: settings?.datahub, caFingerprint: settings?.caFingerprint, certs: [], crl: [], problems };
+  const st: NodeStatus = { dir: f.dir, enrolled: false, nodeId: settings?.nodeId, datahub: settings?.datahub, caFingerprint: settings?.caFingerprint, caHost: settings?.caHost, certs: [], crl: [], kept: [], problems };
   if (!settings) problems.push(`not enrolled: ${f.dir}/node.json is missing — run \`provision-ct enroll\``);
+  else if (!settings.caHost) problems.push('no CA host recorded in node.json: crlReceiver refuses every CRL push (the pull still works) — re-run `provision-ct enroll`');
+  const crlState = await readCrlState(f.dir);
+  Object.assign(st, { lastInstall: crlState.lastInstall, lastRefusal: crlState.lastRefusal, kept: crlState.kept });
+  if (crlState.problem) problems.push(crlState.problem);
 
   const chain = await readText(f.ca);
   const root = chain ? parseCertsPem(chain).find((c) => c.x509.issuer === c.x509.subject) : undefined;
@@ -82,6 +93,11 @@ export function describeStatus(st: NodeStatus): string[] {
     out.push(c.state === 'missing' ? `cert       ${c.cn}: missing (${c.file})` : `cert       ${c.cn}: ${c.state}, serial ${c.serial}, until ${c.notAfter!.slice(0, 10)} (${c.daysLeft} days left)`);
   }
   for (const c of st.crl) out.push(`crl        ${c.issuer} #${c.crlNumber}: ${c.state}, ${c.revoked} revoked, issued ${c.ageHours} h ago, next update ${c.nextUpdate?.slice(0, 16) ?? '-'}`);
+  out.push(`pushes     ${st.caHost ? `accepted from ${st.caHost} only (the CA host recorded at enrollment; a server's allowFrom overrides it)` : 'refused: no CA host recorded (unless a server sets allowFrom)'}`);
+  const event = (e: { at: string; source: string; from?: string }) => `${e.at} by ${e.source}${e.from ? ` from ${e.from}` : ''}`;
+  if (st.lastInstall) out.push(`installed  ${event(st.lastInstall)}`);
+  if (st.lastRefusal) out.push(`refused    ${event(st.lastRefusal)}: ${st.lastRefusal.code} — ${st.lastRefusal.message}`);
+  for (const k of st.kept) out.push(`kept       ${k.ca}: ${k.why}`);
   out.push(st.problems.length ? `attention  ${st.problems.join('\n           ')}` : 'attention  none');
   return out;
 }

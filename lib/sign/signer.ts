@@ -10,6 +10,7 @@ import { generalizedTime } from '../x509/time.ts';
 import { engineKeyArgs, readPkcs11 } from './pkcs11.ts';
 import { RivetError } from '../core/errors.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
+import { X509Certificate } from 'node:crypto';
 
 import type { IssuerSecret } from '../ca/handle.ts';
 
@@ -133,6 +134,19 @@ export async function revokeSerial(issuer: Issuer, serial: string, reason: Revoc
   });
 }
 
+/**
+ * CRLs start this far back, like leaves (DESIGN §3): OpenSSL checks a CRL's thisUpdate with no
+ * leeway, so a node whose clock is behind the CA's would fail every handshake (CRL_NOT_YET_VALID)
+ * with a CRL dated "now" by the CA. nextUpdate still counts from the signing time.
+ */
+export const CRL_BACKDATE_MS = 5 * 60_000;
+
+/** thisUpdate for a CRL signed at `now`: back-dated, but never before the issuer's own notBefore. */
+export function crlThisUpdate(issuerNotBefore: Date, now = new Date()): Date {
+  const back = Math.floor((now.getTime() - CRL_BACKDATE_MS) / 1000) * 1000;
+  return new Date(Math.max(back, issuerNotBefore.getTime()));
+}
+
 /** A fresh CRL for the issuer, valid for `hours`; returns its PEM. Bumps crlnumber. */
 export async function generateCrl(issuer: Issuer, hours: number, digest: string, secret?: IssuerSecret): Promise<string> {
   return withTempDir(async (tmp) => {
@@ -140,8 +154,9 @@ export async function generateCrl(issuer: Issuer, hours: number, digest: string,
     const out = path.join(tmp, 'crl.pem');
     await fsp.writeFile(caConf, renderFile('ca.cnf', { digest, copy_extensions: 'none' }));
     const key = await issuerKeyArgs(issuer, secret, tmp);
+    const issuerNotBefore = new Date(new X509Certificate(await fsp.readFile(issuer.cert)).validFrom);
     await openssl(['ca', '-batch', '-gencrl', '-config', caConf, '-cert', issuer.cert, ...key.args,
-      '-md', digest, '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: key.env });
+      '-md', digest, '-crl_lastupdate', generalizedTime(crlThisUpdate(issuerNotBefore)), '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: key.env });
     return fsp.readFile(out, 'utf8');
   });
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { cli, tempDir, type CliResult } from './ca.ts';
 import {
   loadMeshTls, meshServerOptions, meshClientOptions, watchMeshTls, crlReceiver, peerIdentity, attachSession,
@@ -17,8 +18,11 @@ export type Kit = {
   home: string;
   caDir: string;
   cli: (args: string[], env?: Record<string, string>) => Promise<CliResult>;
-  /** Lays out <home>/nodes/<node> from issued/ and returns its path. */
-  nodeDir: (node: string, agents?: string[]) => Promise<string>;
+  /**
+   * Lays out <home>/nodes/<node> from issued/ and returns its path, with the node.json provision-ct
+   * writes: `caHost` (who may push CRLs) is ct110 unless given.
+   */
+  nodeDir: (node: string, agents?: string[], opts?: { caHost?: string | null }) => Promise<string>;
 };
 
 function must(r: CliResult, what: string): CliResult {
@@ -37,7 +41,7 @@ export async function makeKit(identities: string[], home?: string): Promise<Kit>
     await fsp.writeFile(roster, `${identities.join('\n')}\n`);
     must(await run(['issue', '--roster', roster]), 'issue --roster');
   }
-  const nodeDir = async (node: string, agents: string[] = []) => {
+  const nodeDir = async (node: string, agents: string[] = [], opts: { caHost?: string | null } = {}) => {
     const dir = path.join(root, 'nodes', node);
     await fsp.mkdir(path.join(dir, 'agents'), { recursive: true, mode: 0o700 });
     const copy = (from: string, to: string) => fsp.copyFile(path.join(caDir, from), path.join(dir, to));
@@ -49,16 +53,23 @@ export async function makeKit(identities: string[], home?: string): Promise<Kit>
       await copy(`issued/${a}@${node}.key`, `agents/${a}.key`);
       await copy(`issued/${a}@${node}.crt`, `agents/${a}.crt`);
     }
+    const rootCert = new X509Certificate(await fsp.readFile(path.join(caDir, 'root', 'ca.crt')));
+    const caHost = opts.caHost === undefined ? 'ct110' : opts.caHost;
+    await fsp.writeFile(path.join(dir, 'node.json'), `${JSON.stringify({
+      nodeId: node, domain: 'mesh', datahub: 'https://ct110.mesh:8443', caFingerprint: `sha256:${rootCert.fingerprint256.replace(/:/g, '').toLowerCase()}`,
+      agents, sans: [], ...(caHost === null ? {} : { caHost }),
+    }, null, 2)}\n`);
     return dir;
   };
   return { home: root, caDir, cli: run, nodeDir };
 }
 
-export type MeshServer = { port: number; dir: string; reloads: () => number; errors: Error[]; tlsErrors: string[]; close: () => Promise<void> };
+export type MeshServer = { port: number; dir: string; reloads: () => number; errors: Error[]; tlsErrors: string[]; refusals: Array<{ code?: string; from?: string }>; close: () => Promise<void> };
 
 /** A mesh server as a service would write it: whoami, session.attach, the CRL push endpoint. */
-export async function startMeshServer(dir: string, opts: { port?: number; legacyClients?: boolean } = {}): Promise<MeshServer> {
-  const receive = crlReceiver({ dir });
+export async function startMeshServer(dir: string, opts: { port?: number; legacyClients?: boolean; allowFrom?: string[] } = {}): Promise<MeshServer> {
+  const refusals: MeshServer['refusals'] = [];
+  const receive = crlReceiver({ dir, allowFrom: opts.allowFrom, onRefused: (err, info) => refusals.push({ code: (err as { code?: string }).code, from: info.from }) });
   const server = https.createServer(meshServerOptions(loadMeshTls({ dir }), { legacyClients: opts.legacyClients }), (req, res) => {
     const url = new URL(req.url ?? '/', 'https://x');
     if (url.pathname === '/api/mesh/crl') return receive(req, res);
@@ -83,7 +94,7 @@ export async function startMeshServer(dir: string, opts: { port?: number; legacy
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(opts.port ?? 0, '127.0.0.1', resolve); });
   const port = (server.address() as AddressInfo).port;
   return {
-    port, dir, reloads: () => reloads, errors, tlsErrors,
+    port, dir, reloads: () => reloads, errors, tlsErrors, refusals,
     close: () => new Promise<void>((resolve) => { stop(); server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }
