@@ -116,14 +116,16 @@ test('on a legacyClients server, a client without a certificate (or with a forei
   for (const r of [one, two]) {
     assert.ok(r.ok && r.status === 401 && r.json.error.code === 'no_cert', JSON.stringify(r));
   }
-  const foreignDir = await other.nodeDir('ct111');
-  const [f1, f2] = await twoSteps(legacy, 'ct112', sender(foreignDir));
-  for (const r of [f1, f2]) {
-    assert.ok(r.ok && r.status === 401 && r.json.error.code === 'untrusted_cert', JSON.stringify(r));
-  }
   const st = await nodeStatus(dirs.ct112!, { withinMs: 0 });
-  assert.is(st.lastRefusal?.code, 'untrusted_cert');
-  assert.match(st.lastRefusal?.from ?? '', /ct111\.mesh \(unverified\)/);
+  assert.is(st.lastRefusal?.code, 'no_cert');
+  // A certificate that does not verify never reaches the receiver: the gate watchMeshTls puts in
+  // front of the server's handler refuses it first (lib/mesh/gate.ts; this kit runs it in reset
+  // mode) and logs the refusal with the CN it claimed.
+  const foreignDir = await other.nodeDir('ct111');
+  const logged = legacy.tlsErrors.length;
+  const [f1, f2] = await twoSteps(legacy, 'ct112', sender(foreignDir));
+  for (const r of [f1, f2]) assert.ok(!r.ok || r.status === 401 || r.status === 403, JSON.stringify(r));
+  assert.ok(legacy.tlsErrors.slice(logged).some((l) => /^refused /.test(l)), legacy.tlsErrors.slice(logged).join('\n'));
 });
 
 test('with no CA host recorded and no allowFrom, every push is refused (fail closed), the CA host\'s included', async () => {
