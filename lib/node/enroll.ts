@@ -23,7 +23,7 @@ import { installCrlBundle } from '../distribute/install.ts';
 import { pullCrl } from '../distribute/pull.ts';
 import { daysLeft } from '../core/duration.ts';
 import { commonName, type AgentId, type Identity, type NodeId } from '../core/identity.ts';
-import { endpointOf, readSettings, sameSettings, writeSettings, type Endpoint, type NodeSettings } from './settings.ts';
+import { endpointOf, readSettings, requireDatahubName, sameSettings, writeSettings, type Endpoint, type NodeSettings } from './settings.ts';
 import { DatahubRefused, askDatahubNode, datahubNode, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
 import { checkReceived, keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';
 import { agentState, issueAgent } from './agents.ts';
@@ -54,6 +54,7 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
 
     if (usable && !o.force) await refuseConflicts(f, usable.info.subjectCNs[0]!, cn, want, usable.info.serial);
     if (!usable || o.force) {
+      requireDatahubName(want); // before the secret is even read
       const credential = o.credential(); // a missing secret is a usage error before any network
       const pinned = pinChain(await fetchChainUnverified(ep), want.caFingerprint, `${ep.base}/ca.crt`);
       log(`pinned root ${pinned.root.subjectCNs[0]} ${want.caFingerprint}`);

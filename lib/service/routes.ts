@@ -11,7 +11,8 @@ import { csrPublicKey } from '../sign/csr.ts';
 import { publicKeyDer } from '../x509/cert.ts';
 import { type Issued } from '../ops/issue.ts';
 import { leafProfile } from '../sign/profile.ts';
-import type { GroupReads, SigningQueue } from './signing-queue.ts';
+import type { CheckResult, GroupReads, SigningQueue } from './signing-queue.ts';
+import { planAgentLocked, planRenewLocked, refuseDeadNode, refuseNotDue, type IssuanceThrottle } from './renewal-checks.ts';
 import { isLive, type DbEntry } from '../ca/database.ts';
 import { extraSans } from '../ops/renew.ts';
 import { bearer, verifiedPeer, type Peer } from './auth.ts';
@@ -28,6 +29,8 @@ export type RouteContext = {
   decision: { cn?: string; source: string };
   /** Where every signing request of this service waits for its group (signing-queue.ts). */
   queue: SigningQueue;
+  /** Rate limits of /renew and /agents; none when absent (library callers that set their own). */
+  throttle?: IssuanceThrottle;
 };
 
 export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string };
@@ -100,12 +103,14 @@ export function mtlsPeer(ctx: RouteContext, req: IncomingMessage, route: string)
   }
   const peer = verifiedPeer(req, ctx.ca.domain);
   ctx.decision.cn = peer.info.subjectCNs[0];
+  ctx.throttle?.take(commonName(peer.id, ctx.ca.domain), req, route);
   return peer;
 }
 
 export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, unknown>): Promise<Reply> {
   const { ca } = ctx;
   const request = csrRequest(body);
+  refuseNotDue(peer.info);
   const cn = commonName(peer.id, ca.domain);
   if (request.cn !== cn) throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} differs from your certificate's ${cn} — renewal keeps the identity`, 'identity_mismatch');
   const sans = request.sansText === undefined ? extraSans(peer.info, peer.id, ca) : nodeSans(ctx, peer.id, parseSans(request.sansText));
@@ -113,7 +118,10 @@ export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, 
   if (!publicKeyDer(publicKey).equals(publicKeyDer(peer.info.x509))) {
     throw new RivetError('CSR public key differs from the presented certificate\'s — renewal keeps the key; enroll again for a new one', 'key_mismatch');
   }
-  return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew');
+  return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew', async (reads) => {
+    await refuseDeadNode(reads, peer.id);
+    return planRenewLocked(reads, cn, peer.info, publicKeyDer(publicKey));
+  });
 }
 
 export async function mintAgent(ctx: RouteContext, peer: Peer, body: Record<string, unknown>): Promise<Reply> {
@@ -125,7 +133,7 @@ export async function mintAgent(ctx: RouteContext, peer: Peer, body: Record<stri
   if (id.nodeId !== peer.id.nodeId) throw new RivetError(`node ${peer.id.nodeId} may mint agents only as <agent-id>@${peer.id.nodeId}, not ${request.cn}`, 'not_your_agent');
   if (request.sansText?.length) throw new RivetError('agent certificates carry no extra SANs', 'bad_san');
   const publicKey = await csrPublicKey(request.csr);
-  return signForPeer(ctx, peer, id, request.csr, publicKey, [], 'agent');
+  return signForPeer(ctx, peer, id, request.csr, publicKey, [], 'agent', (reads) => planAgentLocked(reads, id, publicKeyDer(publicKey)));
 }
 
 function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
@@ -134,8 +142,12 @@ function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
   return sans;
 }
 
-/** Signs for a certificate holder after re-reading, under the lock, that its cert is still live. */
-async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: string, publicKey: KeyObject, sans: readonly San[], event: string): Promise<Reply> {
+/**
+ * Signs for a certificate holder after re-reading, under the lock, that its cert is still live;
+ * `plan` then decides (lib/service/renewal-checks.ts) whether an existing certificate is given
+ * again and which ones the new certificate supersedes.
+ */
+async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: string, publicKey: KeyObject, sans: readonly San[], event: string, plan: (reads: GroupReads) => Promise<CheckResult>): Promise<Reply> {
   const { ca } = ctx;
   return ctx.queue.sign({
     id, csrPem: csr, publicKey, sans,
@@ -148,9 +160,11 @@ async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: str
         throw new RivetError(`certificate serial ${peer.info.serial} is ${revoked ? 'revoked' : 'expired'}`, 'cert_not_live', { reason: revoked ? 'CERT_REVOKED' : 'CERT_HAS_EXPIRED' });
       }
       await refuseRevokedKey(reads, commonName(id, ca.domain), publicKey);
+      return plan(reads);
     },
-    finishLocked: async (issued, reads) => {
-      return { reply: await reply(reads, issued), audit: { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail: `by ${ctx.decision.cn} serial ${peer.info.serial}` } };
+    finishLocked: async (issued, reads, reused) => {
+      const detail = `by ${ctx.decision.cn} serial ${peer.info.serial}${reused ? `; already issued: serial ${issued.serial} given again` : ''}`;
+      return { reply: await reply(reads, issued), audit: { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail } };
     },
   });
 }

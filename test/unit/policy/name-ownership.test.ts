@@ -1,10 +1,12 @@
-// lib/policy/name-ownership.ts: a DNS name belongs to one node at a time. The live rows are given
-// as the CA's database would list them, with the certificates in a temporary newcerts/.
+// lib/policy/name-ownership.ts (the ownership index) built by lib/policy/live-names.ts: a DNS name
+// belongs to one node at a time. The live rows are given as the CA's database would list them,
+// with the certificates in a temporary newcerts/.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkNodeNamesLocked, type LiveRowsByCn } from '../../../lib/policy/name-ownership.ts';
+import { checkNodeNamesLocked as check, nameIndexLocked, type DbRow } from '../../../lib/policy/live-names.ts';
+import type { NameIndex } from '../../../lib/policy/name-ownership.ts';
 import { openCa } from '../../../lib/ca/handle.ts';
 import { meshDomain, nodeId } from '../../../lib/core/identity.ts';
 import { derToPem } from '../../../lib/x509/der.ts';
@@ -16,25 +18,26 @@ import { buildCert, newKey } from '../x509/build.ts';
 const mesh = meshDomain('mesh');
 const ca = openCa('/nonexistent/rivet-ca', mesh); // only its domain is read when the rows are given
 const key = newKey().privateKey;
-let live: LiveRowsByCn;
+let live: NameIndex;
+const checkNodeNamesLocked = (c: typeof ca, node: string, dns: string[], index: NameIndex) => check(c, node, { dns, ips: [] }, { index });
 
-async function refusedWith(check: Promise<void>, message: RegExp): Promise<void> {
-  try { await check; } catch (err) { assert.match((err as Error).message, message); return; }
+async function refusedWith(checking: Promise<unknown>, message: RegExp): Promise<void> {
+  try { await checking; } catch (err) { assert.match((err as Error).message, message); return; }
   assert.unreachable(`accepted; wanted ${message}`);
 }
 
 test.before(async () => {
   const dir = await tempDir();
   fs.mkdirSync(path.join(dir, 'newcerts'));
-  const rows = new Map<string, Array<{ row: DbEntry; dir: string }>>();
+  const rows: DbRow[] = [];
   const add = (cn: string, serial: string, dns: string[]) => {
     fs.writeFileSync(path.join(dir, 'newcerts', `${serial}.pem`), derToPem(buildCert(key, key, { cns: [cn], dns }), 'CERTIFICATE'));
     const row: DbEntry = { status: 'V', notAfter: new Date(Date.now() + 86_400_000), serial: serialOf(serial), cn, line: '' };
-    rows.set(cn, [...(rows.get(cn) ?? []), { row, dir }]);
+    rows.push({ row, dir });
   };
   add('ct1.mesh', '1001', ['ct1.mesh', 'ct1-mcp.mesh', 'ct1-runtime-rpc.mesh', 'ct1-grafana.mesh']);
   add('ct2-db.mesh', '1002', ['ct2-db.mesh', 'ct2-db-mcp.mesh', 'ct2-db-runtime-rpc.mesh']);
-  live = rows;
+  live = await nameIndexLocked(ca, rows);
 });
 
 test('a node may keep its own names and take free aliases', async () => {
