@@ -78,6 +78,12 @@ test('renew: not due does nothing; due renews over mTLS with the same key, agent
   assert.equal(snapshot(dir), before);
   const key = fs.readFileSync(path.join(dir, 'node.key'));
   const agentKey = fs.readFileSync(path.join(dir, 'agents/opus.key'));
+  // Renewal opens in the last third of a certificate's life: node.crt becomes one for the same key
+  // issued 70 days ago (the service hands back the newer one it holds for this key).
+  const csr = path.join(s.home, 'ct111-old.csr');
+  await execa('openssl', ['req', '-new', '-key', path.join(dir, 'node.key'), '-subj', '/CN=ct111.mesh', '-out', csr], { env: { OPENSSL_CONF: '/dev/null' } });
+  const notBefore = new Date(Date.now() - 70 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  mustOk(await s.rivet(['sign', csr, '--as', 'ct111', '--san', 'DNS:api.ct111.mesh', '--not-before', notBefore, '--out', path.join(dir, 'node.crt')]), 'sign back-dated');
   const oldSerial = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8')).serial;
   const r = mustOk(await s.provision(dir, ['renew', '--within', '90d']), 'renew --within 90d');
   assert.match(r.stdout, /renewed {2}ct111\.mesh: serial [0-9A-F]+.*key unchanged/);

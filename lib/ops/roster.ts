@@ -10,6 +10,7 @@ import { leafValidity, type Validity } from '../sign/validity.ts';
 import { issueBatch } from './batch-issue.ts';
 import { UsageError } from '../core/errors.ts';
 import { isHostLocal, NameIndex } from '../policy/name-ownership.ts';
+import { nameIndexLocked } from '../policy/live-names.ts';
 
 export type RosterEntry = { id: Identity; sans: San[]; line: number };
 
@@ -62,12 +63,27 @@ function checkNoSharedNames(entries: readonly RosterEntry[], ca: Ca, allowShared
 export type RosterOutcome = { entry: RosterEntry; result?: OperatorResult; error?: string };
 
 export async function issueRoster(ca: Ca, entries: readonly RosterEntry[], opts: { ifMissing?: boolean; force?: boolean; allowSharedName?: boolean; validity?: Validity; concurrency?: number; onProgress?: (done: number, total: number, o: RosterOutcome) => void } = {}): Promise<RosterOutcome[]> {
+  if (!opts.allowSharedName) await checkAgainstLive(ca, entries);
   let done = 0;
   const results = await issueBatch(ca, entries.map((e) => ({ id: e.id, sans: e.sans })), {
     validity: opts.validity ?? leafValidity(), ifMissing: opts.ifMissing, force: opts.force, allowSharedName: opts.allowSharedName, concurrency: opts.concurrency, event: 'issue-roster',
     onOutcome: (i, r) => opts.onProgress?.(++done, entries.length, outcome(entries[i]!, r)),
   });
   return results.map((r, i) => outcome(entries[i]!, r));
+}
+
+/**
+ * A roster naming a name a live node holds is refused before anything is made (exit 2), like a
+ * bad line. Read without the lock: the commit re-checks each certificate under it.
+ */
+async function checkAgainstLive(ca: Ca, entries: readonly RosterEntry[]): Promise<void> {
+  const index = await nameIndexLocked(ca);
+  for (const e of entries) {
+    if (e.id.kind !== 'node') continue;
+    const p = leafProfile(e.id, ca.domain, e.sans);
+    const c = index.conflict(e.id.nodeId, p.dns, p.ips);
+    if (c) throw new UsageError(`roster line ${e.line}: ${c.message} (or --allow-shared-name)`, 'name_taken');
+  }
 }
 
 function outcome(entry: RosterEntry, r: OperatorResult | Error): RosterOutcome {

@@ -1,6 +1,7 @@
 // Rate limits on the authenticated issuing routes (/renew, /agents; DESIGN §4.3): per identity
 // and per source address, counted on arrival (before any await, so a burst cannot slip past
-// while earlier requests are still being answered). Sliding window of request times per key.
+// while earlier requests are still being answered); a refused request counts against neither.
+// Sliding window of request times per key.
 import net from 'node:net';
 
 export type RateLimit = { max: number; windowMs: number };
@@ -28,18 +29,19 @@ export class RequestLimiter {
   private readonly hits = new Map<string, number[]>();
   constructor(private readonly limit: RateLimit, private readonly maxKeys = 10_000) {}
 
-  /** Counts a request for `key`; returns 0 when allowed, else the milliseconds until it would be. */
-  take(key: string, now = Date.now()): number {
+  /** Milliseconds until `key` may make another request (0: now), without counting one. */
+  wait(key: string, now = Date.now()): number {
     const list = (this.hits.get(key) ?? []).filter((t) => now - t < this.limit.windowMs);
-    if (list.length >= this.limit.max) {
-      this.hits.set(key, list);
-      return this.limit.windowMs - (now - list[0]!);
-    }
+    return list.length >= this.limit.max ? this.limit.windowMs - (now - list[0]!) : 0;
+  }
+
+  /** Counts a request for `key`. */
+  record(key: string, now = Date.now()): void {
+    const list = (this.hits.get(key) ?? []).filter((t) => now - t < this.limit.windowMs);
     list.push(now);
     this.hits.delete(key); // re-inserted last: the map's first key is the least recently used
     this.hits.set(key, list);
     if (this.hits.size > this.maxKeys) this.hits.delete(this.hits.keys().next().value!);
-    return 0;
   }
 
   sweep(now = Date.now()): void {

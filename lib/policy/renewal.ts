@@ -13,10 +13,8 @@ import type { DbEntry } from '../ca/database.ts';
 
 /** The share of a certificate's life at its end during which it may renew. */
 export const RENEWAL_WINDOW = 1 / 3;
-/** Live certificates one identity may hold at once: the one in use and its successor. */
-export const MAX_LIVE_PER_IDENTITY = 2;
-/** Distinct live agent identities one node may mint at /agents (the CRL bound, lib/core/limits.ts). */
-export const MAX_AGENTS_PER_NODE = 32;
+// The caps themselves live in lib/core/limits.ts, which derives the largest CRL bundle from them.
+export { MAX_AGENTS_PER_NODE, MAX_LIVE_NODES, MAX_LIVE_PER_IDENTITY } from '../core/limits.ts';
 
 export type Validity = { notBefore: Date; notAfter: Date };
 

@@ -29,10 +29,11 @@ export class IssuanceThrottle {
   /** Counts the request (before any await) or throws 429 with Retry-After. */
   take(cn: string, req: IncomingMessage, route: string): void {
     const address = req.socket.remoteAddress ?? 'unknown';
-    const bySource = this.source.take(sourceKey(address));
-    const byIdentity = bySource ? 0 : this.identity.take(cn);
+    const key = sourceKey(address);
+    const bySource = this.source.wait(key);
+    const byIdentity = bySource ? 0 : this.identity.wait(cn);
     const wait = bySource || byIdentity;
-    if (!wait) return;
+    if (!wait) { this.source.record(key); this.identity.record(cn); return; }
     const what = bySource ? `from ${address} (${this.limits.perSource.max} per ${this.limits.perSource.windowMs / 60_000} min)` : `for ${cn} (${this.limits.perIdentity.max} per ${this.limits.perIdentity.windowMs / 60_000} min)`;
     throw new UsageError(`too many ${route} requests ${what} — retry in ${Math.ceil(wait / 1000)} s`, 'rate_limited', { retryAfterS: Math.ceil(wait / 1000) });
   }

@@ -17,6 +17,7 @@ import { isLive, type DbEntry } from '../ca/database.ts';
 import { extraSans } from '../ops/renew.ts';
 import { bearer, verifiedPeer, type Peer } from './auth.ts';
 import { secretMatches } from '../core/secret.ts';
+import { MAX_LIVE_NODES } from '../core/limits.ts';
 import { checkToken, consumeTokenLocked, looksLikeToken } from '../ops/tokens.ts';
 import { csrRequest, identityOfCn, parseSans } from './request.ts';
 import { RivetError } from '../core/errors.ts';
@@ -77,6 +78,7 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
       resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
       if (cred.kind === 'token' && cred.used && !resumed) throw new RivetError(`enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`, 'bad_token');
       if (holding.length && !resumed) throw new RivetError(`${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`, 'already_enrolled');
+      if (!holding.length && (await reads.names()).nodeCount >= MAX_LIVE_NODES) throw new RivetError(`this CA already holds ${MAX_LIVE_NODES} live nodes, the most one issuing CA serves (the CRL bound, lib/core/limits.ts) — enroll at another site's intermediate`, 'ca_full');
       if (cred.kind === 'token' && !cred.used) {
         const again = await checkToken(ca, cred.token);
         if (!again.ok) throw new RivetError(`enrollment token ${again.id} is ${again.why}`, 'bad_token');
@@ -110,7 +112,6 @@ export function mtlsPeer(ctx: RouteContext, req: IncomingMessage, route: string)
 export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, unknown>): Promise<Reply> {
   const { ca } = ctx;
   const request = csrRequest(body);
-  refuseNotDue(peer.info);
   const cn = commonName(peer.id, ca.domain);
   if (request.cn !== cn) throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} differs from your certificate's ${cn} — renewal keeps the identity`, 'identity_mismatch');
   const sans = request.sansText === undefined ? extraSans(peer.info, peer.id, ca) : nodeSans(ctx, peer.id, parseSans(request.sansText));
@@ -118,6 +119,7 @@ export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, 
   if (!publicKeyDer(publicKey).equals(publicKeyDer(peer.info.x509))) {
     throw new RivetError('CSR public key differs from the presented certificate\'s — renewal keeps the key; enroll again for a new one', 'key_mismatch');
   }
+  refuseNotDue(peer.info);
   return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew', async (reads) => {
     await refuseDeadNode(reads, peer.id);
     return planRenewLocked(reads, cn, peer.info, publicKeyDer(publicKey));
@@ -184,7 +186,8 @@ async function rowsWithKey(reads: GroupReads, cn: string, which: (e: DbEntry) =>
 async function refuseRevokedKey(reads: GroupReads, cn: string, publicKey: KeyObject): Promise<void> {
   const spki = publicKeyDer(publicKey);
   const now = new Date();
-  const hit = (await rowsWithKey(reads, cn, (e) => e.status === 'R' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
+  // `superseded` is the renewal cap retiring an older certificate of the same key, not a verdict on the key.
+  const hit = (await rowsWithKey(reads, cn, (e) => e.status === 'R' && e.reason !== 'superseded' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
   if (hit) throw new RivetError(`this key belongs to ${cn}'s revoked certificate (serial ${hit.row.serial}) — make a new key and ask again`, 'revoked_key');
 }
 
