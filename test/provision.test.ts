@@ -191,6 +191,21 @@ test('--force re-enrolls with a new key only after the operator revoked the old 
   mustOk(await s.provision(dir, ['status']), 'status after --force');
 });
 
+test('revoking a node revokes its agents; enroll --force brings them back with new keys and status is green', async () => {
+  const dir = path.join(s.home, 'ct117');
+  mustOk(await s.provision(dir, enrollArgs('ct117', ['--agent', 'opus']), { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll');
+  const agentKey = fs.readFileSync(path.join(dir, 'agents/opus.key'));
+  const agentSerial = parseCertPem(fs.readFileSync(path.join(dir, 'agents/opus.crt'), 'utf8')).serial;
+  const revoked = mustOk(await s.rivet(['revoke', 'ct117', '--reason', 'keyCompromise', '--no-push']), 'revoke');
+  assert.match(revoked.stdout, new RegExp(`revoked opus@ct117 serial ${agentSerial} .*agent of ct117\\.mesh`));
+  mustOk(await s.provision(dir, ['fetch-crl']), 'fetch-crl');
+  const r = mustOk(await s.provision(dir, enrollArgs('ct117', ['--force']), { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll --force');
+  assert.match(r.stdout, new RegExp(`agent opus@ct117: serial ${agentSerial} was revoked with the node — new key`));
+  assert.not.ok(fs.readFileSync(path.join(dir, 'agents/opus.key')).equals(agentKey), 'a new agent key');
+  assert.is.not(parseCertPem(fs.readFileSync(path.join(dir, 'agents/opus.crt'), 'utf8')).serial, agentSerial);
+  mustOk(await s.provision(dir, ['status']), 'status after --force');
+});
+
 test('`make renew` runs CA-side renewal and node-side renewal where a node is enrolled', async () => {
   const dir = path.join(s.home, 'ct111');
   const r = await execa('make', ['--no-print-directory', '-C', ROOT, 'renew'], {
