@@ -45,6 +45,12 @@ test('30 back-to-back /renew of an old certificate leave at most 2 live certific
   // And from the new one: not due.
   const again = await call(fx, 'POST', '/renew', { body: { csr }, cert: ok[0]!.json.cert, key: n.key });
   assert.is(again.status, 409);
+  // Other names are a new request, not a replay: a new certificate that supersedes the last one.
+  const renamed = await call(fx, 'POST', '/renew', { body: { csr, sans: ['DNS:api.ct151.mesh'] }, cert: old, key: n.key });
+  assert.is(renamed.status, 200, renamed.text);
+  assert.ok(parseCertPem(renamed.json.cert).dns.includes('api.ct151.mesh'));
+  assert.is.not(parseCertPem(renamed.json.cert).serial, [...serials][0]);
+  assert.is((await liveOf(fx, 'ct151.mesh')).length, 2);
 });
 
 test('/agents: re-minting an agent gives the same certificate; new keys never leave more than 2 live', async () => {

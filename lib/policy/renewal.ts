@@ -2,8 +2,8 @@
 // one replayed CSR). Three rules decide what a renewal at the service does:
 //   - window: a certificate renews only in the last third of its life, so a fresh one cannot be
 //     turned into a stream of new ones (`notDue` answers with the date the window opens);
-//   - idempotence: asking again for what was already given (the same key, a newer live
-//     certificate of the same identity that is not itself due) gets that certificate back, not a
+//   - idempotence: asking again for what was already given (the same key and names, a newer
+//     live certificate of the same identity that is not itself due) gets that certificate back, not a
 //     new one — a node killed before it stored the reply resumes, a replay gains nothing;
 //   - at most 2 live certificates per identity: a new one supersedes every other live certificate
 //     of the identity but the one in use (revoked as `superseded`), so a third never exists.
@@ -29,7 +29,7 @@ export function inRenewalWindow(v: Validity, now = new Date(), window = RENEWAL_
 }
 
 /** A live certificate of the identity as the plan sees it: its row, key and validity. */
-export type Held = { dir: string; row: DbEntry; key?: Buffer; validity?: Validity };
+export type Held = { dir: string; row: DbEntry; key?: Buffer; validity?: Validity; names?: { dns: readonly string[]; ips: readonly string[] } };
 
 export type RenewalPlan = { reuse?: Held; supersede: Held[] };
 
@@ -39,9 +39,11 @@ export type RenewalPlan = { reuse?: Held; supersede: Held[] };
  * held). `fresherThan`: a certificate to reuse must not start before this (the presented one, or for an
  * agent its node's newest certificate, so agents still piggyback on a renewed node).
  */
-export function planRenewal(held: readonly Held[], key: Buffer, keep: string | undefined, fresherThan: Date | undefined, now = new Date()): RenewalPlan {
+export function planRenewal(held: readonly Held[], key: Buffer, keep: string | undefined, fresherThan: Date | undefined, want?: Held['names'], now = new Date()): RenewalPlan {
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
   const reuse = held
     .filter((h) => h.key?.equals(key) && h.validity && !inRenewalWindow(h.validity, now)
+      && (!want || (h.names !== undefined && same(h.names.dns, want.dns) && same(h.names.ips, want.ips)))
       && (fresherThan === undefined || h.validity.notBefore.getTime() >= fresherThan.getTime()))
     .sort((a, b) => b.row.notAfter.getTime() - a.row.notAfter.getTime())[0];
   if (reuse) return { reuse, supersede: [] };

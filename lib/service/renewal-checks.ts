@@ -54,7 +54,7 @@ async function liveHeld(reads: GroupReads, cn: string): Promise<Held[]> {
   const rows = (await reads.rows()).filter((e) => e.row.cn === cn && isLive(e.row, now));
   return Promise.all(rows.map(async (e) => {
     const info = await reads.cert(e.dir, e.row.serial);
-    return { ...e, key: info ? (await reads.certKey(e.dir, e.row.serial)) : undefined, validity: info && { notBefore: info.notBefore, notAfter: info.notAfter } };
+    return { ...e, key: info ? (await reads.certKey(e.dir, e.row.serial)) : undefined, validity: info && { notBefore: info.notBefore, notAfter: info.notAfter }, names: info && { dns: info.dns, ips: info.ips } };
   }));
 }
 
@@ -74,9 +74,9 @@ export async function refuseDeadNode(reads: GroupReads, id: Identity): Promise<H
   return node;
 }
 
-/** /renew: the presented certificate stays; reuse a newer one with this key, or supersede the rest. */
-export async function planRenewLocked(reads: GroupReads, cn: string, presented: CertInfo, key: Buffer): Promise<CheckResult> {
-  const plan = planRenewal(await liveHeld(reads, cn), key, presented.serial, presented.notBefore);
+/** /renew: the presented certificate stays; reuse a newer one with this key and names, or supersede the rest. */
+export async function planRenewLocked(reads: GroupReads, cn: string, presented: CertInfo, key: Buffer, want: { dns: readonly string[]; ips: readonly string[] }): Promise<CheckResult> {
+  const plan = planRenewal(await liveHeld(reads, cn), key, presented.serial, presented.notBefore, want);
   if (plan.reuse) return { reuse: await asIssued(reads, plan.reuse) };
   return { supersede: plan.supersede.map((h) => ({ dir: h.dir, serial: h.row.serial })) };
 }

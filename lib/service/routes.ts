@@ -122,7 +122,8 @@ export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, 
   refuseNotDue(peer.info);
   return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew', async (reads) => {
     await refuseDeadNode(reads, peer.id);
-    return planRenewLocked(reads, cn, peer.info, publicKeyDer(publicKey));
+    const want = leafProfile(peer.id, ca.domain, sans);
+    return planRenewLocked(reads, cn, peer.info, publicKeyDer(publicKey), { dns: want.dns, ips: want.ips });
   });
 }
 

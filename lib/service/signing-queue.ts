@@ -142,12 +142,16 @@ export class SigningQueue {
     const issued = accepted.length ? await signLeaves(this.ca, await this.ca.store.current(), accepted.map((i) => jobs[i]!), leafValidity()) : [];
     // Each successful renewal supersedes what it replaces: one database write and one CRL for the group.
     const targets: RevokeTarget[] = [];
+    const superseded: AuditEvent[] = [];
     for (const [k, i] of accepted.entries()) {
-      if (issued[k] instanceof Error) continue;
+      const result = issued[k];
+      if (!result || result instanceof Error) continue;
+      const mine: string[] = [];
       for (const t of supersede.get(i) ?? []) {
         const issuer = await issuerOfDir(this.ca, t.dir);
-        if (issuer) targets.push({ issuer, serial: t.serial });
+        if (issuer) { targets.push({ issuer, serial: t.serial }); mine.push(t.serial); }
       }
+      if (mine.length) superseded.push({ event: 'supersede', result: 'ok', cn: result.cn, serials: mine, reason: 'superseded', detail: `by serial ${result.serial}: at most 2 live certificates per identity` });
     }
     if (targets.length) { await revokeLocked(this.ca, targets, 'superseded'); reads.forgetFiles(); }
     const events: AuditEvent[] = [];
@@ -164,7 +168,7 @@ export class SigningQueue {
       await finish(i, result, false);
     }
     for (const [i, result] of reused) await finish(i, result, true);
-    if (targets.length) events.push({ event: 'supersede', result: 'ok', serials: targets.map((t) => t.serial), reason: 'superseded', detail: 'revoked by a renewal: at most 2 live certificates per identity' });
+    events.push(...superseded);
     // One append and one datasync for the group; a reply leaves only once its line is on disk.
     await auditAll(this.ca.store.auditLog, events);
     return outcomes;
