@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import { freshCa } from './helpers/ca.ts';
 import { issueBatch } from '../lib/ops/batch-issue.ts';
-import { leafValidity } from '../lib/ops/issue.ts';
+import { leafValidity } from '../lib/sign/validity.ts';
 import { agentId, nodeId } from '../lib/core/identity.ts';
 import { readDb } from '../lib/ca/database.ts';
 import { revokeLocked } from '../lib/sign/revocation.ts';

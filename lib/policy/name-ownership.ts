@@ -35,6 +35,8 @@ export function ipKey(text: string): string | undefined {
   const v = net.isIP(text);
   if (v === 4) return text;
   if (v !== 6) return undefined;
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
+  if (dotted) return dotted[1]!;
   const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(text);
   if (!m) return text.toLowerCase();
   const hi = parseInt(m[1]!, 16);
