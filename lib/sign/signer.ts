@@ -8,6 +8,7 @@ import { renderFile, type TemplateValues } from '../sys/template.ts';
 import type { Issuer } from '../ca/store.ts';
 import { generalizedTime, utcTime } from '../x509/time.ts';
 import { writeAtomic } from '../sys/files.ts';
+import { serialOf } from '../x509/serial.ts';
 import { engineKeyArgs, readPkcs11 } from './pkcs11.ts';
 import { RivetError } from '../core/errors.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
@@ -139,12 +140,12 @@ export async function revokeSerials(issuer: Issuer, serials: readonly string[], 
   if (serials.length === 0) return [];
   const index = path.join(issuer.dir, 'index.txt');
   const text = await fsp.readFile(index, 'utf8');
-  const wanted = new Set(serials.map((x) => x.toUpperCase()));
+  const wanted = new Set(serials.map((x) => serialOf(x) as string));
   const done = new Set<string>();
   const revokedAt = `${utcTime(at)},${reason}`;
   const lines = text.split('\n').map((line) => {
     const f = line.split('\t');
-    const serial = f[3]?.toUpperCase();
+    const serial = f[3] === undefined ? undefined : serialOf(f[3]);
     if (f.length !== 6 || f[0] !== 'V' || !serial || !wanted.has(serial) || done.has(serial)) return line;
     done.add(serial);
     return ['R', f[1], revokedAt, f[3], f[4], f[5]].join('\t');
@@ -153,8 +154,11 @@ export async function revokeSerials(issuer: Issuer, serials: readonly string[], 
   return [...wanted].filter((x) => !done.has(x));
 }
 
-/** One serial: revokeSerials for a list of one. */
-export async function revokeSerial(issuer: Issuer, serial: string, reason: RevocationReason): Promise<void> {
+/**
+ * One serial: revokeSerials for a list of one. `_secret` is accepted for callers of the former
+ * `openssl ca -revoke` path; the database write needs no issuer key (the CRL signature does).
+ */
+export async function revokeSerial(issuer: Issuer, serial: string, reason: RevocationReason, _secret?: IssuerSecret): Promise<void> {
   const missed = await revokeSerials(issuer, [serial], reason);
   if (missed.length) throw new RivetError(`serial ${serial} is not a valid entry of ${path.join(issuer.dir, 'index.txt')}`, 'not_found');
 }
