@@ -1,5 +1,6 @@
 // Section 3: the enrollment service under 32 concurrent clients, every request on a fresh TLS
-// connection: /enroll with the bootstrap secret, then /renew over mTLS with the enrolled cert —
+// connection: /enroll with the bootstrap secret, then /renew over mTLS with certs issued 70 days
+// ago (renewal opens in the last third of a cert's life, so the fresh enrolled ones are not due) —
 // beside `cfssl serve` /api/v1/cfssl/authsign (HMAC-authenticated signing, plain HTTP, in-process
 // Go crypto) loaded by the same client with the same CSRs.
 import fs from 'node:fs';
@@ -75,6 +76,22 @@ async function makeCsrs(dir: string, names: string[]): Promise<Array<{ name: str
   return out;
 }
 
+/** Certificates (CA-side keys) issued 70 days ago by one roster run, each with a CSR for its key. */
+async function agedCerts(caDir: string, env: NodeJS.ProcessEnv, names: string[]): Promise<Array<{ name: string; key: string; cert: string; csr: string }>> {
+  const roster = path.join(caDir, '..', 'renewers.txt');
+  fs.writeFileSync(roster, `${names.join('\n')}\n`);
+  must(CLI, ['issue', '--roster', roster, '--not-before', new Date(Date.now() - 70 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z')], { env });
+  const { csrForKey } = await import(path.join(SNAP, 'lib', 'sign', 'csr.ts'));
+  const { leafProfile } = await import(path.join(SNAP, 'lib', 'sign', 'profile.ts'));
+  const out: Array<{ name: string; key: string; cert: string; csr: string }> = [];
+  await pool(os.availableParallelism(), names, async (name) => {
+    const keyFile = path.join(caDir, 'issued', `${name}.key`);
+    const csr = await csrForKey(keyFile, leafProfile({ kind: 'node', nodeId: name }, 'mesh'));
+    out.push({ name, key: fs.readFileSync(keyFile, 'utf8'), cert: fs.readFileSync(path.join(caDir, 'issued', `${name}.crt`), 'utf8'), csr });
+  });
+  return out;
+}
+
 export type EnrollResult = { enroll: Load; renew: Load; cfssl: Load; clients: number };
 
 export async function enrollBench(work: string, n: number, clients: number): Promise<EnrollResult> {
@@ -88,6 +105,8 @@ export async function enrollBench(work: string, n: number, clients: number): Pro
   const chain = fs.readFileSync(path.join(caDir, 'intermediate', 'chain.pem'));
   log(`enroll: making ${n} client keys and CSRs`);
   const nodes = await makeCsrs(fresh(path.join(dir, 'keys')), Array.from({ length: n }, (_, i) => `e${i}`));
+  log(`renew: issuing ${n} certs dated 70 days ago for the renewal phase`);
+  const renewers = await agedCerts(caDir, env, Array.from({ length: n }, (_, i) => `r${i}`));
 
   // BENCH_SERVE_PROF=DIR: the service runs its bundle under `node --cpu-prof`, a profile per run in DIR.
   const prof = process.env.BENCH_SERVE_PROF;
@@ -107,8 +126,8 @@ export async function enrollBench(work: string, n: number, clients: number): Pro
       certs.set(nd.name, r.cert);
     }));
     log(`enroll: ${enroll.perSecond.toFixed(1)}/s, p99 ${Math.round(enroll.p99)} ms, ${enroll.errors} errors${enroll.firstError ? ` (first: ${enroll.firstError})` : ""}`);
-    const enrolled = nodes.filter((nd) => certs.has(nd.name)).map((nd) => ({ nd, ctx: tls.createSecureContext({ ca: chain, key: nd.key, cert: certs.get(nd.name) }) }));
-    renew = await load(clients, enrolled.map(({ nd, ctx }) => async () => {
+    const aged = renewers.map((nd) => ({ nd, ctx: tls.createSecureContext({ ca: chain, key: nd.key, cert: nd.cert }) }));
+    renew = await load(clients, aged.map(({ nd, ctx }) => async () => {
       await post(https, { ...base, path: '/renew', secureContext: ctx }, JSON.stringify({ csr: nd.csr }));
     }));
     log(`renew: ${renew.perSecond.toFixed(1)}/s, p99 ${Math.round(renew.p99)} ms, ${renew.errors} errors`);

@@ -3,7 +3,8 @@
 // of a renewed node), and not at /enroll. A revocation is undone only by a new key.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { enrollFixture, enrollNode, newCsr, call, caState, SECRET, type Fixture } from './helpers/enroll.ts';
+import { enrollFixture, enrollNode, newCsr, call, caState, backdated, SECRET, type Fixture } from './helpers/enroll.ts';
+import { nodeId } from '../lib/core/identity.ts';
 import { revoke } from '../lib/ops/revoke.ts';
 
 let fx: Fixture;
@@ -46,7 +47,9 @@ test('/enroll with the bootstrap secret refuses the key of a revoked node certif
 });
 
 test('renewal with the live key still works', async () => {
-  const r = await call(fx, 'POST', '/renew', { body: { csr: (await newCsr(fx.work, 'ct121.mesh', nodeKeyFile)).csr }, ...node });
+  // Renewal opens in the last third of a certificate's life: renew from one issued 70 days ago.
+  const old = await backdated(fx.ca, { kind: 'node', nodeId: nodeId('ct121') }, nodeKeyFile, 70, { retire: true });
+  const r = await call(fx, 'POST', '/renew', { body: { csr: (await newCsr(fx.work, 'ct121.mesh', nodeKeyFile)).csr }, cert: old, key: node.key });
   assert.is(r.status, 200, r.text);
 });
 

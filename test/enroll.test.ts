@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { execa } from 'execa';
-import { enrollFixture, newCsr, call, SECRET, type Fixture } from './helpers/enroll.ts';
+import { enrollFixture, newCsr, call, backdated, SECRET, type Fixture } from './helpers/enroll.ts';
 import { cli, CLI, freshCa } from './helpers/ca.ts';
 import { issueWithNewKey } from '../lib/ops/issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { signCrl } from '../lib/sign/crl-sign.ts';
-import { DEFAULT_SAN_CIDRS, parseCidrs } from '../lib/core/san.ts';
+import { DEFAULT_SAN_CIDRS, parseCidrs, parseSan } from '../lib/core/san.ts';
 import { startEnrollService } from '../lib/service/server.ts';
 import { parseCertPem, parseCertsPem, publicKeyDer } from '../lib/x509/cert.ts';
 import { parseCrlBundle, splitCrlBundle } from '../lib/x509/crl.ts';
@@ -49,8 +49,11 @@ test('enroll with curl → renew over mTLS with the issued cert → mint an agen
   assert.is(parseCrlBundle(enrolled.crl).length, 2, 'CRL bundle: intermediate + root');
 
   const nodeKey = fs.readFileSync(key);
+  // Renewal opens in the last third of a certificate's life: renew from one issued 70 days ago for
+  // this key (as if this node had enrolled then), the fresh one retired.
+  const old = await backdated(fx.ca, { kind: 'node', nodeId: nodeId('ct111') }, key, 70, { sans: ['DNS:api.ct111.mesh', 'IP:10.1.2.3'].map(parseSan), retire: true });
   const renewCsr = await newCsr(fx.work, 'ct111.mesh', key);
-  const renewed = await call(fx, 'POST', '/renew', { body: { csr: renewCsr.csr }, cert: enrolled.cert, key: nodeKey });
+  const renewed = await call(fx, 'POST', '/renew', { body: { csr: renewCsr.csr }, cert: old, key: nodeKey });
   assert.is(renewed.status, 200, renewed.text);
   const renewedLeaf = parseCertPem(renewed.json.cert);
   assert.is.not(renewedLeaf.serial, leaf!.serial);

@@ -97,12 +97,27 @@ test('an impostor with its own CA never gets the secret: its chain fails the pin
 test('a server name the datahub certificate does not carry fails the TLS check before the secret', async () => {
   proxy.seen.length = 0;
   const dir = path.join(s.home, 'ct135');
-  const args = ['enroll', '--node-id', 'ct135', '--datahub', `https://127.0.0.1:${proxy.port}`, '--ca-fingerprint', s.fingerprint];
+  const args = ['enroll', '--node-id', 'ct135', '--datahub', `https://127.0.0.1:${proxy.port}`, '--servername', 'ct999.mesh', '--ca-fingerprint', s.fingerprint];
   const r = await s.provision(dir, args, { RIVET_BOOTSTRAP_SECRET: SECRET });
   assert.is(r.exitCode, 1);
-  assert.match(r.stderr, /cannot reach "https:\/\/127\.0\.0\.1:\d+\/enroll": .*(IP|Hostname).* — is the datahub up, and --datahub \(and --servername\) right\?/);
+  assert.match(r.stderr, /cannot reach "https:\/\/ct999\.mesh:\d+\/enroll": .*(IP|Hostname).* — is the datahub up, and --datahub \(and --servername\) right\?/);
   assert.equal(proxy.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`), ['GET /ca.crt no-auth']);
   assert.not.ok(filesUnder(dir).includes('node.crt'));
+});
+
+// Issue 14: a node holding IP:10.0.0.111 was accepted as the datahub at https://10.0.0.111. An
+// address ties the secret to nobody (and any node may carry loopback or localhost).
+test('an address --datahub without --servername is refused before any request: exit 2, nothing sent or written', async () => {
+  for (const host of ['127.0.0.1', 'localhost', '[::1]']) {
+    proxy.seen.length = 0;
+    const dir = path.join(s.home, 'ct136');
+    const r = await s.provision(dir, ['enroll', '--node-id', 'ct136', '--datahub', `https://${host}:${proxy.port}`, '--ca-fingerprint', s.fingerprint], { RIVET_BOOTSTRAP_SECRET: SECRET });
+    assert.is(r.exitCode, 2, r.stderr);
+    assert.match(r.stderr, /names the datahub by address — add --servername <its node name>/);
+    assert.equal(proxy.seen, [], `${host}: no request at all`);
+    assert.equal(filesUnder(dir), []);
+    assert.not.match(r.stderr, SECRET);
+  }
 });
 
 test.run();

@@ -16,16 +16,23 @@ let s: Served;
 test.before(async () => { s = await startServed(); });
 test.after(async () => { await s.close(); });
 
-/** Enrolls `node` with provision-ct, then replaces node.crt by one for the same key issued `ageDays` ago. */
-async function enrolledAged(node: string, ageDays: number): Promise<string> {
+/**
+ * Enrolls `node` with provision-ct, then replaces node.crt by one for the same key issued
+ * `ageDays` ago. The certificate it got at enrollment is revoked (superseded) and the CRL fetched,
+ * as if the node had held only the old one: the service would otherwise hand that newer one back.
+ */
+async function enrolledAged(node: string, ageDays: number, agents = ['opus']): Promise<string> {
   const dir = path.join(s.home, node);
-  mustOk(await s.provision(dir, ['enroll', '--node-id', node, ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, '--agent', 'opus'], { RIVET_BOOTSTRAP_SECRET: SECRET }), `enroll ${node}`);
+  mustOk(await s.provision(dir, ['enroll', '--node-id', node, ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, ...agents.flatMap((a) => ['--agent', a])], { RIVET_BOOTSTRAP_SECRET: SECRET }), `enroll ${node}`);
+  const enrolledSerial = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8')).serial;
   const csr = path.join(s.home, `${node}.csr`);
   await execa('openssl', ['req', '-new', '-key', path.join(dir, 'node.key'), '-subj', `/CN=${node}.mesh`, '-out', csr], { env: { OPENSSL_CONF: '/dev/null' } });
   const notBefore = new Date(Date.now() - ageDays * DAY_MS).toISOString().replace(/\.\d+Z$/, 'Z');
   mustOk(await s.rivet(['sign', csr, '--as', node, '--days', '90', '--not-before', notBefore, '--out', path.join(dir, 'node.crt')]), 'sign back-dated');
   const leaf = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8'));
   assert.ok(Math.abs(leaf.notBefore.getTime() - (Date.now() - ageDays * DAY_MS)) < 60_000, `node.crt of ${node} starts ${ageDays} days ago`);
+  mustOk(await s.rivet(['revoke', node, '--serial', enrolledSerial, '--reason', 'superseded', '--no-push']), 'retire the enrollment cert');
+  mustOk(await s.provision(dir, ['fetch-crl']), 'fetch-crl');
   return dir;
 }
 
@@ -78,8 +85,7 @@ test('a revoked node cannot renew, even when due; its files stay; status says re
 
 test('a revoked agent stays cut off: renew reports it skipped (exit 0) and re-issues the others; a stray file in agents/ is ignored', async () => {
   const node = 'ct143';
-  const dir = path.join(s.home, node);
-  mustOk(await s.provision(dir, ['enroll', '--node-id', node, ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, '--agent', 'opus', '--agent', 'grok'], { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll');
+  const dir = await enrolledAged(node, 70, ['opus', 'grok']); // inside its renewal window
   mustOk(await s.rivet(['revoke', `opus@${node}`, '--no-push']), 'revoke opus');
   fs.writeFileSync(path.join(dir, 'agents', 'Backup Copy.crt'), 'not a cert');
   const r = mustOk(await s.provision(dir, ['renew', '--within', '100d']), 'renew');

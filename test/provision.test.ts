@@ -78,6 +78,12 @@ test('renew: not due does nothing; due renews over mTLS with the same key, agent
   assert.equal(snapshot(dir), before);
   const key = fs.readFileSync(path.join(dir, 'node.key'));
   const agentKey = fs.readFileSync(path.join(dir, 'agents/opus.key'));
+  // Renewal opens in the last third of a certificate's life: node.crt becomes one for the same key
+  // issued 70 days ago (the service hands back the newer one it holds for this key).
+  const csr = path.join(s.home, 'ct111-old.csr');
+  await execa('openssl', ['req', '-new', '-key', path.join(dir, 'node.key'), '-subj', '/CN=ct111.mesh', '-out', csr], { env: { OPENSSL_CONF: '/dev/null' } });
+  const notBefore = new Date(Date.now() - 70 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  mustOk(await s.rivet(['sign', csr, '--as', 'ct111', '--san', 'DNS:api.ct111.mesh', '--not-before', notBefore, '--out', path.join(dir, 'node.crt')]), 'sign back-dated');
   const oldSerial = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8')).serial;
   const r = mustOk(await s.provision(dir, ['renew', '--within', '90d']), 'renew --within 90d');
   assert.match(r.stdout, /renewed {2}ct111\.mesh: serial [0-9A-F]+.*key unchanged/);
@@ -182,6 +188,21 @@ test('--force re-enrolls with a new key only after the operator revoked the old 
   assert.not.ok(fs.existsSync(path.join(dir, 'node.key.next')));
   const leaf = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8'));
   assert.ok(publicKeyDer(leaf.x509).equals(spki(path.join(dir, 'node.key'))));
+  mustOk(await s.provision(dir, ['status']), 'status after --force');
+});
+
+test('revoking a node revokes its agents; enroll --force brings them back with new keys and status is green', async () => {
+  const dir = path.join(s.home, 'ct117');
+  mustOk(await s.provision(dir, enrollArgs('ct117', ['--agent', 'opus']), { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll');
+  const agentKey = fs.readFileSync(path.join(dir, 'agents/opus.key'));
+  const agentSerial = parseCertPem(fs.readFileSync(path.join(dir, 'agents/opus.crt'), 'utf8')).serial;
+  const revoked = mustOk(await s.rivet(['revoke', 'ct117', '--reason', 'keyCompromise', '--no-push']), 'revoke');
+  assert.match(revoked.stdout, new RegExp(`revoked opus@ct117 serial ${agentSerial} .*agent of ct117\\.mesh`));
+  mustOk(await s.provision(dir, ['fetch-crl']), 'fetch-crl');
+  const r = mustOk(await s.provision(dir, enrollArgs('ct117', ['--force']), { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll --force');
+  assert.match(r.stdout, new RegExp(`agent opus@ct117: serial ${agentSerial} was revoked with the node — new key`));
+  assert.not.ok(fs.readFileSync(path.join(dir, 'agents/opus.key')).equals(agentKey), 'a new agent key');
+  assert.is.not(parseCertPem(fs.readFileSync(path.join(dir, 'agents/opus.crt'), 'utf8')).serial, agentSerial);
   mustOk(await s.provision(dir, ['status']), 'status after --force');
 });
 

@@ -30,6 +30,12 @@ const CODES = {
   too_large: [2, 413],
   timeout: [2, 408],
   throttled: [2, 429],
+  rate_limited: [2, 429],
+  not_due: [2, 409],
+  agent_limit: [2, 409],
+  ca_full: [1, 409],
+  node_not_live: [2, 403],
+  datahub_unnamed: [2, 400],
   // Authentication at the service and on mesh servers
   auth_required: [2, 401],
   bad_auth: [2, 401],
@@ -130,11 +136,14 @@ export function isErrorCode(value: unknown): value is ErrorCode { return typeof 
 export class RivetError extends Error {
   readonly code: ErrorCode;
   readonly reason?: string;
-  constructor(message: string, code: ErrorCode = 'failed', options?: { cause?: unknown; reason?: string }) {
+  /** Seconds until a retry may succeed (429 rate limits): sent as Retry-After. */
+  readonly retryAfterS?: number;
+  constructor(message: string, code: ErrorCode = 'failed', options?: { cause?: unknown; reason?: string; retryAfterS?: number }) {
     super(message, options);
     this.name = 'RivetError';
     this.code = code;
     if (options?.reason) this.reason = options.reason;
+    if (options?.retryAfterS !== undefined) this.retryAfterS = options.retryAfterS;
   }
   get exitCode(): 1 | 2 { return exitStatusOf(this.code); }
   get status(): number { return httpStatusOf(this.code); }
@@ -142,7 +151,7 @@ export class RivetError extends Error {
 
 /** Bad input or usage (exit 2). Nothing was changed. The type only admits exit-2 codes. */
 export class UsageError extends RivetError {
-  constructor(message: string, code: UsageCode = 'bad_input', options?: { reason?: string }) {
+  constructor(message: string, code: UsageCode = 'bad_input', options?: { reason?: string; retryAfterS?: number }) {
     super(message, code, options);
     this.name = 'UsageError';
   }

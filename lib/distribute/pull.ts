@@ -7,6 +7,7 @@
 // costs nothing, because the bundle's own signatures are what is trusted.
 import fs from 'node:fs';
 import { RivetError, show } from '../core/errors.ts';
+import { MAX_CRL_BUNDLE_BYTES } from '../core/limits.ts';
 import { installCrlBundle, type InstallResult } from './install.ts';
 import { meshTlsFiles } from '../mesh/tls.ts';
 import { meshRequest, type ConnectTo } from './mesh-request.ts';
@@ -30,7 +31,7 @@ export async function pullCrl(opts: PullCrlOptions): Promise<InstallResult> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   let res;
   try {
-    res = await meshRequest(url, { tls, connectTo: opts.connectTo, timeoutMs });
+    res = await meshRequest(url, { tls, connectTo: opts.connectTo, timeoutMs, maxBytes: MAX_CRL_BUNDLE_BYTES });
   } catch (err) {
     throw new RivetError(`cannot fetch ${show(url)}: ${(err as Error).message} — is the datahub up and RIVET_DATAHUB_URL right?`, 'pull_failed');
   }

@@ -9,6 +9,7 @@
 // host's own certificate replaying old material changes nothing either.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { MAX_CRL_BUNDLE_BYTES } from '../core/limits.ts';
 import { RivetError, show } from '../core/errors.ts';
 import { installCrlBundle, recordRefusal, type InstallResult } from './install.ts';
 import { CrlRefused } from './refused.ts';
@@ -54,7 +55,7 @@ function authorizeSender(req: IncomingMessage, opts: CrlReceiverOptions): string
 /** A request handler for the push endpoint; mount it on a mesh server at /api/mesh/crl. */
 export function crlReceiver(opts: CrlReceiverOptions): Handler {
   if (!opts?.dir) throw new RivetError('crlReceiver needs { dir } — the node dir holding rivet-ca.crt and crl.pem', 'bad_options');
-  const maxBytes = opts.maxBytes ?? 1024 * 1024;
+  const maxBytes = opts.maxBytes ?? MAX_CRL_BUNDLE_BYTES;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   return (req, res) => {
     void (async () => {

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RivetError } from '../core/errors.ts';
 
 /** What a client is told: the code's status and message, or a generic one for our own failures. */
-export type HttpRefusal = { status: number; code: string; message: string; reason?: string };
+export type HttpRefusal = { status: number; code: string; message: string; reason?: string; retryAfterS?: number };
 
 export type BodyLimits = { maxBytes: number; timeoutMs: number };
 
@@ -49,9 +49,10 @@ export function parseJsonObject(body: Buffer): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-export function sendJson(res: ServerResponse, status: number, value: unknown, close = false): void {
+export function sendJson(res: ServerResponse, status: number, value: unknown, close = false, extra: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
   res.writeHead(status, {
+    ...extra,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
@@ -71,7 +72,7 @@ export function sendText(res: ServerResponse, status: number, type: string, body
  */
 export function toHttpError(err: unknown): HttpRefusal {
   if (err instanceof RivetError && err.status < 500) {
-    return { status: err.status, code: err.code, message: err.message, ...(err.reason ? { reason: err.reason } : {}) };
+    return { status: err.status, code: err.code, message: err.message, ...(err.reason ? { reason: err.reason } : {}), ...(err.retryAfterS !== undefined ? { retryAfterS: err.retryAfterS } : {}) };
   }
   // Our own failures keep their details in the log; a client learns only whether to retry.
   if (err instanceof RivetError && err.status === 503) return { status: 503, code: 'busy', message: 'the CA is busy — retry shortly' };
@@ -82,5 +83,5 @@ export function sendError(res: ServerResponse, e: HttpRefusal): void {
   if (res.headersSent) { res.destroy(); return; }
   // After a body we did not finish reading, the connection cannot carry another request.
   const close = e.status === 408 || e.status === 413 || e.status === 429;
-  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.reason ? { reason: e.reason } : {}) } }, close);
+  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.reason ? { reason: e.reason } : {}) } }, close, e.retryAfterS === undefined ? {} : { 'retry-after': String(e.retryAfterS) });
 }

@@ -23,9 +23,9 @@ import { installCrlBundle } from '../distribute/install.ts';
 import { pullCrl } from '../distribute/pull.ts';
 import { daysLeft } from '../core/duration.ts';
 import { commonName, type AgentId, type Identity, type NodeId } from '../core/identity.ts';
-import { endpointOf, readSettings, sameSettings, writeSettings, type Endpoint, type NodeSettings } from './settings.ts';
+import { endpointOf, readSettings, requireDatahubName, sameSettings, writeSettings, type Endpoint, type NodeSettings } from './settings.ts';
 import { DatahubRefused, askDatahubNode, datahubNode, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
-import { checkReceived, keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';
+import { agentFiles, checkReceived, keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';
 import { agentState, issueAgent } from './agents.ts';
 
 export type EnrollOptions = {
@@ -53,7 +53,9 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
     let caHost: NodeId | undefined = previous?.caHost;
 
     if (usable && !o.force) await refuseConflicts(f, usable.info.subjectCNs[0]!, cn, want, usable.info.serial);
-    if (!usable || o.force) {
+    const reenrolled = !usable || o.force === true;
+    if (reenrolled) {
+      requireDatahubName(want); // before the secret is even read
       const credential = o.credential(); // a missing secret is a usage error before any network
       const pinned = pinChain(await fetchChainUnverified(ep), want.caFingerprint, `${ep.base}/ca.crt`);
       log(`pinned root ${pinned.root.subjectCNs[0]} ${want.caFingerprint}`);
@@ -99,8 +101,22 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
     }
 
     const agents = [...new Set([...(previous?.agents ?? []), ...want.agents])].sort() as AgentId[];
+    // Revoking a node revokes its agents: after a re-enrollment, an agent the new CRL revokes gets
+    // a new key (a revoked key is never certified again). Without a re-enrollment a revoked agent
+    // stays cut off, as the operator left it.
+    const crls = reenrolled ? parseCrlBundle((await readText(f.crl)) ?? '') : undefined;
     for (const agent of agents) {
-      const state = await agentState(f.dir, agent, want.nodeId, want.domain);
+      let state = await agentState(f.dir, agent, want.nodeId, want.domain);
+      if (state === 'ok' && crls) {
+        const af = agentFiles(f.dir, agent);
+        const inst = await readInstalled(af.cert, af.key, want.domain);
+        if (inst && isRevoked(crls, inst.info.serial)) {
+          log(`agent ${agent}@${want.nodeId}: serial ${inst.info.serial} was revoked with the node — new key`);
+          fs.rmSync(af.key, { force: true });
+          fs.rmSync(af.cert, { force: true });
+          state = 'missing';
+        }
+      }
       if (state === 'ok') continue;
       const r = await issueAgent(f.dir, ep, agent, want.nodeId, want.domain);
       changed.push(`agents/${agent}.crt`);

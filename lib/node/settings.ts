@@ -1,6 +1,7 @@
 // A node's enrollment settings (DESIGN §6 step 3): which datahub, which pinned root, which identity.
 // Written last by `provision-ct enroll`, read by renew / fetch-crl / status, so later runs need no
 // flags. No secret is ever stored here — the bootstrap secret is used once and forgotten.
+import net from 'node:net';
 import path from 'node:path';
 import { UsageError, RivetError, show } from '../core/errors.ts';
 import { PUBLIC_MODE, readText, writeAtomic } from '../sys/files.ts';
@@ -52,6 +53,22 @@ export function servername(text: string | undefined): string | undefined {
   if (text === undefined || text === '') return undefined;
   if (!HOST_NAME.test(text)) throw new UsageError(`--servername ${show(text)} must be a lower-case DNS name like ct110.mesh`);
   return text;
+}
+
+/**
+ * The datahub must be tied to a name before the bootstrap secret goes to it. An address (or
+ * localhost) proves nothing: any node may carry a loopback address or localhost, and before the
+ * ownership index (lib/policy/name-ownership.ts) a node could carry another's IP — issue 14's
+ * ct112 held IP:10.0.0.111 and was taken for the datahub there. A mesh name is exclusive to one
+ * live node, so --servername names the datahub's certificate and the address is only where to
+ * connect. (Pinning the first contact's certificate instead would trust whoever answers first.)
+ */
+export function requireDatahubName(s: Pick<NodeSettings, 'datahub' | 'servername'>): void {
+  if (s.servername) return;
+  const host = new URL(s.datahub).hostname.replace(/^\[|\]$/g, '');
+  if (net.isIP(host) || host === 'localhost' || host.endsWith('.localhost')) {
+    throw new UsageError(`--datahub ${show(s.datahub)} names the datahub by address — add --servername <its node name>, e.g. --servername ct110.mesh, so the secret goes only to the certificate carrying that name`, 'datahub_unnamed');
+  }
 }
 
 export type Endpoint = { base: string; connectTo?: ConnectTo };

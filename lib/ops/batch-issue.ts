@@ -21,7 +21,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import { type Ca, issuerCert } from '../ca/handle.ts';
 import { fileStem, type Identity, type NodeId } from '../core/identity.ts';
-import { checkNodeNamesLocked, liveRowsByCn } from '../policy/name-ownership.ts';
+import { nameIndexLocked, sharedDetail } from '../policy/live-names.ts';
 import { leafProfile } from '../sign/profile.ts';
 import { initIssuerDb, withTempDir } from '../sign/signer.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, stageFile, syncDir, tempPathFor } from '../sys/files.ts';
@@ -32,13 +32,14 @@ import { readDb, isLive, recordScratchLocked } from '../ca/database.ts';
 import { RivetError, UsageError } from '../core/errors.ts';
 import type { San } from '../core/san.ts';
 import type { Issuer } from '../ca/store.ts';
-import { signLeavesScratch, usableIssued, type LeafRequest, type OperatorResult, type ScratchIssued } from './issue.ts';
+import { signLeavesScratch, usableIssued, type LeafRequest, type NameOverride, type OperatorResult, type ScratchIssued } from './issue.ts';
 import { checkWithinIssuer, type Validity } from '../sign/validity.ts';
+import type { NameConflict } from '../policy/name-ownership.ts';
 import { GroupCommit } from '../core/group-commit.ts';
 import { transaction } from '../sign/transaction.ts';
 
 export type BatchItem = { id: Identity; sans: readonly San[]; keyType?: KeyType };
-export type BatchOptions = {
+export type BatchOptions = NameOverride & {
   validity: Validity;
   ifMissing?: boolean;
   force?: boolean;
@@ -61,15 +62,21 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
   }
   const out: Array<OperatorResult | Error | Signed> = [];
   const keep: Signed[] = [];
-  const live = await liveRowsByCn(ca);
+  const shared = new Map<string, NameConflict[]>();
+  const names = await nameIndexLocked(ca);
   for (const s of group) {
     // Re-checked under the lock: another process may have issued the same identity meanwhile.
     const existing = await usableIssued(ca, s.certPath, s.keyPath);
-    const nameTaken = s.node ? await checkNodeNamesLocked(ca, s.node, s.info.dns, live).then(() => undefined, (err: Error) => err) : undefined;
-    if (nameTaken) out.push(nameTaken);
+    const conflicts = s.node ? names.conflicts(s.node, s.info.dns, s.info.ips) : [];
+    if (conflicts.length && !opts.allowSharedName) out.push(new UsageError(conflicts[0]!.message, 'name_taken'));
     else if (existing && opts.ifMissing) out.push({ skipped: true, cn: s.cn, serial: existing.serial, certPath: s.certPath, notAfter: existing.notAfter });
     else if (existing && !opts.force) out.push(new UsageError(`${s.cn} already has a valid certificate (serial ${existing.serial}) — use --if-missing or --force`, 'exists'));
-    else { keep.push(s); out.push(s); }
+    else {
+      keep.push(s);
+      out.push(s);
+      if (s.node) names.add(s.node, s.serial, s.info.dns, s.info.ips); // the group's later items see it
+      if (conflicts.length) shared.set(s.serial, conflicts);
+    }
   }
   const duplicates = await recordScratchLocked(issuer.dir, keep);
   const recorded = keep.filter((s) => !duplicates.has(s.serial));
@@ -78,7 +85,7 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
     for (const s of recorded) await fsp.rename(s.tmpKey, s.keyPath); // key before certificate, as in issueWithNewKey
     for (const [i, s] of recorded.entries()) await fsp.rename(certs[i]!, s.certPath);
     await syncDir(ca.store.issuedDir);
-    await auditAll(ca.store.auditLog, recorded.map((s) => ({ event: opts.event ?? 'issue', result: 'ok' as const, cn: s.cn, serial: s.serial })));
+    await auditAll(ca.store.auditLog, recorded.map((s) => ({ event: opts.event ?? 'issue', result: 'ok' as const, cn: s.cn, serial: s.serial, detail: sharedDetail(shared.get(s.serial) ?? []) })));
   }
   return out.map((o) => {
     if (o instanceof Error || 'skipped' in o) return o;

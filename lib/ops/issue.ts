@@ -8,33 +8,38 @@ import { type Ca, issuerCert } from '../ca/handle.ts';
 import { fileStem, type Identity } from '../core/identity.ts';
 import { leafExtValues, leafProfile } from '../sign/profile.ts';
 import { checkWithinIssuer, leafValidity, type Validity } from '../sign/validity.ts';
-import { revokeSerial, signCsr, signCsrBatch } from '../sign/signer.ts';
-import { refreshCrlsLocked } from '../sign/crl-sign.ts';
+import { signCsr, signCsrBatch } from '../sign/signer.ts';
+import { revokeLocked, type RevokeTarget } from '../sign/revocation.ts';
 import { parseCertPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
 import { checkIssued } from '../x509/leaf-check.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from '../sys/files.ts';
 import { csrProfileMismatch, csrForKey, csrPublicKey, newKeyAndCsr } from '../sign/csr.ts';
 import { digestForKey, publicKeyOfPrivatePem, type KeyType } from '../core/keys.ts';
 import { audit, auditAll } from '../sys/audit.ts';
-import { checkNodeNamesLocked } from '../policy/name-ownership.ts';
+import { checkNodeNamesLocked, sharedDetail } from '../policy/live-names.ts';
+import type { NameConflict } from '../policy/name-ownership.ts';
 import { readDb, isLive, type ScratchRecord } from '../ca/database.ts';
 import type { Serial } from '../x509/serial.ts';
 import { RivetError, UsageError } from '../core/errors.ts';
 import type { San } from '../core/san.ts';
 import type { Issuer } from '../ca/store.ts';
-import { withCrlPending, transaction } from '../sign/transaction.ts';
+import { transaction } from '../sign/transaction.ts';
 
 export type Issued = { cn: string; serial: Serial; certPem: string; info: CertInfo; issuer: Issuer };
 
+/** The operator's explicit override of name ownership (`--allow-shared-name`); the service never sets it. */
+export type NameOverride = { allowSharedName?: boolean };
+
 /**
  * Signs a CSR's public key for `id` with the current intermediate, checks the result against the
- * request, and returns it with the intermediate appended. Caller holds the CA lock.
+ * request, and returns it with the intermediate appended, and with the names it shares with other
+ * live nodes when the operator allowed that. Caller holds the CA lock.
  */
-export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publicKey: KeyObject, sans: readonly San[], validity: Validity): Promise<Issued> {
-  if (id.kind === 'node') await checkNodeNamesLocked(ca, id.nodeId, leafProfile(id, ca.domain, sans).dns);
+export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publicKey: KeyObject, sans: readonly San[], validity: Validity, override: NameOverride = {}): Promise<Issued & { shared: NameConflict[] }> {
+  const shared = id.kind === 'node' ? await checkNodeNamesLocked(ca, id.nodeId, leafProfile(id, ca.domain, sans), { allowShared: override.allowSharedName }) : [];
   const [issued] = await signLeaves(ca, await ca.store.current(), [{ id, csrPem, publicKey, sans }], validity);
   if (issued instanceof Error) throw issued;
-  return issued!;
+  return { ...issued!, shared };
 }
 
 export type LeafRequest = { id: Identity; csrPem: string; publicKey: KeyObject; sans: readonly San[] };
@@ -123,10 +128,7 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
  */
 async function voidRecordedLocked(ca: Ca, issuer: Issuer, serials: readonly string[]): Promise<void> {
   if (serials.length === 0) return;
-  await withCrlPending(ca, async () => {
-    for (const serial of serials) await revokeSerial(issuer, serial, 'cessationOfOperation');
-    await refreshCrlsLocked(ca, { forceFor: [issuer] });
-  });
+  await revokeLocked(ca, serials.map((serial) => ({ issuer, serial })), 'cessationOfOperation');
   await auditAll(ca.store.auditLog, serials.map((serial) => ({ event: 'void', result: 'ok' as const, serial, detail: 'signed but failed its check: revoked at once, never handed out' })));
 }
 
@@ -150,18 +152,18 @@ export async function signLeavesScratch(ca: Ca, issuer: Issuer, scratchDir: stri
  * `sign`: an externally made CSR (it gives its key and nothing else), the certificate written to
  * `out` in the same lock hold as the signature, like every other change in the CA directory.
  */
-export async function signCsrFor(ca: Ca, id: Identity, csrPem: string, sans: readonly San[], validity: Validity, out: string): Promise<Issued> {
+export async function signCsrFor(ca: Ca, id: Identity, csrPem: string, sans: readonly San[], validity: Validity, out: string, override: NameOverride = {}): Promise<Issued> {
   leafProfile(id, ca.domain, sans); // refuse a bad request before taking the lock
   const publicKey = await csrPublicKey(csrPem);
   return transaction(ca, `sign ${fileStem(id)}`, async () => {
-    const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity);
+    const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity, override);
     await writeAtomic(out, issued.certPem, PUBLIC_MODE);
-    await audit(ca.store.auditLog, { event: 'sign', result: 'ok', cn: issued.cn, serial: issued.serial });
+    await audit(ca.store.auditLog, { event: 'sign', result: 'ok', cn: issued.cn, serial: issued.serial, detail: sharedDetail(issued.shared) });
     return issued;
   });
 }
 
-export type OperatorIssue = {
+export type OperatorIssue = NameOverride & {
   sans?: readonly San[];
   keyType?: KeyType;
   validity?: Validity;
@@ -198,12 +200,12 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
       if (again && opts.ifMissing) return { skipped: true as const, cn: profile.cn, serial: again.serial, certPath, notAfter: again.notAfter };
       // Another process may have issued this identity while our key was being made.
       if (again && !opts.force) throw new UsageError(`${profile.cn} was just issued by another run (serial ${again.serial}) — use \`--force\` to replace it`, 'exists');
-      const issued = await signLeafLocked(ca, id, csrPem, publicKey, opts.sans ?? [], validity);
+      const issued = await signLeafLocked(ca, id, csrPem, publicKey, opts.sans ?? [], validity, opts);
       // Key before certificate: if we die in between, the pair no longer matches, which
       // usableIssued() notices, so --if-missing and renew repair it rather than trusting it.
       await commitRename(tmpKey, keyPath);
       await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);
-      await audit(ca.store.auditLog, { event: opts.event ?? 'issue', result: 'ok', cn: issued.cn, serial: issued.serial });
+      await audit(ca.store.auditLog, { event: opts.event ?? 'issue', result: 'ok', cn: issued.cn, serial: issued.serial, detail: sharedDetail(issued.shared) });
       return { ...issued, certPath, keyPath };
     });
   } finally {
@@ -211,8 +213,12 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
   }
 }
 
-/** Re-signs the key already in issued/ (renewal: the key stays, the certificate rotates). */
-export async function reissueWithSameKey(ca: Ca, id: Identity, sans: readonly San[], validity: Validity, event = 'renew'): Promise<Issued & { certPath: string }> {
+/**
+ * Re-signs the key already in issued/ (renewal: the key stays, the certificate rotates). The
+ * certificate it replaces stays valid until it expires; any other live certificate of the identity
+ * is revoked as superseded, so renewing never leaves more than two (lib/policy/renewal.ts).
+ */
+export async function reissueWithSameKey(ca: Ca, id: Identity, sans: readonly San[], validity: Validity, event = 'renew', override: NameOverride = {}): Promise<Issued & { certPath: string; superseded: string[] }> {
   const stem = fileStem(id);
   const keyPath = ca.store.issued(stem, 'key');
   const certPath = ca.store.issued(stem, 'crt');
@@ -222,10 +228,16 @@ export async function reissueWithSameKey(ca: Ca, id: Identity, sans: readonly Sa
   const profile = leafProfile(id, ca.domain, sans);
   const csrPem = await csrForKey(keyPath, profile);
   return transaction(ca, `${event} ${stem}`, async () => {
-    const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity);
+    const replaced = await readText(certPath).then((pem) => (pem ? parseCertPem(pem).serial : undefined), () => undefined);
+    const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity, override);
     await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);
-    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial });
-    return { ...issued, certPath };
+    const older: RevokeTarget[] = [];
+    for (const issuer of await ca.store.intermediates()) {
+      for (const e of await readDb(issuer.dir)) if (e.cn === issued.cn && isLive(e) && e.serial !== issued.serial && e.serial !== replaced) older.push({ issuer, serial: e.serial });
+    }
+    await revokeLocked(ca, older, 'superseded');
+    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, ...(older.length ? { serials: older.map((o) => o.serial), reason: 'superseded' } : {}), detail: sharedDetail(issued.shared) });
+    return { ...issued, certPath, superseded: older.map((o) => o.serial) };
   });
 }
 

@@ -9,7 +9,7 @@ import { fileStem, identityFromCommonName, parseIdentity, type Identity } from '
 import { parseCertPem, type CertInfo } from '../x509/cert.ts';
 import { nodeBaseNames } from '../sign/profile.ts';
 import { parseSan, type San } from '../core/san.ts';
-import { reissueWithSameKey } from './issue.ts';
+import { reissueWithSameKey, type NameOverride } from './issue.ts';
 import { leafValidity } from '../sign/validity.ts';
 import { readDb } from '../ca/database.ts';
 import { exists, readText } from '../sys/files.ts';
@@ -54,7 +54,7 @@ async function dbStatus(ca: Ca, serial: string): Promise<'V' | 'R' | 'E' | undef
   return undefined;
 }
 
-async function renewOne(ca: Ca, c: Candidate, days?: number): Promise<RenewOutcome> {
+async function renewOne(ca: Ca, c: Candidate, days: number | undefined, override: NameOverride): Promise<RenewOutcome> {
   const cn = c.info.subjectCNs[0]!;
   const stem = fileStem(c.id);
   if (!(await exists(ca.store.issued(stem, 'key')))) return { cn, action: 'skipped', why: 'key is not on the CA host; its holder renews it' };
@@ -63,14 +63,14 @@ async function renewOne(ca: Ca, c: Candidate, days?: number): Promise<RenewOutco
   if (status === 'R') return { cn, action: 'skipped', why: `serial ${c.info.serial} is revoked — issue a new certificate deliberately if this identity should return` };
   if (c.info.notAfter.getTime() <= Date.now()) return { cn, action: 'skipped', why: `expired on ${c.info.notAfter.toISOString()} — issue anew` };
   try {
-    const r = await reissueWithSameKey(ca, c.id, extraSans(c.info, c.id, ca), leafValidity({ days }));
-    return { cn, action: 'renewed', serial: r.serial, notAfter: r.info.notAfter };
+    const r = await reissueWithSameKey(ca, c.id, extraSans(c.info, c.id, ca), leafValidity({ days }), 'renew', override);
+    return { cn, action: 'renewed', serial: r.serial, notAfter: r.info.notAfter, ...(r.superseded.length ? { why: `superseded ${r.superseded.join(', ')}` } : {}) };
   } catch (err) {
     return { cn, action: 'failed', why: (err as Error).message };
   }
 }
 
-export type RenewOptions = { names?: readonly string[]; withinMs?: number; days?: number };
+export type RenewOptions = NameOverride & { names?: readonly string[]; withinMs?: number; days?: number };
 
 /**
  * Renews the named identities (now), or with no names every due certificate in issued/. Agents of
@@ -97,7 +97,7 @@ export async function renewIssued(ca: Ca, opts: RenewOptions = {}): Promise<Rene
       }
       if (done.has(stem)) continue;
       done.add(stem);
-      const r = await renewOne(ca, c, opts.days);
+      const r = await renewOne(ca, c, opts.days, opts);
       if (piggyback && r.action === 'renewed') r.why = `with node ${c.id.kind === 'agent' ? c.id.nodeId : ''}`;
       results.push(r);
       if (r.action === 'renewed' && c.id.kind === 'node') renewedNodes.add(c.id.nodeId);

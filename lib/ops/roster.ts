@@ -9,11 +9,13 @@ import type { OperatorResult } from './issue.ts';
 import { leafValidity, type Validity } from '../sign/validity.ts';
 import { issueBatch } from './batch-issue.ts';
 import { UsageError } from '../core/errors.ts';
+import { isHostLocal, NameIndex } from '../policy/name-ownership.ts';
+import { nameIndexLocked } from '../policy/live-names.ts';
 
 export type RosterEntry = { id: Identity; sans: San[]; line: number };
 
 /** One identity per line, optional `DNS:`/`IP:` SANs after it; `#` starts a comment. */
-export function parseRoster(text: string, ca: Ca): RosterEntry[] {
+export function parseRoster(text: string, ca: Ca, opts: { allowSharedName?: boolean } = {}): RosterEntry[] {
   const entries: RosterEntry[] = [];
   const seen = new Map<string, number>();
   text.split('\n').forEach((raw, i) => {
@@ -33,32 +35,55 @@ export function parseRoster(text: string, ca: Ca): RosterEntry[] {
     }
   });
   if (entries.length === 0) throw new UsageError('roster has no identities — one per line, e.g. `ct111 DNS:ct111.lan` or `opus@ct111`');
-  checkNoSharedNames(entries, ca);
+  checkNoSharedNames(entries, ca, opts.allowSharedName === true);
   return entries;
 }
 
-/** Two nodes of one roster may not share a DNS name (lib/policy/name-ownership.ts checks against the database). */
-function checkNoSharedNames(entries: readonly RosterEntry[], ca: Ca): void {
+/**
+ * Two nodes of one roster may not share a name, by the same rules as against live certificates
+ * (lib/policy/name-ownership.ts; the database is checked at commit). `allowShared` lets them.
+ */
+function checkNoSharedNames(entries: readonly RosterEntry[], ca: Ca, allowShared: boolean): void {
   const owner = new Map<string, RosterEntry>();
+  const index = new NameIndex(ca.domain);
   for (const e of entries) {
-    if (e.id.kind !== 'node') continue;
-    for (const name of leafProfile(e.id, ca.domain, e.sans).dns) {
+    if (e.id.kind !== 'node' || allowShared) continue;
+    const p = leafProfile(e.id, ca.domain, e.sans);
+    for (const name of [...p.dns, ...p.ips]) {
       const first = owner.get(name);
-      if (first) throw new UsageError(`roster lines ${first.line} and ${e.line}: both nodes would carry DNS name ${name} — a name belongs to one node`);
+      if (first && !isHostLocal(name)) throw new UsageError(`roster lines ${first.line} and ${e.line}: both nodes would carry ${p.ips.includes(name) ? 'IP address' : 'DNS name'} ${name} — a name belongs to one node`, 'name_taken');
       owner.set(name, e);
     }
+    const c = index.conflict(e.id.nodeId, p.dns, p.ips);
+    if (c) throw new UsageError(`roster ${c.serial} and line ${e.line}: nodes ${c.holder} and ${e.id.nodeId} would both claim DNS name ${c.name} — a name belongs to one node`, 'name_taken');
+    index.add(e.id.nodeId, `line ${e.line}`, p.dns, p.ips);
   }
 }
 
 export type RosterOutcome = { entry: RosterEntry; result?: OperatorResult; error?: string };
 
-export async function issueRoster(ca: Ca, entries: readonly RosterEntry[], opts: { ifMissing?: boolean; force?: boolean; validity?: Validity; concurrency?: number; onProgress?: (done: number, total: number, o: RosterOutcome) => void } = {}): Promise<RosterOutcome[]> {
+export async function issueRoster(ca: Ca, entries: readonly RosterEntry[], opts: { ifMissing?: boolean; force?: boolean; allowSharedName?: boolean; validity?: Validity; concurrency?: number; onProgress?: (done: number, total: number, o: RosterOutcome) => void } = {}): Promise<RosterOutcome[]> {
+  if (!opts.allowSharedName) await checkAgainstLive(ca, entries);
   let done = 0;
   const results = await issueBatch(ca, entries.map((e) => ({ id: e.id, sans: e.sans })), {
-    validity: opts.validity ?? leafValidity(), ifMissing: opts.ifMissing, force: opts.force, concurrency: opts.concurrency, event: 'issue-roster',
+    validity: opts.validity ?? leafValidity(), ifMissing: opts.ifMissing, force: opts.force, allowSharedName: opts.allowSharedName, concurrency: opts.concurrency, event: 'issue-roster',
     onOutcome: (i, r) => opts.onProgress?.(++done, entries.length, outcome(entries[i]!, r)),
   });
   return results.map((r, i) => outcome(entries[i]!, r));
+}
+
+/**
+ * A roster naming a name a live node holds is refused before anything is made (exit 2), like a
+ * bad line. Read without the lock: the commit re-checks each certificate under it.
+ */
+async function checkAgainstLive(ca: Ca, entries: readonly RosterEntry[]): Promise<void> {
+  const index = await nameIndexLocked(ca);
+  for (const e of entries) {
+    if (e.id.kind !== 'node') continue;
+    const p = leafProfile(e.id, ca.domain, e.sans);
+    const c = index.conflict(e.id.nodeId, p.dns, p.ips);
+    if (c) throw new UsageError(`roster line ${e.line}: ${c.message} (or --allow-shared-name)`, 'name_taken');
+  }
 }
 
 function outcome(entry: RosterEntry, r: OperatorResult | Error): RosterOutcome {

@@ -11,11 +11,13 @@ import { csrPublicKey } from '../sign/csr.ts';
 import { publicKeyDer } from '../x509/cert.ts';
 import { type Issued } from '../ops/issue.ts';
 import { leafProfile } from '../sign/profile.ts';
-import type { GroupReads, SigningQueue } from './signing-queue.ts';
+import type { CheckResult, GroupReads, SigningQueue } from './signing-queue.ts';
+import { planAgentLocked, planRenewLocked, refuseDeadNode, refuseNotDue, type IssuanceThrottle } from './renewal-checks.ts';
 import { isLive, type DbEntry } from '../ca/database.ts';
 import { extraSans } from '../ops/renew.ts';
 import { bearer, verifiedPeer, type Peer } from './auth.ts';
 import { secretMatches } from '../core/secret.ts';
+import { MAX_LIVE_NODES } from '../core/limits.ts';
 import { checkToken, consumeTokenLocked, looksLikeToken } from '../ops/tokens.ts';
 import { csrRequest, identityOfCn, parseSans } from './request.ts';
 import { RivetError } from '../core/errors.ts';
@@ -28,6 +30,8 @@ export type RouteContext = {
   decision: { cn?: string; source: string };
   /** Where every signing request of this service waits for its group (signing-queue.ts). */
   queue: SigningQueue;
+  /** Rate limits of /renew and /agents; none when absent (library callers that set their own). */
+  throttle?: IssuanceThrottle;
 };
 
 export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string };
@@ -74,6 +78,7 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
       resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
       if (cred.kind === 'token' && cred.used && !resumed) throw new RivetError(`enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`, 'bad_token');
       if (holding.length && !resumed) throw new RivetError(`${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`, 'already_enrolled');
+      if (!holding.length && (await reads.names()).nodeCount >= MAX_LIVE_NODES) throw new RivetError(`this CA already holds ${MAX_LIVE_NODES} live nodes, the most one issuing CA serves (the CRL bound, lib/core/limits.ts) — enroll at another site's intermediate`, 'ca_full');
       if (cred.kind === 'token' && !cred.used) {
         const again = await checkToken(ca, cred.token);
         if (!again.ok) throw new RivetError(`enrollment token ${again.id} is ${again.why}`, 'bad_token');
@@ -100,6 +105,7 @@ export function mtlsPeer(ctx: RouteContext, req: IncomingMessage, route: string)
   }
   const peer = verifiedPeer(req, ctx.ca.domain);
   ctx.decision.cn = peer.info.subjectCNs[0];
+  ctx.throttle?.take(commonName(peer.id, ctx.ca.domain), req, route);
   return peer;
 }
 
@@ -113,7 +119,12 @@ export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, 
   if (!publicKeyDer(publicKey).equals(publicKeyDer(peer.info.x509))) {
     throw new RivetError('CSR public key differs from the presented certificate\'s — renewal keeps the key; enroll again for a new one', 'key_mismatch');
   }
-  return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew');
+  refuseNotDue(peer.info);
+  return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew', async (reads) => {
+    await refuseDeadNode(reads, peer.id);
+    const want = leafProfile(peer.id, ca.domain, sans);
+    return planRenewLocked(reads, cn, peer.info, publicKeyDer(publicKey), { dns: want.dns, ips: want.ips });
+  });
 }
 
 export async function mintAgent(ctx: RouteContext, peer: Peer, body: Record<string, unknown>): Promise<Reply> {
@@ -125,7 +136,7 @@ export async function mintAgent(ctx: RouteContext, peer: Peer, body: Record<stri
   if (id.nodeId !== peer.id.nodeId) throw new RivetError(`node ${peer.id.nodeId} may mint agents only as <agent-id>@${peer.id.nodeId}, not ${request.cn}`, 'not_your_agent');
   if (request.sansText?.length) throw new RivetError('agent certificates carry no extra SANs', 'bad_san');
   const publicKey = await csrPublicKey(request.csr);
-  return signForPeer(ctx, peer, id, request.csr, publicKey, [], 'agent');
+  return signForPeer(ctx, peer, id, request.csr, publicKey, [], 'agent', (reads) => planAgentLocked(reads, id, publicKeyDer(publicKey)));
 }
 
 function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
@@ -134,8 +145,12 @@ function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
   return sans;
 }
 
-/** Signs for a certificate holder after re-reading, under the lock, that its cert is still live. */
-async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: string, publicKey: KeyObject, sans: readonly San[], event: string): Promise<Reply> {
+/**
+ * Signs for a certificate holder after re-reading, under the lock, that its cert is still live;
+ * `plan` then decides (lib/service/renewal-checks.ts) whether an existing certificate is given
+ * again and which ones the new certificate supersedes.
+ */
+async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: string, publicKey: KeyObject, sans: readonly San[], event: string, plan: (reads: GroupReads) => Promise<CheckResult>): Promise<Reply> {
   const { ca } = ctx;
   return ctx.queue.sign({
     id, csrPem: csr, publicKey, sans,
@@ -148,9 +163,11 @@ async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: str
         throw new RivetError(`certificate serial ${peer.info.serial} is ${revoked ? 'revoked' : 'expired'}`, 'cert_not_live', { reason: revoked ? 'CERT_REVOKED' : 'CERT_HAS_EXPIRED' });
       }
       await refuseRevokedKey(reads, commonName(id, ca.domain), publicKey);
+      return plan(reads);
     },
-    finishLocked: async (issued, reads) => {
-      return { reply: await reply(reads, issued), audit: { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail: `by ${ctx.decision.cn} serial ${peer.info.serial}` } };
+    finishLocked: async (issued, reads, reused) => {
+      const detail = `by ${ctx.decision.cn} serial ${peer.info.serial}${reused ? `; already issued: serial ${issued.serial} given again` : ''}`;
+      return { reply: await reply(reads, issued), audit: { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail } };
     },
   });
 }
@@ -170,7 +187,8 @@ async function rowsWithKey(reads: GroupReads, cn: string, which: (e: DbEntry) =>
 async function refuseRevokedKey(reads: GroupReads, cn: string, publicKey: KeyObject): Promise<void> {
   const spki = publicKeyDer(publicKey);
   const now = new Date();
-  const hit = (await rowsWithKey(reads, cn, (e) => e.status === 'R' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
+  // `superseded` is the renewal cap retiring an older certificate of the same key, not a verdict on the key.
+  const hit = (await rowsWithKey(reads, cn, (e) => e.status === 'R' && e.reason !== 'superseded' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
   if (hit) throw new RivetError(`this key belongs to ${cn}'s revoked certificate (serial ${hit.row.serial}) — make a new key and ask again`, 'revoked_key');
 }
 

@@ -15,6 +15,7 @@ import { secureContextOptions } from '../mesh/tls.ts';
 import { watchServerTls } from '../mesh/watch.ts';
 import { publicGet } from './public.ts';
 import { SigningQueue } from './signing-queue.ts';
+import { DEFAULT_RATE_LIMITS, IssuanceThrottle, type RateLimits } from './renewal-checks.ts';
 import { refreshCrls } from '../ops/crl.ts';
 import { RivetError } from '../core/errors.ts';
 
@@ -30,11 +31,13 @@ export type Limits = {
   crlRefreshMs: number;
   /** How often the TLS files' stamps are compared, besides fs.watch (which some file systems lack). */
   reloadCheckMs: number;
+  /** Requests to /renew and /agents per identity and per source address (renewal-checks.ts). */
+  issuance: RateLimits;
 };
 
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 64 * 1024, bodyTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, handshakeTimeoutMs: 10_000,
-  maxFailures: 10, failureWindowMs: 60_000, crlRefreshMs: 60 * 60_000, reloadCheckMs: 1_000,
+  maxFailures: 10, failureWindowMs: 60_000, crlRefreshMs: 60 * 60_000, reloadCheckMs: 1_000, issuance: DEFAULT_RATE_LIMITS,
 };
 
 export type ServiceOptions = {
@@ -63,6 +66,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const material = await loadTlsMaterial(files);
   const queue = new SigningQueue(ca);
   const limiter = new FailureLimiter({ maxFailures: limits.maxFailures, windowMs: limits.failureWindowMs });
+  const throttle = new IssuanceThrottle(limits.issuance);
 
   const server = https.createServer({
     ...secureContextOptions(material),
@@ -78,7 +82,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
 
   const handlePost = async (route: string, req: IncomingMessage, res: ServerResponse) => {
     const source = req.socket.remoteAddress ?? 'unknown';
-    const ctx: RouteContext = { ca, sanCidrs: opts.sanCidrs, secret: opts.secret, decision: { source }, queue };
+    const ctx: RouteContext = { ca, sanCidrs: opts.sanCidrs, secret: opts.secret, decision: { source }, queue, throttle };
     try {
       const wait = limiter.blockedFor(source);
       if (wait > 0) throw new RivetError(`too many failed attempts from ${source} — retry in ${Math.ceil(wait / 1000)} s`, 'throttled');
@@ -139,7 +143,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     await reload();
   };
   const timers = [setInterval(() => void refresh(), limits.crlRefreshMs),
-    setInterval(() => limiter.sweep(), limits.failureWindowMs)];
+    setInterval(() => limiter.sweep(), limits.failureWindowMs), setInterval(() => throttle.sweep(), limits.issuance.perIdentity.windowMs)];
   for (const t of timers) t.unref();
 
   await new Promise<void>((resolve, reject) => {

@@ -18,12 +18,13 @@ import type { Ca } from '../ca/handle.ts';
 import { GroupCommit } from '../core/group-commit.ts';
 import { signLeaves, type Issued, type LeafRequest } from '../ops/issue.ts';
 import { leafValidity } from '../sign/validity.ts';
-import { readDb, type DbEntry } from '../ca/database.ts';
-import { checkNodeNamesLocked, liveRowsByCn } from '../policy/name-ownership.ts';
-import { parseCertPem, publicKeyDer } from '../x509/cert.ts';
+import { allRows, nameIndexLocked, type DbRow } from '../policy/live-names.ts';
+import { NameIndex, refuseConflict } from '../policy/name-ownership.ts';
+import { parseCertPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
 import { auditAll, type AuditEvent } from '../sys/audit.ts';
 import { leafProfile } from '../sign/profile.ts';
 import { transaction } from '../sign/transaction.ts';
+import { issuerOfDir, revokeLocked, type RevokeTarget } from '../sign/revocation.ts';
 
 /**
  * What a group's checks and replies read, read once per group rather than once per request (the
@@ -31,31 +32,40 @@ import { transaction } from '../sign/transaction.ts';
  * Valid only inside one lock hold, before its signing run changes the database.
  */
 export class GroupReads {
-  private rowsRead?: Promise<Array<{ dir: string; row: DbEntry }>>;
-  private readonly keys = new Map<string, Promise<Buffer | undefined>>();
-  private readonly files = new Map<string, Promise<string>>();
+  private rowsRead?: Promise<DbRow[]>;
+  private namesRead?: Promise<NameIndex>;
+  private readonly certs = new Map<string, Promise<CertInfo | undefined>>();
+  private files = new Map<string, Promise<string>>();
 
   constructor(readonly ca: Ca) {}
 
   /** Every row of every intermediate's database (current and previous), with its directory. */
-  rows(): Promise<Array<{ dir: string; row: DbEntry }>> {
-    this.rowsRead ??= (async () => {
-      const out: Array<{ dir: string; row: DbEntry }> = [];
-      for (const issuer of await this.ca.store.intermediates()) for (const row of await readDb(issuer.dir)) out.push({ dir: issuer.dir, row });
-      return out;
-    })();
+  rows(): Promise<DbRow[]> {
+    this.rowsRead ??= allRows(this.ca);
     return this.rowsRead;
   }
 
-  /** The public key (SPKI DER) of the certificate openssl kept in newcerts/; undefined if unreadable. */
-  certKey(dir: string, serial: string): Promise<Buffer | undefined> {
+  /** The ownership index of live node names (lib/policy/name-ownership.ts). */
+  names(): Promise<NameIndex> {
+    this.namesRead ??= this.rows().then((rows) => nameIndexLocked(this.ca, rows));
+    return this.namesRead;
+  }
+
+  /** The certificate openssl kept in newcerts/; undefined if unreadable. */
+  cert(dir: string, serial: string): Promise<CertInfo | undefined> {
     const file = path.join(dir, 'newcerts', `${serial}.pem`);
-    let key = this.keys.get(file);
-    if (!key) {
-      key = fsp.readFile(file, 'utf8').then((pem) => publicKeyDer(parseCertPem(pem).x509), () => undefined);
-      this.keys.set(file, key);
+    let info = this.certs.get(file);
+    if (!info) {
+      info = fsp.readFile(file, 'utf8').then((pem) => parseCertPem(pem), () => undefined);
+      this.certs.set(file, info);
     }
-    return key;
+    return info;
+  }
+
+  /** The public key (SPKI DER) of that certificate; undefined if unreadable. */
+  async certKey(dir: string, serial: string): Promise<Buffer | undefined> {
+    const info = await this.cert(dir, serial);
+    return info ? publicKeyDer(info.x509) : undefined;
   }
 
   text(file: string): Promise<string> {
@@ -63,15 +73,21 @@ export class GroupReads {
     if (!text) { text = fsp.readFile(file, 'utf8'); this.files.set(file, text); }
     return text;
   }
+
+  /** After the group changed files (a revocation re-signed the CRL): read them again. */
+  forgetFiles(): void { this.files = new Map(); }
 }
+
+/** What a job's check decided: reuse an existing certificate, or sign and then revoke these. */
+export type CheckResult = void | { reuse?: Issued; supersede?: ReadonlyArray<{ dir: string; serial: string }> };
 
 export type SigningJob<R> = LeafRequest & {
   /** Names this job claims (`cn:…`, `dns:…`, `token:…`): no two jobs of a group share one. */
   claims: readonly string[];
   /** Re-checks under the lock; throws (a RivetError) to refuse before anything is signed. */
-  checkLocked: (reads: GroupReads) => Promise<void>;
-  /** After signing, still under the lock: spend the token, build the reply and the audit line. */
-  finishLocked: (issued: Issued, reads: GroupReads) => Promise<{ reply: R; audit: AuditEvent }>;
+  checkLocked: (reads: GroupReads) => Promise<CheckResult>;
+  /** After signing (or reusing), under the lock: spend the token, build the reply and the audit line. */
+  finishLocked: (issued: Issued, reads: GroupReads, reused: boolean) => Promise<{ reply: R; audit: AuditEvent }>;
 };
 
 const LATER = Symbol('in the next group');
@@ -100,28 +116,59 @@ export class SigningQueue {
     const outcomes: Outcome[] = new Array(jobs.length);
     const claimed = new Set<string>();
     const reads = new GroupReads(this.ca);
-    const live = await liveRowsByCn(this.ca);
+    const names = await reads.names();
+    // Names this group is about to sign: a later job overlapping one waits for the next group,
+    // where the first is either recorded (and refused against) or failed (and free).
+    const pending = new NameIndex(this.ca.domain);
     const accepted: number[] = [];
+    const reused = new Map<number, Issued>();
+    const supersede = new Map<number, ReadonlyArray<{ dir: string; serial: string }>>();
     for (const [i, job] of jobs.entries()) {
       if (job.claims.some((c) => claimed.has(c))) { outcomes[i] = LATER; continue; }
       try {
-        await job.checkLocked(reads);
-        if (job.id.kind === 'node') await checkNodeNamesLocked(this.ca, job.id.nodeId, leafProfile(job.id, this.ca.domain, job.sans).dns, live);
+        const plan = await job.checkLocked(reads);
+        if (plan?.reuse) { reused.set(i, plan.reuse); for (const c of job.claims) claimed.add(c); continue; }
+        if (job.id.kind === 'node') {
+          const p = leafProfile(job.id, this.ca.domain, job.sans);
+          refuseConflict(names.conflict(job.id.nodeId, p.dns, p.ips));
+          if (pending.conflict(job.id.nodeId, p.dns, p.ips)) { outcomes[i] = LATER; continue; }
+          pending.add(job.id.nodeId, 'pending', p.dns, p.ips);
+        }
         for (const c of job.claims) claimed.add(c);
+        if (plan?.supersede?.length) supersede.set(i, plan.supersede);
         accepted.push(i);
       } catch (error) { outcomes[i] = { error }; }
     }
     const issued = accepted.length ? await signLeaves(this.ca, await this.ca.store.current(), accepted.map((i) => jobs[i]!), leafValidity()) : [];
-    const events: AuditEvent[] = [];
+    // Each successful renewal supersedes what it replaces: one database write and one CRL for the group.
+    const targets: RevokeTarget[] = [];
+    const superseded: AuditEvent[] = [];
     for (const [k, i] of accepted.entries()) {
-      const result = issued[k]!;
-      if (result instanceof Error) { outcomes[i] = { error: result }; continue; }
+      const result = issued[k];
+      if (!result || result instanceof Error) continue;
+      const mine: string[] = [];
+      for (const t of supersede.get(i) ?? []) {
+        const issuer = await issuerOfDir(this.ca, t.dir);
+        if (issuer) { targets.push({ issuer, serial: t.serial }); mine.push(t.serial); }
+      }
+      if (mine.length) superseded.push({ event: 'supersede', result: 'ok', cn: result.cn, serials: mine, reason: 'superseded', detail: `by serial ${result.serial}: at most 2 live certificates per identity` });
+    }
+    if (targets.length) { await revokeLocked(this.ca, targets, 'superseded'); reads.forgetFiles(); }
+    const events: AuditEvent[] = [];
+    const finish = async (i: number, result: Issued, wasReused: boolean) => {
       try {
-        const done = await jobs[i]!.finishLocked(result, reads);
+        const done = await jobs[i]!.finishLocked(result, reads, wasReused);
         outcomes[i] = { value: done.reply };
         events.push(done.audit);
       } catch (error) { outcomes[i] = { error }; }
+    };
+    for (const [k, i] of accepted.entries()) {
+      const result = issued[k]!;
+      if (result instanceof Error) { outcomes[i] = { error: result }; continue; }
+      await finish(i, result, false);
     }
+    for (const [i, result] of reused) await finish(i, result, true);
+    events.push(...superseded);
     // One append and one datasync for the group; a reply leaves only once its line is on disk.
     await auditAll(this.ca.store.auditLog, events);
     return outcomes;

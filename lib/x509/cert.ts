@@ -98,6 +98,17 @@ export function parseCertDer(der: Buffer): CertInfo {
   };
 }
 
+/**
+ * The SANs of a certificate from its DER alone, without node:crypto's full parse: the ownership
+ * index (lib/policy/live-names.ts) reads every live node certificate's names.
+ */
+export function sansOfDer(der: Buffer): { dns: string[]; ips: string[]; uris: string[] } {
+  const tbs = children(readTlv(der))[0]!;
+  const extWrapper = children(tbs).find((f) => f.tag === 0xa3);
+  const san = extWrapper ? extensions(children(extWrapper)[0]!).find((e) => e.oid === OID.san) : undefined;
+  return san ? sanEntries(san.value) : { dns: [], ips: [], uris: [] };
+}
+
 /** Every certificate in a PEM text, in order. */
 export function parseCertsPem(pem: string): CertInfo[] {
   return pemToDer(pem, 'CERTIFICATE').map(parseCertDer);

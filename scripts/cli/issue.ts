@@ -14,7 +14,11 @@ import { UsageError, show } from '../../lib/core/errors.ts';
 import { MAX_CSR_BYTES } from '../../lib/sign/csr.ts';
 
 type ValidityArgs = { days?: number | string; notBefore?: string };
-type IssueArgs = GlobalArgs & ValidityArgs & { name: string; san?: string[]; keyType?: string; ifMissing?: boolean; force?: boolean; p12?: string; passphraseFile?: string };
+type IssueArgs = GlobalArgs & ValidityArgs & SharedArgs & { name: string; san?: string[]; keyType?: string; ifMissing?: boolean; force?: boolean; p12?: string; passphraseFile?: string };
+type SharedArgs = { allowSharedName?: boolean };
+
+/** The operator's explicit, audited override of name ownership (DESIGN §3); the service has none. */
+export const ALLOW_SHARED = { type: 'boolean', describe: 'let this node carry a DNS name or IP another live node holds (audited; renewals need it again)' } as const;
 
 function validityOptions<T>(y: Argv<T>) {
   return y
@@ -59,6 +63,7 @@ function issueCommand(kind: IdentityKind, command: string, describe: string): Co
       .option('key-type', { type: 'string', describe: 'ec-p256 (default), ec-p384, rsa-3072, rsa-4096' })
       .option('if-missing', { type: 'boolean', describe: 'do nothing while a valid certificate exists' })
       .option('force', { type: 'boolean', describe: 'replace a valid certificate (new key)' })
+      .option('allow-shared-name', { ...ALLOW_SHARED, hidden: kind !== 'node' })
       .option('p12', { type: 'string', describe: kind === 'user' ? 'also write a PKCS#12 file here' : undefined, hidden: kind !== 'user' })
       .option('passphrase-file', { type: 'string', describe: kind === 'user' ? 'PKCS#12 passphrase file (else prompted)' : undefined, hidden: kind !== 'user' }),
     handler: run(async (args: IssueArgs) => {
@@ -69,7 +74,7 @@ function issueCommand(kind: IdentityKind, command: string, describe: string): Co
       const validity = validityFrom(args);
       if (args.p12 !== undefined && kind !== 'user') throw new UsageError('--p12 is for issue-user; use export-p12 for other identities');
       const pass = args.p12 !== undefined ? await secretFrom(args.passphraseFile, 'PKCS#12 passphrase: ', 'passphrase') : undefined;
-      const r = await issueWithNewKey(ca, id, { sans, keyType: type, validity, ifMissing: args.ifMissing, force: args.force });
+      const r = await issueWithNewKey(ca, id, { sans, keyType: type, validity, ifMissing: args.ifMissing, force: args.force, allowSharedName: args.allowSharedName });
       describeResult(r, args.json);
       if (args.p12 !== undefined && pass !== undefined) {
         const out = await exportP12(ca, fileStem(id), pass, path.resolve(args.p12));
@@ -90,8 +95,9 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       .positional('csr', { type: 'string' })
       .option('as', { type: 'string', demandOption: true, describe: 'identity to certify: <node-id>, <agent-id>@<node-id>, <user>@external' })
       .option('san', { type: 'string', array: true, describe: 'extra SAN for a node' })
-      .option('out', { type: 'string', describe: 'write the certificate here (default issued/<identity>.crt)' }),
-    handler: run(async (args: GlobalArgs & ValidityArgs & { csr: string; as: string; san?: string[]; out?: string }) => {
+      .option('out', { type: 'string', describe: 'write the certificate here (default issued/<identity>.crt)' })
+      .option('allow-shared-name', ALLOW_SHARED),
+    handler: run(async (args: GlobalArgs & ValidityArgs & SharedArgs & { csr: string; as: string; san?: string[]; out?: string }) => {
       const { ca } = context(args);
       const id = parseIdentity(String(args.as), ca.domain);
       const sans = (args.san ?? []).map(String).map(parseSan);
@@ -106,7 +112,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       if (!args.out && fs.existsSync(ca.store.issued(fileStem(id), 'key'))) {
         throw new UsageError(`issued/${fileStem(id)}.key belongs to a certificate this CA host made — give --out FILE so that pair is not split`);
       }
-      const r = await signCsrFor(ca, id, fs.readFileSync(file, 'utf8'), sans, validity, out);
+      const r = await signCsrFor(ca, id, fs.readFileSync(file, 'utf8'), sans, validity, out, { allowSharedName: args.allowSharedName });
       if (args.json) return printJson({ cn: r.cn, serial: r.serial, cert: out, notAfter: r.info.notAfter.toISOString() });
       print(`signed ${r.cn} (serial ${r.serial}, until ${r.info.notAfter.toISOString().slice(0, 10)})`);
       print(`  cert  ${out}`);
@@ -132,16 +138,17 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     builder: (y) => validityOptions(y)
       .option('roster', { type: 'string', demandOption: true, describe: 'file: `ct111 DNS:ct111.lan`, `opus@ct111`, … one per line' })
       .option('if-missing', { type: 'boolean', describe: 'skip identities that already hold a valid certificate' })
-      .option('force', { type: 'boolean', describe: 'replace valid certificates' }),
-    handler: run(async (args: GlobalArgs & ValidityArgs & { roster: string; ifMissing?: boolean; force?: boolean }) => {
+      .option('force', { type: 'boolean', describe: 'replace valid certificates' })
+      .option('allow-shared-name', ALLOW_SHARED),
+    handler: run(async (args: GlobalArgs & ValidityArgs & SharedArgs & { roster: string; ifMissing?: boolean; force?: boolean }) => {
       const { ca } = context(args);
       let text: string;
       try { text = fs.readFileSync(String(args.roster), 'utf8'); } catch { throw new UsageError(`cannot read roster ${show(args.roster)}`); }
-      const entries = parseRoster(text, ca);
+      const entries = parseRoster(text, ca, { allowSharedName: args.allowSharedName });
       const validity = validityFrom(args);
       const tty = process.stderr.isTTY;
       const outcomes = await issueRoster(ca, entries, {
-        ifMissing: args.ifMissing, force: args.force, validity,
+        ifMissing: args.ifMissing, force: args.force, allowSharedName: args.allowSharedName, validity,
         onProgress: (done, total, o) => {
           if (o.error) process.stderr.write(`${tty ? '\r' : ''}line ${o.entry.line}: ${fileStem(o.entry.id)}: ${o.error}\n`);
           if (tty) process.stderr.write(`\rissued ${done}/${total}`);

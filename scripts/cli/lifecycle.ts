@@ -5,7 +5,7 @@ import { renewIssued } from '../../lib/ops/renew.ts';
 import { revoke } from '../../lib/ops/revoke.ts';
 import { tidy } from '../../lib/ops/tidy.ts';
 import { parseDuration } from '../../lib/core/duration.ts';
-import { parseDays, validityFrom } from './issue.ts';
+import { ALLOW_SHARED, parseDays, validityFrom } from './issue.ts';
 import { REVOCATION_REASONS } from '../../lib/sign/signer.ts';
 import { refreshCrls } from '../../lib/ops/crl.ts';
 
@@ -15,13 +15,14 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     describe: 'renew due certificates in issued/ (same key, new certificate; agents follow their node)',
     builder: (y) => y.positional('names', { type: 'string', array: true, describe: 'renew these now (default: everything due)' })
       .option('within', { type: 'string', default: '30d', describe: 'renew what expires within this (e.g. 30d)' })
-      .option('days', { type: 'string', describe: 'validity of renewed certificates in days (default 90)' }),
-    handler: run(async (args: GlobalArgs & { names?: string[]; within: string; days?: string }) => {
+      .option('days', { type: 'string', describe: 'validity of renewed certificates in days (default 90)' })
+      .option('allow-shared-name', ALLOW_SHARED),
+    handler: run(async (args: GlobalArgs & { names?: string[]; within: string; days?: string; allowSharedName?: boolean }) => {
       const withinMs = parseDuration(args.within, '--within');
       const days = parseDays(args.days);
       validityFrom({ days });
       const { ca } = context(args);
-      const results = await renewIssued(ca, { names: (args.names ?? []).map(String), withinMs, days });
+      const results = await renewIssued(ca, { names: (args.names ?? []).map(String), withinMs, days, allowSharedName: args.allowSharedName });
       if (args.json) printJson(results);
       else {
         for (const r of results.filter((x) => x.action !== 'not-due')) {
@@ -35,22 +36,24 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
   },
   {
     command: 'revoke <name>',
-    describe: 'revoke every unexpired certificate of a CN, rebuild the CRL bundle',
+    describe: 'revoke every unexpired certificate of a CN (a node: its agents too), rebuild the CRL bundle',
     builder: (y) => y.positional('name', { type: 'string', describe: 'ct111, ct111.mesh, opus@ct111 or alice@external' })
       .option('reason', { type: 'string', describe: `CRL reason: ${REVOCATION_REASONS.join(', ')}` })
-      .option('serial', { type: 'string', describe: 'revoke only this serial (hex)' })
+      .option('serial', { type: 'string', describe: 'revoke only this serial (hex); a node\'s agents stay' })
+      .option('node-only', { type: 'boolean', describe: 'revoke the node but keep its agents (e.g. cessationOfOperation of a replaced host)' })
       .option('push', { type: 'boolean', default: true, describe: 'push crl.pem to every node (RIVET_CRL_PUSH_URL); --no-push to skip' }),
-    handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string; push: boolean }) => {
+    handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string; nodeOnly?: boolean; push: boolean }) => {
       // Loaded here, not at the top: the push brings https and tls, which every other command
       // would otherwise load at start-up (scripts/launch.mjs).
       const { pushCrl, pushOptionsFrom } = await import('../../lib/distribute/push.ts');
       const { ca, config } = context(args);
       const pushOptions = args.push ? pushOptionsFrom(config, ca.domain) : undefined; // bad settings fail before anything changes
-      const r = await revoke(ca, String(args.name), { reason: args.reason, serial: args.serial });
+      const r = await revoke(ca, String(args.name), { reason: args.reason, serial: args.serial, nodeOnly: args.nodeOnly });
       // The revocation is done; a failed push only delays nodes until their next pull (DESIGN §5).
       const pushed = pushOptions ? await pushCrl(ca, pushOptions) : undefined;
       if (args.json) return printJson({ ...r, push: pushed ?? 'skipped' });
       for (const s of r.revoked) print(`revoked ${r.cn} serial ${s.serial} (intermediate ${s.issuer})`);
+      for (const a of r.agents) for (const s of a.revoked) print(`revoked ${a.cn} serial ${s.serial} (intermediate ${s.issuer}) — agent of ${r.cn}`);
       print(`crl.pem rebuilt: ${ca.store.crlBundle}`);
       if (!pushed) return print('push skipped (--no-push): nodes pick the CRL up at their next pull');
       if (pushed.length === 0) return print('push: no node holds a valid node certificate — nothing to push to');

@@ -8,7 +8,13 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Ca } from '../../lib/ca/handle.ts';
 import { nodeId } from '../../lib/core/identity.ts';
-import { issueWithNewKey } from '../../lib/ops/issue.ts';
+import { issueWithNewKey, signCsrFor } from '../../lib/ops/issue.ts';
+import { leafValidity } from '../../lib/sign/validity.ts';
+import { revoke } from '../../lib/ops/revoke.ts';
+import { readDb } from '../../lib/ca/database.ts';
+import { commonName, fileStem, type Identity } from '../../lib/core/identity.ts';
+import type { San } from '../../lib/core/san.ts';
+import { DAY_MS } from '../../lib/core/duration.ts';
 import { DEFAULT_SAN_CIDRS, parseCidrs } from '../../lib/core/san.ts';
 import { startEnrollService, type EnrollService, type Limits } from '../../lib/service/server.ts';
 import { freshCa, snapshot, tempDir } from './ca.ts';
@@ -56,7 +62,7 @@ export type CallOptions = {
   key?: string | Buffer;
   localAddress?: string;
 };
-export type CallResult = { status: number; json: any; text: string };
+export type CallResult = { status: number; json: any; text: string; headers: Record<string, string | string[] | undefined> };
 
 /** One HTTPS request to the service, verifying the server as ct110.mesh against our chain. */
 export function call(fx: Fixture, method: string, urlPath: string, opts: CallOptions = {}): Promise<CallResult> {
@@ -74,7 +80,7 @@ export function call(fx: Fixture, method: string, urlPath: string, opts: CallOpt
         const text = Buffer.concat(chunks).toString('utf8');
         let json: unknown;
         try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode ?? 0, json, text });
+        resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
       });
     });
     req.setTimeout(30_000, () => req.destroy(new Error('test client timed out')));
@@ -94,4 +100,21 @@ export function caState(ca: Ca): Record<string, string> {
 export async function auditLines(ca: Ca): Promise<Array<Record<string, unknown>>> {
   const text = await fsp.readFile(ca.store.auditLog, 'utf8');
   return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * A certificate for `keyFile`'s key as `id`, issued `ageDays` ago for 90 days (the operator path,
+ * `sign --not-before`): old enough to be inside the renewal window (the last third of its life).
+ * With `retire`, every other live certificate of the identity is revoked first, as if this one had
+ * been its only certificate all along.
+ */
+export async function backdated(ca: Ca, id: Identity, keyFile: string, ageDays: number, opts: { sans?: readonly San[]; retire?: boolean } = {}): Promise<string> {
+  const cn = commonName(id, ca.domain);
+  if (opts.retire) {
+    for (const row of (await readDb(ca.store.intermediateDir)).filter((r) => r.cn === cn && r.status === 'V')) await revoke(ca, fileStem(id), { serial: row.serial, reason: 'superseded', nodeOnly: id.kind === 'node' });
+  }
+  const { csr } = await newCsr(path.dirname(keyFile), cn, keyFile);
+  const out = `${keyFile}.backdated-${Math.random().toString(16).slice(2)}.crt`;
+  await signCsrFor(ca, id, csr, opts.sans ?? [], leafValidity({ notBefore: new Date(Date.now() - ageDays * DAY_MS) }), out);
+  return fs.readFileSync(out, 'utf8');
 }
