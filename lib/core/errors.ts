@@ -100,6 +100,7 @@ const CODES = {
   serial: [1, 500],
   copy: [1, 500],
   p12: [1, 500],
+  bad_p12: [2, 400],
   // Chains, CRLs and their receivers
   bad_chain: [1, 400],
   no_chain: [1, 500],
