@@ -19,7 +19,7 @@ export async function startMcpServer(dir: string, rules: AllowListData, opts: { 
     maxSessionsPerIdentity: opts.maxSessionsPerIdentity,
     createServer: () => {
       const s = new McpServer({ name: 'mesh-test', version: '1.0.0' });
-      const tool = (name: string, result: (extra: Parameters<typeof meshIdentityOf>[0]) => unknown) =>
+      const tool = (name: string, result: (extra: Parameters<typeof meshIdentityOf>[0] & { sessionId?: string }) => unknown) =>
         s.registerTool(name, { description: `test tool ${name}` }, async (extra) => {
           calls.push(`${name} by ${meshIdentityOf(extra).cn}`);
           return { content: [{ type: 'text', text: JSON.stringify(result(extra)) }] };
