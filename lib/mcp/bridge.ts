@@ -49,13 +49,13 @@ export async function startMcpBridge(opts: McpBridgeOptions): Promise<McpBridge>
     finish(code);
   };
 
-  const errorOf = (err: unknown) => (err instanceof RivetError ? rpcErrorOf(err) : { code: -32603, message: `${host}: ${(err as Error).message}` });
+  const errorOf = (err: unknown) => (err instanceof RivetError ? rpcErrorOf(err, { reveal: true }) : { code: -32603, message: `${host}: ${(err as Error).message}` });
 
   local.onmessage = (message) => {
     const m = message as Msg;
     if (m.method === 'initialize') initializeId = m.id;
+    // A failed send was reported through remote.onerror already.
     remote.send(message).catch(async (err: unknown) => {
-      log(err instanceof RivetError ? err.message : `${show(host)}: ${(err as Error).message}`);
       if (m.id !== undefined && m.method !== undefined) await local.send({ jsonrpc: '2.0', id: m.id, error: errorOf(err) } as JSONRPCMessage).catch(() => {});
       if (err instanceof RivetError && FATAL.has(err.code)) await stop(1);
     });

@@ -5,12 +5,17 @@
 // `data.code === 'forbidden'`, never on the message. Failures of ours stay generic.
 import type { ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { RivetError } from '../core/errors.ts';
 import { toHttpError } from '../mesh/http.ts';
 
 export type MeshRpcError = { code: number; message: string; data: { code: string; status: number; reason?: string } };
 
-export function rpcErrorOf(err: unknown): MeshRpcError {
-  const e = toHttpError(err);
+/**
+ * `err` as a JSON-RPC error object. A server hides its own failures (5xx) behind a generic
+ * message; a client reporting its own failure (the bridge: unreachable, revoked) passes `reveal`.
+ */
+export function rpcErrorOf(err: unknown, opts: { reveal?: boolean } = {}): MeshRpcError {
+  const e = opts.reveal && err instanceof RivetError ? { status: err.status, code: err.code, message: err.message, reason: err.reason } : toHttpError(err);
   return { code: e.status, message: e.message, data: { code: e.code, status: e.status, ...(e.reason ? { reason: e.reason } : {}) } };
 }
 
