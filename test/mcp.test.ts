@@ -75,6 +75,19 @@ test('a tool outside opus\'s allow-list is neither listed nor callable: JSON-RPC
   assert.is(textOf(await sonnet.callTool({ name: 'secret.read' })).secret, 'the launch codes');
 });
 
+test('a request id still in flight is refused: the tools/list filter pairs replies with requests by id', async () => {
+  const opus = await connect('opus');
+  const sid = sessionOf(opus);
+  const batch = await rawMcp(server.port, opusTls, [
+    { jsonrpc: '2.0', id: 7, method: 'ping' }, // answered first: its reply would take the list's place in the filter
+    { jsonrpc: '2.0', id: 7, method: 'tools/list' },
+  ], { 'mcp-session-id': sid });
+  assert.is(batch.status, 200);
+  const replies = [batch.body].flat();
+  assert.ok(replies.some((r) => r.error?.data?.code === 'bad_request'), JSON.stringify(replies));
+  assert.not.match(JSON.stringify(replies), /secret\.read/, 'no reply names a tool opus may not call');
+});
+
 test('opus\'s session driven with sonnet@ct111\'s certificate is refused (403) and touches nothing', async () => {
   const opus = await connect('opus');
   const sid = sessionOf(opus);

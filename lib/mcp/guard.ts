@@ -5,6 +5,7 @@
 // for any server the application builds (McpServer or the low-level Server) without its internals.
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
+import { RivetError, show } from '../core/errors.ts';
 import { authorize, type AllowList } from '../mesh/authz.ts';
 import type { PeerIdentity } from '../mesh/peer.ts';
 import { ATTACH_METHOD, ATTACH_TOOL, ATTACH_TOOL_DEFINITION, type SessionAttachment } from './attach.ts';
@@ -32,6 +33,12 @@ export class GuardedTransport implements Transport {
   onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void;
   /** Requests whose reply must be filtered: tools/list ids of this session. */
   readonly #listing = new Set<string | number>();
+  /**
+   * Ids of requests the server is answering. A second request with an id still in flight is
+   * refused: its reply could otherwise take the place of a tools/list reply in the filter, and the
+   * unfiltered list would name every tool.
+   */
+  readonly #inFlight = new Set<string | number>();
 
   constructor(readonly inner: Transport, readonly policy: GuardPolicy) {
     inner.onclose = () => this.onclose?.();
@@ -45,7 +52,10 @@ export class GuardedTransport implements Transport {
   close(): Promise<void> { return this.inner.close(); }
 
   send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    if (isReply(message) && this.#listing.delete(message.id)) return this.inner.send(this.#filteredList(message), options);
+    if (isReply(message)) {
+      this.#inFlight.delete(message.id);
+      if (this.#listing.delete(message.id)) return this.inner.send(this.#filteredList(message), options);
+    }
     return this.inner.send(message, options);
   }
 
@@ -85,6 +95,11 @@ export class GuardedTransport implements Transport {
         return;
       }
     }
+    if (this.#inFlight.has(message.id)) {
+      this.#reply(message.id, undefined, new RivetError(`request id ${show(message.id)} is already in use by a request in progress — use a new id`, 'bad_request'));
+      return;
+    }
+    this.#inFlight.add(message.id);
     if (message.method === 'tools/list') this.#listing.add(message.id);
     this.onmessage?.(message, extra);
   }

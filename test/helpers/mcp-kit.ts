@@ -55,7 +55,11 @@ export function rawMcp(port: number, who: MeshTls, message: unknown, headers: Re
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
         let json: unknown = text;
-        try { json = JSON.parse(text.startsWith('event:') ? text.split('\ndata: ')[1]!.split('\n')[0]! : text); } catch { /* keep text */ }
+        try {
+          // An SSE reply: one event's JSON, or the list of them (a batch).
+          const events = text.startsWith('event:') ? [...text.matchAll(/^data: (.+)$/gm)].map((m) => JSON.parse(m[1]!)) : [JSON.parse(text)];
+          json = events.length === 1 ? events[0] : events;
+        } catch { /* keep text */ }
         resolve({ status: res.statusCode ?? 0, body: json, sessionId: res.headers['mcp-session-id'] as string | undefined });
       });
     });
