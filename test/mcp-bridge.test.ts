@@ -90,7 +90,7 @@ test('a wrong p12 passphrase is one line naming the file, exit 2, before any con
   assert.not.match(b.stderr(), /not the passphrase/, 'the passphrase is never shown');
 });
 
-test('with phil revoked, a bridge whose CRL still predates it gets no session (the server refuses the handshake)', async () => {
+test('with phil revoked, a bridge whose CRL still predates it fails saying so: the server\'s refusal carries cert_revoked', async () => {
   const r = await kit.cli(['revoke', 'phil@external']);
   assert.is(r.exitCode, 0, r.stderr);
   const serverDir = path.join(kit.home, 'nodes', 'ct110');
@@ -100,8 +100,9 @@ test('with phil revoked, a bridge whose CRL still predates it gets no session (t
   for (let i = 0; i < 200 && server.reloads() === reloads; i++) await new Promise((res) => setTimeout(res, 10));
   const b = await bridge(['--p12', p12, '--passphrase-file', passFile, '--node-dir', laptop]);
   assert.ok(b.error, 'connect failed');
-  assert.match(b.error!.message, /closed the connection without answering — it refuses this certificate \(revoked/);
-  assert.is((b.error as { data?: { code?: string } }).data?.code, 'unreachable', 'the client can branch on the code');
+  assert.match(b.error!.message, /refused: your client certificate is revoked/);
+  assert.is((b.error as { data?: { code?: string } }).data?.code, 'cert_revoked', 'the client can branch on the code');
+  assert.is(await b.exit, null);
 });
 
 test('with phil revoked and the CRL on the laptop, the bridge fails saying the certificate was revoked', async () => {

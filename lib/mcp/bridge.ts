@@ -25,7 +25,7 @@ export type McpBridge = {
 };
 
 /** Refusals that no retry can fix: the bridge reports them and stops. */
-const FATAL = new Set(['revoked', 'cert_not_live']);
+const FATAL = new Set(['revoked', 'cert_not_live', 'cert_revoked', 'cert_expired', 'unknown_ca']);
 
 type Msg = { id?: string | number; method?: string; result?: { protocolVersion?: unknown } };
 

@@ -4,11 +4,13 @@
 // connection goes, like curl's --connect-to. Failures come back as RivetErrors with a code:
 // `revoked` when our own CRL revokes our certificate, `unreachable`, `untrusted_server`.
 import { X509Certificate } from 'node:crypto';
-import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+import { fetch as undiciFetch } from 'undici';
 import { StreamableHTTPClientTransport, type StreamableHTTPClientTransportOptions } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { RivetError, UsageError, isErrorCode, show } from '../core/errors.ts';
-import { loadMeshTls, meshClientOptions, type LoadMeshTlsOptions, type MeshTls } from '../mesh/tls.ts';
+import { loadMeshTls, type LoadMeshTlsOptions, type MeshTls } from '../mesh/tls.ts';
+import { meshDispatcher } from '../mesh/dispatcher.ts';
+import type { MeshLogger } from '../mesh/live.ts';
 import { isRevoked } from '../x509/crl.ts';
 import { subjectCn } from '../x509/cert.ts';
 import { crlsOf } from './revocation.ts';
@@ -21,6 +23,8 @@ export type MeshMcpClientOptions = {
   /** `host:port` to connect to instead of the URL's; the URL's host is still what is verified. */
   connectTo?: string;
   connectTimeoutMs?: number;
+  /** Where refused and cut connections are reported; default one line on stderr. */
+  logger?: MeshLogger;
   /** Passed to the SDK transport (reconnection, session id, extra request headers). */
   transport?: Omit<StreamableHTTPClientTransportOptions, 'fetch'>;
 };
@@ -71,9 +75,10 @@ function explain(err: unknown, url: URL, current: () => MeshTls): unknown {
 
 /** A mesh server's refusal (`{ error: { message, data: { code } } }`, errors.ts) as the RivetError it was. */
 async function refusalOf(res: Response, url: URL): Promise<RivetError | undefined> {
-  let body: { error?: { message?: unknown; data?: { code?: unknown; reason?: unknown } } };
+  let body: { error?: { code?: unknown; message?: unknown; data?: { code?: unknown; reason?: unknown } } };
   try { body = await res.json() as typeof body; } catch { return undefined; }
-  const code = body.error?.data?.code;
+  // JSON-RPC (mountMcp: the code in data) or the mesh gate's own refusal ({ code, message }).
+  const code = body.error?.data?.code ?? body.error?.code;
   if (!isErrorCode(code) || typeof body.error?.message !== 'string') return undefined;
   const reason = typeof body.error.data?.reason === 'string' ? body.error.data.reason : undefined;
   return new RivetError(`${url.host} refused: ${body.error.message}`, code, reason ? { reason } : undefined);
@@ -84,11 +89,11 @@ export function meshFetch(url: URL, opts: MeshMcpClientOptions): FetchLike & { c
   const tls = isMaterial(opts.identity) ? opts.identity : loadMeshTls(opts.identity);
   const current = () => (isMaterial(opts.identity) ? opts.identity : loadMeshTls(opts.identity));
   checkOwnCertificate(tls);
-  const target = opts.connectTo ? parseHostPort(opts.connectTo) : undefined;
-  const tlsOptions = meshClientOptions(tls, { servername: opts.servername });
-  const connector = buildConnector({ ...tlsOptions, timeout: opts.connectTimeoutMs ?? 10_000 } as buildConnector.BuildOptions);
-  const dispatcher = new Agent({
-    connect: (o, cb) => connector(target ? { ...o, hostname: target.host, port: String(target.port) } : o, cb),
+  // The mesh's following dispatcher: new CRLs and chains in the identity's files apply to new
+  // connections, and pooled connections to a server that no longer verifies are cut.
+  const dispatcher = meshDispatcher(tls, {
+    servername: opts.servername, connectTimeoutMs: opts.connectTimeoutMs, logger: opts.logger,
+    ...(opts.connectTo ? { connectTo: parseHostPort(opts.connectTo) } : {}),
   });
   const f = (async (input: string | URL, init?: RequestInit) => {
     let res: Response;
@@ -97,7 +102,7 @@ export function meshFetch(url: URL, opts: MeshMcpClientOptions): FetchLike & { c
     } catch (err) {
       throw explain(err, url, current);
     }
-    const refusal = res.status === 401 || res.status === 403 || res.status === 404 ? await refusalOf(res.clone(), url) : undefined;
+    const refusal = [401, 403, 404, 503].includes(res.status) ? await refusalOf(res.clone(), url) : undefined;
     if (refusal) throw refusal;
     return res;
   }) as FetchLike & { close(): Promise<void> };

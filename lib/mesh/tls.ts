@@ -29,6 +29,8 @@ export type MeshTls = TlsMaterial & {
   dir: string;
   /** Set when loaded for an agent (agents/<agent>.{crt,key}): what a following client reloads. */
   agent?: string;
+  /** Set when loaded from given files (cert + key, p12, ca, crl): followers reload and watch these. */
+  files?: IdentityFileOptions;
 };
 
 export type LoadMeshTlsOptions = {
@@ -97,11 +99,25 @@ export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
     throw new RivetError(`CRL bundle ${show(files.crl)} is not valid: ${(err as Error).message} — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
   }
   if (crls.length === 0) throw new RivetError(`CRL bundle ${show(files.crl)} holds no CRL — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
-  const material: MeshTls = { key, cert, ca, crl: crls.map((c) => Buffer.from(c)), domain, dir, ...(opts.agent === undefined ? {} : { agent: opts.agent }) };
+  const material: MeshTls = { key, cert, ca, crl: crls.map((c) => Buffer.from(c)), domain, dir, ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...identityFilesOf(opts) };
   try { tls.createSecureContext(secureContextOptions(material)); } catch (err) {
     throw new RivetError(`TLS material in ${show(dir)} does not load: ${(err as Error).message} — does ${path.basename(files.key)} belong to ${path.basename(files.cert)}?`, 'bad_tls');
   }
   return material;
+}
+
+/** The given files, absolute, so that a follower (watch.ts) reloads this identity and not the node's. */
+function identityFilesOf(opts: IdentityFileOptions): { files?: IdentityFileOptions } {
+  const given = Object.entries({ cert: opts.cert, key: opts.key, p12: opts.p12, passphraseFile: opts.passphraseFile, ca: opts.ca, crl: opts.crl }).filter(([, v]) => v !== undefined);
+  return given.length ? { files: Object.fromEntries(given.map(([k, v]) => [k, path.resolve(v!)])) } : {};
+}
+
+/** Every file a loaded identity was read from: what a follower watches. */
+export function identityFilePaths(t: Pick<MeshTls, 'dir' | 'agent' | 'files'>): string[] {
+  const base = meshTlsFiles(t.dir, t.agent);
+  const f = t.files ?? {};
+  const own = f.p12 !== undefined ? [f.p12, f.passphraseFile!] : f.cert !== undefined ? [f.cert, f.key!] : [base.cert, base.key];
+  return [...own, f.ca ?? base.ca, f.crl ?? base.crl];
 }
 
 /** The key and certificate to present: the node's or an agent's from the node dir, or given files. */
