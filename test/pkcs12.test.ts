@@ -9,7 +9,8 @@ import { createPrivateKey } from 'node:crypto';
 import { execa } from 'execa';
 import { makeKit, type Kit } from './helpers/pki-kit.ts';
 import { readPkcs12 } from '../lib/x509/pkcs12.ts';
-import { loadMeshTls, RivetError } from '../lib/index.ts';
+import { loadMeshTls, RivetError, type MeshTls } from '../lib/index.ts';
+import { followMeshTls, reloadWatchers } from '../lib/mesh/watch.ts';
 
 let kit: Kit;
 let dir: string;
@@ -65,6 +66,21 @@ test('a wrong passphrase, a damaged file and a legacy p12 are bad_p12 errors nam
   const e = refusal(() => readPkcs12(fs.readFileSync(legacy), PASS, legacy));
   assert.is(e.code, 'bad_p12');
   assert.match(e.message, /re-export it with `rivet-ca export-p12`/);
+});
+
+test('a follower of a p12 identity reloads the p12 when the CRL changes, never the node\'s own cert', async () => {
+  const phil = loadMeshTls({ dir, p12, passphraseFile: pass });
+  const applied: MeshTls[] = [];
+  const follow = followMeshTls({ dir, agent: phil.agent, domain: phil.domain }, phil, (m) => applied.push(m));
+  try {
+    assert.is((await kit.cli(['crl'])).exitCode, 0);
+    fs.copyFileSync(path.join(kit.caDir, 'crl.pem'), path.join(dir, 'crl.pem.tmp'));
+    fs.renameSync(path.join(dir, 'crl.pem.tmp'), path.join(dir, 'crl.pem'));
+    await reloadWatchers(dir);
+    assert.is(applied.length, 1, 'the new CRL was applied');
+    assert.is(applied[0]!.cert.toString(), phil.cert.toString(), 'still phil@external, not ct111');
+    assert.not.equal(applied[0]!.crl.map(String), phil.crl.map(String));
+  } finally { follow.stop(); }
 });
 
 test('one identity per call: mixing agent, cert/key and p12 is refused naming what was given', () => {
