@@ -6,7 +6,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'demo-ca/', '.demo/', 'bench/out/'] },
+  { ignores: ['node_modules/', 'dist/', 'dist-lib/', '.runtime/', 'demo-ca/', '.demo/', 'bench/out/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -10,6 +10,7 @@ import { setup, single, roster } from './issuance.ts';
 import { enrollBench } from './enroll.ts';
 import { revocation, cutOnOpen, handshakes } from './mesh.ts';
 import { growth } from './growth.ts';
+import { hotPath } from './hot-path.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const N = {
@@ -46,6 +47,8 @@ log('5/6 handshakes');
 const hs = await handshakes(work, N.crl, N.hsSeconds);
 log('6/6 growth');
 const gr = await growth(work, N.growth, N.growthSamples);
+log('and: hot path (bench/hot-path.ts)');
+const hp = await hotPath(work, N.hsSeconds);
 const load1 = os.loadavg();
 
 // Report.
@@ -66,6 +69,8 @@ const rows: Row[] = [
     : ['4b. revoke → cut on open connections', 'not measured', cut.note ?? '', '—', '≤ 1000 ms', undefined],
   [`5. TLS 1.3 mTLS handshakes/s, ${hs.crlEntries.toLocaleString('en')}-entry CRL`, `${fmt(hs.crl10k)}/s`, `no CRL ${fmt(hs.none)}/s`, `${(hs.crl10k / hs.none).toFixed(2)}× no CRL`, '≥ 0.9×', hs.crl10k / hs.none >= 0.9],
   [`6. issuance at ${gMax.history.toLocaleString('en')} history (after tidy)`, `${fmt(gMax.ms, 1)} ms`, `${N.growth.map((h) => `${h.toLocaleString('en')}: ${fmt(g(h)!.ms, 1)} ms`).join(' · ')} · ${gRaw.history.toLocaleString('en')} without tidy: ${fmt(gRaw.ms, 1)} ms`, `${(gMax.ms / g0.ms).toFixed(2)}× at ${g0.history}`, '≤ 1.2×', gMax.ms / g0.ms <= 1.2],
+  [`7a. keep-alive requests/s, lib server (meshServerOptions + peerIdentity + authorize per request)`, `${fmt(hp.keepAlive.lib)}/s`, `bare node:https ${fmt(hp.keepAlive.bare)}/s, same certs and CRLs (median of ${hp.rounds} rounds)`, `${(hp.keepAlive.lib / hp.keepAlive.bare).toFixed(2)}× bare`, '≥ 0.9×', hp.keepAlive.lib / hp.keepAlive.bare >= 0.9],
+  [`7b. fresh handshakes/s (new TLS connection + one request), lib server`, `${fmt(hp.handshakes.lib)}/s`, `bare node:https ${fmt(hp.handshakes.bare)}/s`, `${(hp.handshakes.lib / hp.handshakes.bare).toFixed(2)}× bare`, '≥ 0.95×', hp.handshakes.lib / hp.handshakes.bare >= 0.95],
 ];
 const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not measured' : ok ? '**met**' : '**missed**');
 const cpu = (os.cpus()[0]?.model ?? 'unknown').trim();

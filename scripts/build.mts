@@ -89,6 +89,9 @@ async function bundle(tool: string): Promise<boolean> {
       define: { 'import.meta.url': BUNDLE_URL },
       banner: { js: `'use strict'; var ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename).href;` },
       plugins: [sourceUrls, asciiStringWidth],
+      // Loaded from node_modules when needed, never at start-up: the MCP SDK (an optional peer) by
+      // `mcp-bridge` alone, undici (~1 MB of source) by the commands that fetch.
+      external: ['@modelcontextprotocol/sdk', '@modelcontextprotocol/sdk/*', 'undici'],
     });
     // Node and esbuild need the same view of the sources: the launcher checks all of these, plus
     // this script and the lockfile (a dependency change that esbuild would resolve differently).

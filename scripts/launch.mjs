@@ -3,7 +3,9 @@
 // node_modules files it pulled in) and the bundle itself with size, mtime and SHA-256. If every
 // file still matches, the bundle runs: one file, no TypeScript compiler. If anything differs or is
 // missing (an edit, a pull, a fresh clone before `make`), the .mts runs through tsx as in
-// development. Plain JavaScript on purpose: it runs before any TypeScript loader exists.
+// development. The installed package has neither sources nor bundle: it runs dist-lib/, the
+// JavaScript that `npm pack` compiled (tsconfig.build.json). Plain JavaScript on purpose: it runs
+// before any TypeScript loader exists.
 import fs from 'node:fs';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -55,8 +57,13 @@ function runBundle(m) {
 
 process.argv = [process.argv[0], script, ...args];
 const state = process.env.RIVET_NO_BUNDLE === '1' ? { missing: true } : bundleState(root, tool);
+const compiled = path.join(root, 'dist-lib', 'scripts', `${tool}.mjs`);
 if (state.manifest) {
   runBundle(state.manifest);
+} else if (!fs.existsSync(path.join(root, 'lib', 'index.ts')) && fs.existsSync(compiled)) {
+  // The installed package (npm pack): compiled JavaScript only, no sources and no tsx to run them.
+  debug(`running ${path.relative(root, compiled)} (installed package)`);
+  await import(pathToFileURL(compiled).href);
 } else {
   // A stale bundle costs every start the TypeScript compile (seconds per suite): said once, on
   // stderr, so it never costs silently. No build at all (a fresh clone, RIVET_NO_BUNDLE) is quiet.

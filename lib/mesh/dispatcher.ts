@@ -13,6 +13,8 @@ import { followMeshTls, type ConnectionOptions, type FollowOptions } from './wat
 
 export type MeshDispatcherOptions = MeshClientOptions & ConnectionOptions & FollowOptions & {
   connectTimeoutMs?: number;
+  /** Connect here instead of the URL's host and port (curl's --connect-to): the URL's name is still what the server must prove. */
+  connectTo?: { host: string; port: number };
   /** Follow the node dir the material came from (default true). */
   follow?: boolean;
 };
@@ -27,7 +29,8 @@ export function meshDispatcher(t: MeshTls, opts: MeshDispatcherOptions = {}): Ag
   } as buildConnector.BuildOptions);
   let connector = build(t);
   const guard = new ConnectionGuard(t, { domain: t.domain, logger: opts.logger ?? stderrLogger, maxConnectionAgeMs: opts.maxConnectionAgeMs });
-  const connect: buildConnector.connector = (options, callback) => connector(options, (err, socket) => {
+  const to = opts.connectTo;
+  const connect: buildConnector.connector = (options, callback) => connector(to ? { ...options, hostname: to.host, port: String(to.port) } : options, (err, socket) => {
     if (err) return callback(err, null);
     const problem = guard.admit(socket as TLSSocket);
     if (!problem) return callback(null, socket!);

@@ -4,7 +4,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { show } from '../core/errors.ts';
-import { MeshAuthError, peerIdentity, type PeerOptions } from './peer.ts';
+import { MeshAuthError, peerIdentity, type PeerIdentity, type PeerOptions } from './peer.ts';
 import type { AgentId, NodeId } from '../core/identity.ts';
 
 export type Session = { agentId: AgentId; nodeId: NodeId; cn: string; sessionToken: string };
@@ -14,11 +14,10 @@ export type Session = { agentId: AgentId; nodeId: NodeId; cn: string; sessionTok
 const sessions = new WeakMap<TLSSocket, Session>();
 
 /**
- * Checks that the verified client certificate is the agent cert of exactly `claimed`
- * (`opus@ct111`) and returns the connection's session. Node and user certs cannot attach.
+ * The check itself, on an identity already verified: `peer` must be the agent certificate of
+ * exactly `claimed`. Shared with rivet-ca/mcp, whose attach names an MCP session instead.
  */
-export function attachSession(socket: TLSSocket, claimed: string, opts: PeerOptions = {}): Session {
-  const peer = peerIdentity(socket, opts);
+export function checkAttachClaim(peer: PeerIdentity, claimed: unknown): { agentId: AgentId; nodeId: NodeId; cn: string } {
   if (typeof claimed !== 'string' || claimed.length === 0) {
     throw new MeshAuthError(`session.attach needs the claimed agent identity — send "<agent-id>@<node-id>" (this certificate is ${show(peer.cn)})`, 'bad_claim');
   }
@@ -29,9 +28,18 @@ export function attachSession(socket: TLSSocket, claimed: string, opts: PeerOpti
     const hint = claimed === peer.agentId ? ` — claim the full identity ${show(peer.cn)}` : '';
     throw new MeshAuthError(`certificate ${show(peer.cn)} cannot attach as ${show(claimed)}: the claim must equal the certificate CN exactly${hint}`, 'wrong_agent');
   }
+  return { agentId: peer.agentId, nodeId: peer.nodeId, cn: peer.cn };
+}
+
+/**
+ * Checks that the verified client certificate is the agent cert of exactly `claimed`
+ * (`opus@ct111`) and returns the connection's session. Node and user certs cannot attach.
+ */
+export function attachSession(socket: TLSSocket, claimed: string, opts: PeerOptions = {}): Session {
+  const ok = checkAttachClaim(peerIdentity(socket, opts), claimed);
   const existing = sessions.get(socket);
   if (existing) return existing;
-  const session: Session = { agentId: peer.agentId, nodeId: peer.nodeId, cn: peer.cn, sessionToken: randomBytes(32).toString('base64url') };
+  const session: Session = { ...ok, sessionToken: randomBytes(32).toString('base64url') };
   sessions.set(socket, session);
   socket.once('close', () => sessions.delete(socket));
   return session;

@@ -5,10 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { SecureContextOptions, TlsOptions, ConnectionOptions, PeerCertificate } from 'node:tls';
-import { RivetError, show } from '../core/errors.ts';
+import { RivetError, UsageError, show } from '../core/errors.ts';
 import { parseCertDer } from '../x509/cert.ts';
 import { leafIdentity } from '../x509/leaf-check.ts';
 import { splitCrlBundle, parseCrlBundle } from '../x509/crl.ts';
+import { readPkcs12 } from '../x509/pkcs12.ts';
 import { agentId as checkAgentId, meshDomain, type MeshDomain } from '../core/identity.ts';
 import { loadEnv } from '../sys/config.ts';
 
@@ -28,6 +29,8 @@ export type MeshTls = TlsMaterial & {
   dir: string;
   /** Set when loaded for an agent (agents/<agent>.{crt,key}): what a following client reloads. */
   agent?: string;
+  /** Set when loaded from given files (cert + key, p12, ca, crl): followers reload and watch these. */
+  files?: IdentityFileOptions;
 };
 
 export type LoadMeshTlsOptions = {
@@ -37,6 +40,22 @@ export type LoadMeshTlsOptions = {
   agent?: string;
   /** Mesh DNS domain, default RIVET_MESH_DOMAIN or `mesh`. */
   domain?: string;
+} & IdentityFileOptions;
+
+/**
+ * An identity held outside a node dir (a user's `phil@external`): a certificate and key file, or
+ * one PKCS#12 file with the file that holds its passphrase (never the passphrase itself). The CA
+ * chain and CRL bundle still come from `dir` unless given.
+ */
+export type IdentityFileOptions = {
+  cert?: string;
+  key?: string;
+  p12?: string;
+  passphraseFile?: string;
+  /** The chain to verify peers with, default `<dir>/rivet-ca.crt`. */
+  ca?: string;
+  /** The CRL bundle, default `<dir>/crl.pem`. */
+  crl?: string;
 };
 
 /** The files of a node dir that make up its TLS identity; the watcher reloads when one changes. */
@@ -68,9 +87,8 @@ function read(file: string, what: string): Buffer {
 export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
   const dir = path.resolve(opts.dir ?? (loadEnv().RIVET_NODE_DIR || '/etc/rivetos'));
   const domain = defaultDomain(opts.domain);
-  const files = meshTlsFiles(dir, opts.agent);
-  const key = read(files.key, 'private key');
-  const cert = read(files.cert, 'certificate');
+  const files = { ...meshTlsFiles(dir, opts.agent), ...(opts.ca ? { ca: path.resolve(opts.ca) } : {}), ...(opts.crl ? { crl: path.resolve(opts.crl) } : {}) };
+  const { key, cert } = ownIdentity(opts, files);
   const ca = read(files.ca, 'CA chain');
   const crlPem = read(files.crl, 'CRL bundle').toString('utf8');
   let crls: string[];
@@ -81,11 +99,45 @@ export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
     throw new RivetError(`CRL bundle ${show(files.crl)} is not valid: ${(err as Error).message} — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
   }
   if (crls.length === 0) throw new RivetError(`CRL bundle ${show(files.crl)} holds no CRL — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
-  const material: MeshTls = { key, cert, ca, crl: crls.map((c) => Buffer.from(c)), domain, dir, ...(opts.agent === undefined ? {} : { agent: opts.agent }) };
+  const material: MeshTls = { key, cert, ca, crl: crls.map((c) => Buffer.from(c)), domain, dir, ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...identityFilesOf(opts) };
   try { tls.createSecureContext(secureContextOptions(material)); } catch (err) {
     throw new RivetError(`TLS material in ${show(dir)} does not load: ${(err as Error).message} — does ${path.basename(files.key)} belong to ${path.basename(files.cert)}?`, 'bad_tls');
   }
   return material;
+}
+
+/** The given files, absolute, so that a follower (watch.ts) reloads this identity and not the node's. */
+function identityFilesOf(opts: IdentityFileOptions): { files?: IdentityFileOptions } {
+  const given = Object.entries({ cert: opts.cert, key: opts.key, p12: opts.p12, passphraseFile: opts.passphraseFile, ca: opts.ca, crl: opts.crl }).filter(([, v]) => v !== undefined);
+  return given.length ? { files: Object.fromEntries(given.map(([k, v]) => [k, path.resolve(v!)])) } : {};
+}
+
+/** Every file a loaded identity was read from: what a follower watches. */
+export function identityFilePaths(t: Pick<MeshTls, 'dir' | 'agent' | 'files'>): string[] {
+  const base = meshTlsFiles(t.dir, t.agent);
+  const f = t.files ?? {};
+  const own = f.p12 !== undefined ? [f.p12, f.passphraseFile!] : f.cert !== undefined ? [f.cert, f.key!] : [base.cert, base.key];
+  return [...own, f.ca ?? base.ca, f.crl ?? base.crl];
+}
+
+/** The key and certificate to present: the node's or an agent's from the node dir, or given files. */
+function ownIdentity(opts: LoadMeshTlsOptions, files: { key: string; cert: string }): { key: Buffer; cert: Buffer } {
+  const given = (['cert', 'key', 'p12', 'passphraseFile'] as const).filter((k) => opts[k] !== undefined);
+  if (given.length === 0) return { key: read(files.key, 'private key'), cert: read(files.cert, 'certificate') };
+  const pair = given.join(',');
+  if (opts.agent !== undefined || (pair !== 'cert,key' && pair !== 'p12,passphraseFile')) {
+    throw new UsageError(`choose one identity: agent, cert + key, or p12 + passphraseFile (got ${[...(opts.agent !== undefined ? ['agent'] : []), ...given].join(', ')})`, 'bad_options');
+  }
+  const file = (f: string, what: string) => {
+    try { return fs.readFileSync(f); } catch (err) {
+      throw new UsageError(`cannot read ${what} ${show(f)} (${(err as NodeJS.ErrnoException).code ?? 'error'}) — check the path and permissions`, 'bad_options');
+    }
+  };
+  if (opts.cert !== undefined && opts.key !== undefined) return { cert: file(path.resolve(opts.cert), 'certificate'), key: file(path.resolve(opts.key), 'private key') };
+  const p12 = path.resolve(opts.p12!);
+  const passphrase = file(path.resolve(opts.passphraseFile!), 'passphrase file').toString('utf8').replace(/\r?\n$/, '');
+  const { key, cert } = readPkcs12(file(p12, 'PKCS#12 file'), passphrase, p12);
+  return { key: Buffer.from(key), cert: Buffer.from(cert) };
 }
 
 /**

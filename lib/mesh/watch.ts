@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Server as TlsServer } from 'node:tls';
-import { loadMeshTls, meshTlsFiles, secureContextOptions, type MeshTls, type TlsMaterial } from './tls.ts';
+import { loadMeshTls, identityFilePaths, secureContextOptions, type MeshTls, type TlsMaterial } from './tls.ts';
 import { ConnectionGuard, stderrLogger, type MeshLogger } from './live.ts';
 import { gateServer, type RefusalMode } from './gate.ts';
 import type { MeshDomain } from '../core/identity.ts';
@@ -96,10 +96,11 @@ export type FollowMeshTlsOptions = FollowOptions & { dir: string; agent?: string
 /** Follows a node dir (or one agent's files in it) and hands every new valid set to `apply`. */
 export function followMeshTls(opts: FollowMeshTlsOptions, initial: MeshTls, apply: (m: MeshTls) => void): { reload: Reload; stop: () => void } {
   const dir = path.resolve(opts.dir);
-  const reload = reloader(() => loadMeshTls({ dir, agent: opts.agent, domain: opts.domain ?? initial.domain }), initial, apply, opts.onError);
+  // An identity loaded from given files (a user's p12) reloads from those, never as the node.
+  const reload = reloader(() => loadMeshTls({ dir, agent: opts.agent, domain: opts.domain ?? initial.domain, ...initial.files }), initial, apply, opts.onError);
   const set = reloaders.get(dir) ?? new Set<Reload>();
   reloaders.set(dir, set.add(reload));
-  const stopFiles = followFiles(Object.values(meshTlsFiles(dir, opts.agent)), () => void reload(), opts);
+  const stopFiles = followFiles(identityFilePaths({ dir, agent: opts.agent, files: initial.files }), () => void reload(), opts);
   return {
     reload,
     stop: () => {

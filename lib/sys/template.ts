@@ -2,10 +2,10 @@
 // (its issues #267, #364, #587); here a value that could change the file's structure is refused.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { RivetError } from '../core/errors.ts';
+import { packageRoot } from './package-root.ts';
 
-export const TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
+export const TEMPLATE_DIR = path.join(packageRoot(import.meta.url), 'templates');
 
 /** Characters that end a line, start a variable or comment, or split a value in openssl.cnf. */
 const FORBIDDEN = /[\n\r\0$#,"\\]/;

@@ -3,13 +3,13 @@
 // Shared by provision-ct's timers (lib/node/timer.ts) and the CA host's units (lib/ops/units.ts).
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { UsageError, show } from '../core/errors.ts';
 import { PUBLIC_MODE, readText, writeAtomic } from './files.ts';
+import { packageRoot } from './package-root.ts';
 
 /** The checkout (or installed package) the units run tools from. */
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const REPO = packageRoot(import.meta.url);
 
 /** Paths end up in unit files and crontabs, where spaces, `%` and quotes mean something. */
 export function safePath(p: string, what: string): string {

@@ -4,5 +4,6 @@ import type { CommandModule } from 'yargs';
 import type { GlobalArgs } from './common.ts';
 import { commands as serve } from './serve.ts';
 import { commands as root } from './root.ts';
+import { commands as mcpBridge } from './mcp-bridge.ts';
 
-export const extraCommands: CommandModule<GlobalArgs, any>[] = [...serve, ...root];
+export const extraCommands: CommandModule<GlobalArgs, any>[] = [...serve, ...root, ...mcpBridge];

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Bottom to top. index.ts, the public facade, sits above them all. */
-export const LAYERS = ['core', 'x509', 'sys', 'mesh', 'ca', 'sign', 'policy', 'distribute', 'ops', 'service', 'node'] as const;
+export const LAYERS = ['core', 'x509', 'sys', 'mesh', 'ca', 'sign', 'policy', 'distribute', 'ops', 'service', 'node', 'mcp'] as const;
 
 type Edge = { from: string; to: string; line: number };
 
