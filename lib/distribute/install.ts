@@ -105,13 +105,23 @@ const sameMarks = (a: Map<string, CrlMark>, b: Map<string, CrlMark>) => a.size =
 
 const lockFile = (nodeDir: string) => path.join(nodeDir, '.crl.lock');
 
+// When this process last recorded a refusal per node dir: checked before the lock is taken.
+const lastRecorded = new Map<string, number>();
+const RECORD_EVERY_MS = 1000;
+
 /**
  * Records a refusal decided outside installCrlBundle (the push sender, the body) for `provision-ct
- * status`. The same refusal repeated within a second is not written again: a refused sender must
- * not be able to turn its requests into a stream of fsyncs.
+ * status`. At most one per node dir per second per process, decided before taking the CRL lock, and
+ * the same refusal within a second is not written again by another process either: a refused sender
+ * (say one alternating two agent certs) must not be able to turn its requests into a stream of
+ * fsyncs under the lock the CA host's push then queues behind. Status shows a recent refusal, not
+ * necessarily the very latest.
  */
 export async function recordRefusal(dir: string, e: Omit<CrlEvent, 'at'>): Promise<void> {
   const nodeDir = path.resolve(dir);
+  const now = Date.now();
+  if (now - (lastRecorded.get(nodeDir) ?? -Infinity) < RECORD_EVERY_MS) return;
+  lastRecorded.set(nodeDir, now);
   await withLock(lockFile(nodeDir), 'record a CRL refusal', async () => {
     const state = await readCrlState(nodeDir);
     const last = state.lastRefusal;
