@@ -3,13 +3,15 @@
 // a short deadline. Each node gets its own line in the report; a node that misses the push
 // catches up by pull (crl-pull.ts). Nothing here can undo the revocation that came before it.
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { Ca } from '../ca/handle.ts';
 import type { Config } from '../sys/config.ts';
 import { readDb, isLive } from '../ca/database.ts';
 import { identityFromCommonName, type NodeId } from '../core/identity.ts';
-import { UsageError, show } from '../core/errors.ts';
+import { RivetError, UsageError, show } from '../core/errors.ts';
 import { loadMeshTls, meshClientOptions } from '../mesh/tls.ts';
 import { meshRequest, parseConnectTo, type ConnectTo } from './mesh-request.ts';
+import { caHostOf, installCaTrust } from './local-trust.ts';
 
 /** One node's answer; a refusal carries the receiver's `code` (e.g. crl_rollback) and its message. */
 export type PushResult = { node: NodeId; url: string; ok: boolean; status?: number; code?: string; ms: number; message: string };
@@ -65,10 +67,30 @@ async function pushOne(node: NodeId, url: string, body: string, opts: PushOption
   }
 }
 
-/** Pushes the CA's current crl.pem to `nodes` (default: every node with a live node cert). */
+/** The CA host's own node dir, updated in place: it is the first node a revocation reaches. */
+async function installOnHost(ca: Ca, host: NodeId, nodeDir: string): Promise<PushResult> {
+  const started = performance.now();
+  const ms = () => Math.round(performance.now() - started);
+  const url = `file://${path.resolve(nodeDir)}`;
+  try {
+    const r = await installCaTrust(ca, nodeDir);
+    return { node: host, url, ok: true, ms: ms(), message: r.installed ? 'installed in the CA host\'s node dir' : 'unchanged' };
+  } catch (err) {
+    return { node: host, url, ok: false, ...(err instanceof RivetError ? { code: err.code } : {}), ms: ms(), message: (err as Error).message };
+  }
+}
+
+/**
+ * Pushes the CA's current crl.pem and chain to `nodes` (default: every node with a live node
+ * cert). The CA host's own node dir (`rivet-ca host`) is updated first, in place: the push then
+ * authenticates with current material, and the host is counted like any other node.
+ */
 export async function pushCrl(ca: Ca, opts: PushOptions, nodes?: readonly NodeId[]): Promise<PushResult[]> {
-  const targets = nodes ?? await pushTargets(ca);
-  if (targets.length === 0) return [];
+  const host = await caHostOf(ca, opts.nodeDir);
+  const wanted = nodes ?? await pushTargets(ca);
+  const local = host && wanted.includes(host) ? [await installOnHost(ca, host, opts.nodeDir)] : [];
+  const targets = wanted.filter((n) => n !== host);
+  if (targets.length === 0) return local;
   const urls = targets.map((n) => pushUrl(opts.template, n, ca.domain));
   // The chain rides along: after rotate-intermediate a node's rivet-ca.crt lacks the new
   // intermediate, and only with it can the node verify (and so accept) the new bundle.
@@ -76,9 +98,9 @@ export async function pushCrl(ca: Ca, opts: PushOptions, nodes?: readonly NodeId
   let tls;
   try { tls = meshClientOptions(loadMeshTls({ dir: opts.nodeDir, domain: ca.domain })); } catch (err) {
     const message = `cannot push: ${(err as Error).message}`;
-    return targets.map((node, i) => ({ node, url: urls[i]!, ok: false, ms: 0, message }));
+    return [...local, ...targets.map((node, i) => ({ node, url: urls[i]!, ok: false, ms: 0, message }))];
   }
-  return Promise.all(targets.map((node, i) => pushOne(node, urls[i]!, body, opts, tls)));
+  return [...local, ...await Promise.all(targets.map((node, i) => pushOne(node, urls[i]!, body, opts, tls)))];
 }
 
 /** Push settings from configuration: RIVET_NODE_DIR, RIVET_CRL_PUSH_URL, RIVET_CRL_PUSH_CONNECT_TO. */

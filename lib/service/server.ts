@@ -50,6 +50,8 @@ export type ServiceOptions = {
   port: number;
   limits?: Partial<Limits>;
   log?: (line: string) => void;
+  /** After the service re-signed CRLs on its timer (the CLI installs them on the CA host's node dir). */
+  onCrlsRefreshed?: () => Promise<void>;
 };
 
 export type EnrollService = { server: https.Server; port: number; host: string; reload: () => Promise<boolean>; close: () => Promise<void> };
@@ -138,7 +140,10 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const refresh = async () => {
     try {
       const r = await refreshCrls(ca);
-      if (r.refreshed.length) log(`re-signed CRLs: ${r.refreshed.join(', ')}`);
+      if (r.refreshed.length) {
+        log(`re-signed CRLs: ${r.refreshed.join(', ')}`);
+        await opts.onCrlsRefreshed?.();
+      }
     } catch (err) { log(`CRL refresh failed (will retry): ${(err as Error).message}`); }
     await reload();
   };

@@ -36,6 +36,9 @@ export function loadEnv(env: Env = process.env): Env {
   return { ...fromFile, ...env };
 }
 
+/** Where `rivet-ca serve` listens unless told otherwise (DESIGN §4.7). */
+export const DEFAULT_SERVE_PORT = 8443;
+
 export type ConfigFlags = { caDir?: string; nodeDir?: string; domain?: string };
 
 export function loadConfig(flags: ConfigFlags = {}, baseEnv: Env = process.env): Config {

@@ -1,4 +1,5 @@
-// init and issue-intermediate: the root and the intermediate it signs (DESIGN §4.1).
+// init, issue-intermediate and host: the root, the intermediate it signs (DESIGN §4.1), and the
+// CA host's own node identity (DESIGN §6).
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, readSecretFile, run, type GlobalArgs } from './common.ts';
 import { initRoot, issueIntermediate } from '../../lib/ops/hierarchy.ts';
@@ -6,6 +7,10 @@ import { keyType } from '../../lib/core/keys.ts';
 import { rootFingerprint } from '../../lib/ops/doctor.ts';
 import { parsePkcs11Uri, pkcs11Module } from '../../lib/sign/pkcs11.ts';
 import { UsageError } from '../../lib/core/errors.ts';
+import { parseIdentityOf } from '../../lib/core/identity.ts';
+import { parseSan } from '../../lib/core/san.ts';
+import { parseDuration } from '../../lib/core/duration.ts';
+import { installHost } from '../../lib/node/host.ts';
 
 type InitArgs = GlobalArgs & { keyType?: string; passphraseFile?: string; pkcs11?: string; pkcs11Module?: string; pinFile?: string };
 
@@ -47,6 +52,25 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       print(`  chain  ${ca.store.chainFile}`);
       print(`  crl    ${ca.store.crlBundle}`);
       print(`nodes pin the root with --ca-fingerprint ${await rootFingerprint(ca)}`);
+    }),
+  },
+  {
+    command: 'host <node-id>',
+    describe: 'make this CA host a node of its mesh: key, node.crt, rivet-ca.crt, crl.pem and node.json in RIVET_NODE_DIR (what serve presents and push authenticates with)',
+    builder: (y) => y.positional('node-id', { type: 'string', describe: 'this host\'s node-id, e.g. ct110' })
+      .option('san', { type: 'string', array: true, describe: 'extra SAN, DNS:<name> or IP:<address> (repeatable)' })
+      .option('within', { type: 'string', default: '30d', describe: 're-issue when the installed cert expires within this' })
+      .option('force', { type: 'boolean', describe: 're-issue now (same key)' }),
+    handler: run(async (args: GlobalArgs & { nodeId: string; san?: string[]; within: string; force?: boolean }) => {
+      const withinMs = parseDuration(args.within, '--within');
+      const { config, ca } = context(args);
+      const id = parseIdentityOf('node', String(args.nodeId), ca.domain);
+      if (id.kind !== 'node') return 2;
+      const sans = (args.san ?? []).map(String).map(parseSan);
+      const r = await installHost(ca, { nodeDir: config.nodeDir, nodeId: id.nodeId, sans, withinMs, force: args.force });
+      if (args.json) return printJson({ ...r, nodeDir: config.nodeDir });
+      print(`${r.action === 'unchanged' ? 'unchanged' : r.action} ${r.cn}: serial ${r.serial}, until ${r.notAfter.toISOString().slice(0, 10)} in ${config.nodeDir}${r.changed.length ? ` (wrote ${r.changed.join(', ')})` : ''}`);
+      if (r.action === 'issued') print(`next: rivet-ca serve (presents ${r.cn}; nodes enroll with --datahub https://${r.cn}:8443 --ca-fingerprint ${await rootFingerprint(ca)})`);
     }),
   },
 ];

@@ -22,7 +22,18 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       const days = parseDays(args.days);
       validityFrom({ days });
       const { ca } = context(args);
+      const { config } = context(args);
       const results = await renewIssued(ca, { names: (args.names ?? []).map(String), withinMs, days, allowSharedName: args.allowSharedName });
+      // The CA host's own node identity (rivet-ca host) renews with the CA it lives beside.
+      if (!args.names?.length) {
+        const { renewHostIfDue } = await import('../../lib/node/host.ts');
+        try {
+          const h = await renewHostIfDue(ca, config.nodeDir, withinMs);
+          if (h) results.push({ cn: h.cn, action: h.action === 'unchanged' ? 'not-due' : 'renewed', serial: h.serial, notAfter: h.notAfter, why: `CA host node dir ${config.nodeDir}` } as (typeof results)[number]);
+        } catch (err) {
+          results.push({ cn: `CA host (${config.nodeDir})`, action: 'failed', why: (err as Error).message } as (typeof results)[number]);
+        }
+      }
       if (args.json) printJson(results);
       else {
         for (const r of results.filter((x) => x.action !== 'not-due')) {

@@ -3,14 +3,14 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, run, type GlobalArgs } from './common.ts';
-import { bootstrapSecret } from '../../lib/sys/config.ts';
+import { bootstrapSecret, DEFAULT_SERVE_PORT } from '../../lib/sys/config.ts';
 import { parseIdentityOf } from '../../lib/core/identity.ts';
 import { parseDuration } from '../../lib/core/duration.ts';
 import { UsageError, show } from '../../lib/core/errors.ts';
 import { mintToken } from '../../lib/ops/tokens.ts';
 import { installCaUnits } from '../../lib/ops/units.ts';
 
-export const DEFAULT_PORT = 8443;
+export const DEFAULT_PORT = DEFAULT_SERVE_PORT;
 
 /** `host:port`, `[v6]:port` or a bare port; port 0 picks a free one. */
 export function parseListen(text: string | undefined): { host: string; port: number } {
@@ -39,8 +39,10 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       // Loaded here, not at the top: the service brings http, https and tls, which every other
       // command would otherwise load at start-up (scripts/launch.mjs).
       const { startEnrollService } = await import('../../lib/service/server.ts');
+      const { refreshHostTrust } = await import('../../lib/node/host.ts');
       const service = await startEnrollService({
         ca: { ...ca, log: undefined }, sanCidrs: config.sanCidrs, secret, ...listen, log,
+        onCrlsRefreshed: async () => { await refreshHostTrust(ca, config.nodeDir).catch((err: Error) => log(`CA host node dir not refreshed: ${err.message}`)); },
         tlsCert: path.resolve(args.tlsCert ?? path.join(config.nodeDir, 'node.crt')),
         tlsKey: path.resolve(args.tlsKey ?? path.join(config.nodeDir, 'node.key')),
       });
