@@ -16,7 +16,7 @@ import { installCaTrust, caHostOf } from '../distribute/local-trust.ts';
 import { readText } from '../sys/files.ts';
 import { UsageError } from '../core/errors.ts';
 import { DEFAULT_SERVE_PORT } from '../sys/config.ts';
-import { keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';
+import { keySpki, newKey, readInstalled, withNodeDir, type NodeFiles } from './install.ts';
 import { readSettings, sameSettings, writeSettings, type NodeSettings } from './settings.ts';
 
 export type HostOptions = { nodeDir: string; nodeId: NodeId; sans: readonly San[]; withinMs: number; force?: boolean };
