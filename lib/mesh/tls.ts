@@ -11,6 +11,7 @@ import { leafIdentity } from '../x509/leaf-check.ts';
 import { splitCrlBundle, parseCrlBundle } from '../x509/crl.ts';
 import { agentId as checkAgentId, meshDomain, type MeshDomain } from '../core/identity.ts';
 import { loadEnv } from '../sys/config.ts';
+import { checkOwnership } from '../sys/ownership.ts';
 
 /** A key, the certificate presented with it, the chain peers are verified with, and the CRLs. */
 export type TlsMaterial = {
@@ -69,6 +70,7 @@ export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
   const dir = path.resolve(opts.dir ?? (loadEnv().RIVET_NODE_DIR || '/etc/rivetos'));
   const domain = defaultDomain(opts.domain);
   const files = meshTlsFiles(dir, opts.agent);
+  checkOwnership(dir, 'node directory'); // another user's dir could hold their CA as rivet-ca.crt
   const key = read(files.key, 'private key');
   const cert = read(files.cert, 'certificate');
   const ca = read(files.ca, 'CA chain');

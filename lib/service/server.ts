@@ -3,6 +3,7 @@
 // yet. Every decision lands in audit.log; failed authentication is throttled per source
 // (limiter.ts); connections are capped and timed (connections.ts).
 import https from 'node:https';
+import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Ca } from '../ca/handle.ts';
@@ -21,6 +22,7 @@ import { SigningQueue } from './signing-queue.ts';
 import { DEFAULT_RATE_LIMITS, IssuanceThrottle, type RateLimits } from './renewal-checks.ts';
 import { refreshCrls } from '../ops/crl.ts';
 import { RivetError } from '../core/errors.ts';
+import { checkOwnership } from '../sys/ownership.ts';
 import type { HttpRefusal } from '../mesh/http.ts';
 
 export type Limits = {
@@ -75,6 +77,9 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const log = opts.log ?? (() => {});
   const { ca } = opts;
   const files: TlsFiles = tlsFiles(ca, opts.tlsCert, opts.tlsKey);
+  // What the service trusts comes from these directories: refuse to start on ones another user can change.
+  checkOwnership(ca.store.dir, 'CA directory');
+  for (const dir of new Set([path.dirname(files.cert), path.dirname(files.key)])) checkOwnership(dir, 'directory of the TLS certificate and key');
   await refreshCrls(ca); // never start serving with a CRL about to lapse
   const material = await loadTlsMaterial(files);
   const queue = new SigningQueue(ca);
