@@ -5,9 +5,9 @@
 //     beyond that a new connection is closed on arrival, before a byte of TLS is read;
 //   - the whole service holds at most a cap sized from the descriptor limit, leaving room for
 //     the work each connection can cause (a file read, an audit append) and a fixed reserve;
-//     at the cap, the oldest connection that is not in a request is closed to make room (a new
-//     client is served rather than an idle one kept), and only when every connection is busy is
-//     the newcomer refused; `server.maxConnections` is the kernel-side backstop just above it;
+//     at the cap, a connection that is not in a request is closed to make room (a new client is
+//     served rather than an idle one kept), and only when every connection is busy is the
+//     newcomer refused; `server.maxConnections` is the kernel-side backstop just above it;
 //   - a client that finishes the TLS handshake must start a request within `idleTimeoutMs`
 //     (Node times headers, bodies and keep-alive, but not this gap: without it, a handshake
 //     followed by silence held a descriptor for ever).
@@ -68,15 +68,21 @@ export function guardConnections(server: https.Server, limits: ConnectionLimits,
     const n = (bySource.get(c.key) ?? 1) - 1;
     if (n > 0) bySource.set(c.key, n); else bySource.delete(c.key);
   };
+  // The idle connection to close at the cap: of the source holding the most, the oldest. A node
+  // enrolling holds one connection; a flood holds many per source, so the flood pays first.
   const evictIdle = (): boolean => {
-    for (const [name, c] of open) {
-      if (c.busy > 0) continue;
-      forget(c, name);
-      (c.tls ?? c.socket).destroy();
-      counts.evicted++;
-      return true;
+    let pick: [string, Conn] | undefined;
+    let most = 0;
+    for (const entry of open) {
+      const [, c] = entry;
+      const held = bySource.get(c.key) ?? 0;
+      if (c.busy === 0 && held > most) { pick = entry; most = held; }
     }
-    return false;
+    if (!pick) return false;
+    forget(pick[1], pick[0]);
+    (pick[1].tls ?? pick[1].socket).destroy();
+    counts.evicted++;
+    return true;
   };
 
   // Runs after tls.Server's own listener has wrapped the socket, before any TLS data is read.
