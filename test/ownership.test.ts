@@ -71,7 +71,7 @@ test('a CA dir pre-created by another user, enroll-tokens.json swapped by them: 
   const doctor = await cli(dir, ['doctor']);
   assert.is(doctor.exitCode, 1, doctor.stdout);
   assert.match(doctor.stdout, new RegExp(`FAIL  ${dir} is owned by uid ${OTHER}.* — chown -R root: ${dir} && chmod -R go-w ${dir}`));
-  assert.match(doctor.stdout, /FAIL  .*enroll-tokens\.json is owned by uid 65534/);
+  assert.match(doctor.stdout, /FAIL {2}.*enroll-tokens\.json is owned by uid 65534/);
   // The library's service refuses too: the token of the other user never meets /enroll.
   const started = await startEnrollService({
     ca, sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS), secret: 'x', host: '127.0.0.1', port: 0, tlsCert: ca.store.issued('ct110', 'crt'), tlsKey: ca.store.issued('ct110', 'key'),

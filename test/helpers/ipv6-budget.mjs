@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
+import { setTimeout, clearTimeout } from 'node:timers';
 
 const [cli, chainFile] = process.argv.slice(2);
 const ca = fs.readFileSync(chainFile, 'utf8');
