@@ -12,7 +12,7 @@ import { CLI, ROOT, freshCa, snapshot, tempDir } from './helpers/ca.ts';
 import { newCsr, SECRET } from './helpers/enroll.ts';
 import { issueWithNewKey } from '../lib/ops/issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
-import { sourceKey } from '../lib/service/source.ts';
+import { sourceKey } from '../lib/policy/rate-limit.ts';
 import type { Ca } from '../lib/ca/handle.ts';
 
 async function serveCli(ca: Ca, listen: string): Promise<{ port: number; stop: () => Promise<string> }> {

@@ -1,7 +1,7 @@
 // How many connections `serve` holds, and for how long (DESIGN §4.7 "slow clients time out").
 // Every open connection is a descriptor; when they run out, accept(), the TLS reload's file reads,
 // the audit log and openssl's pipes all fail at once (EMFILE). So:
-//   - a source (IPv4 address or IPv6 /64, source.ts) holds at most `maxConnectionsPerSource`;
+//   - a source (IPv4 address or IPv6 /64, policy/rate-limit.ts sourceKey) holds at most `maxConnectionsPerSource`;
 //     beyond that a new connection is closed on arrival, before a byte of TLS is read;
 //   - the whole service holds at most a cap sized from the descriptor limit, leaving room for
 //     the work each connection can cause (a file read, an audit append) and a fixed reserve;
@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import type https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { sourceKey } from './source.ts';
+import { sourceKey } from '../policy/rate-limit.ts';
 
 export type ConnectionLimits = { maxConnections: number; maxConnectionsPerSource: number; idleTimeoutMs: number };
 

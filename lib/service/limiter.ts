@@ -1,4 +1,4 @@
-// The brake on guessing (DESIGN §4.7): failed authentications per source (sourceKey: an IPv4
+// The brake on guessing (DESIGN §4.7): failed authentications per source (policy/rate-limit.ts sourceKey: an IPv4
 // address or an IPv6 /64) in a sliding window. Past `maxFailures` the source gets 429 until its
 // oldest failure ages out; other sources are not affected.
 //

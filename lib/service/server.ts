@@ -11,7 +11,7 @@ import type { Cidr } from '../core/san.ts';
 import { audit } from '../sys/audit.ts';
 import { parseJsonObject, readBody, sendError, sendJson, toHttpError } from '../mesh/http.ts';
 import { FailureLimiter } from './limiter.ts';
-import { sourceKey } from './source.ts';
+import { sourceKey } from '../policy/rate-limit.ts';
 import { guardConnections, type ConnectionStats } from './connections.ts';
 import { enroll, enrollCredential, mintAgent, mtlsPeer, presentedCredential, renew, type Reply, type RouteContext } from './routes.ts';
 import { loadTlsMaterial, tlsFiles, type TlsFiles } from './tls-material.ts';
