@@ -16,6 +16,7 @@ import { renewNode, describeRenew, requireSettings } from '../lib/node/renew.ts'
 import { nodeStatus, describeStatus } from '../lib/node/status.ts';
 import { installTimer, type TimerKind } from '../lib/node/timer.ts';
 import { readSecretFile, run as runCommand, strictProgram } from './cli/common.ts';
+import { checkOwnership } from '../lib/sys/ownership.ts';
 
 const PROG = 'provision-ct';
 process.umask(0o077);
@@ -26,8 +27,11 @@ const warn = (line: string) => process.stderr.write(`${PROG}: warning: ${line}\n
 
 const run = <A,>(fn: (args: A) => Promise<number | void>) => runCommand(fn, PROG);
 
-function configOf(args: Common) {
-  return loadConfig({ nodeDir: args.nodeDir, domain: args.domain });
+/** The configuration; a node dir another user could change is refused unless `report` (status lists it). */
+function configOf(args: Common, opts: { report?: boolean } = {}) {
+  const config = loadConfig({ nodeDir: args.nodeDir, domain: args.domain });
+  if (!opts.report) checkOwnership(config.nodeDir, 'node directory');
+  return config;
 }
 
 /** The bootstrap secret (env / .env / _FILE, legacy MESH_SECRET) or a token file; read only when needed. */
@@ -94,7 +98,7 @@ const fetchCrl = run(async (args: Common) => {
 });
 
 const status = run(async (args: Common & { within: string }) => {
-  const config = configOf(args);
+  const config = configOf(args, { report: true });
   const st = await nodeStatus(config.nodeDir, { withinMs: parseDuration(args.within, '--within'), domain: config.domain });
   if (args.json) print(JSON.stringify(st, null, 2));
   else for (const l of describeStatus(st)) print(l);

@@ -1,4 +1,4 @@
-// Signing many CSRs in one `openssl ca` run (lib/sign/signer.ts signCsrBatch via lib/ops/issue.ts
+// Signing many CSRs under one profile config (lib/sign/signer.ts signCsrBatch via lib/ops/issue.ts
 // signLeaves): the per-certificate subject and SAN come from the CSRs, so only CSRs that carry
 // exactly the profile's may take that path, and nothing else a CSR asks for may reach a
 // certificate. Also our profile CSRs read back by openssl, the group-commit mechanics, and the

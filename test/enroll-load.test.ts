@@ -15,7 +15,9 @@ import { leafProfile } from '../lib/sign/profile.ts';
 import { nodeId } from '../lib/core/identity.ts';
 
 test('100 concurrent enrollments while the CLI issues agents: all answered, all in the DB, distinct serials, no 5xx', async () => {
-  const fx = await enrollFixture();
+  // 100 clients from the one test address at once: above the per-source connection cap (32, one
+  // node per address in a mesh), which test/serve-limits.test.ts covers.
+  const fx = await enrollFixture({ maxConnectionsPerSource: 128 });
   try {
     const key = (await newCsr(fx.work, 'ct999.mesh')).key; // one key: CSRs are cheap, key generation is not the point
     const names = Array.from({ length: 100 }, (_, i) => `n${String(i).padStart(3, '0')}`);

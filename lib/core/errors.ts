@@ -93,6 +93,9 @@ const CODES = {
   intermediate_expiring: [1, 500],
   rotation: [1, 500],
   rotated: [1, 500],
+  // A CA dir or node dir another local user could change (lib/sys/ownership.ts): refused before
+  // anything in it is read. Never an HTTP answer: serve refuses to start; 500 for a library server.
+  unsafe_ownership: [2, 500],
   // Files, openssl and our own checks of what it wrote
   openssl: [1, 500],
   template: [1, 500],

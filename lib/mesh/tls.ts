@@ -12,6 +12,7 @@ import { splitCrlBundle, parseCrlBundle } from '../x509/crl.ts';
 import { readPkcs12 } from '../x509/pkcs12.ts';
 import { agentId as checkAgentId, meshDomain, type MeshDomain } from '../core/identity.ts';
 import { loadEnv } from '../sys/config.ts';
+import { checkOwnership } from '../sys/ownership.ts';
 
 /** A key, the certificate presented with it, the chain peers are verified with, and the CRLs. */
 export type TlsMaterial = {
@@ -88,6 +89,7 @@ export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
   const dir = path.resolve(opts.dir ?? (loadEnv().RIVET_NODE_DIR || '/etc/rivetos'));
   const domain = defaultDomain(opts.domain);
   const files = { ...meshTlsFiles(dir, opts.agent), ...(opts.ca ? { ca: path.resolve(opts.ca) } : {}), ...(opts.crl ? { crl: path.resolve(opts.crl) } : {}) };
+  checkOwnership(dir, 'node directory'); // another user's dir could hold their CA as rivet-ca.crt
   const { key, cert } = ownIdentity(opts, files);
   const ca = read(files.ca, 'CA chain');
   const crlPem = read(files.crl, 'CRL bundle').toString('utf8');

@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { RivetError, show } from '../core/errors.ts';
 import { commitRename, createExclusive, ensureDir, KEY_MODE, PUBLIC_MODE, readText, removeStaleTemps, tempPathFor, writeAtomic } from '../sys/files.ts';
 import { withLock } from '../sys/lock.ts';
+import { checkOwnership } from '../sys/ownership.ts';
 import { newKeyAndCsr, type CsrSubject } from '../sign/csr.ts';
 import { parseCertsPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
 import { publicKeyOfPrivatePem } from '../core/keys.ts';
@@ -27,6 +28,7 @@ export const agentFiles = (dir: string, agent: AgentId) => meshTlsFiles(path.res
 /** Runs `fn` holding the node dir's lock, after creating the dirs (0700) and removing dead runs' temp files. */
 export async function withNodeDir<T>(dir: string, what: string, fn: (f: NodeFiles) => Promise<T>): Promise<T> {
   const f = nodeFiles(dir);
+  checkOwnership(f.dir, 'node directory');
   await ensureDir(f.dir);
   return withLock(path.join(f.dir, '.provision.lock'), what, async () => {
     await ensureDir(f.agents);

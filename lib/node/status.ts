@@ -3,6 +3,7 @@
 // nextUpdate, and the pinned root. `problems` is empty when nothing needs attention.
 import fs from 'node:fs';
 import { readText } from '../sys/files.ts';
+import { ownershipProblems } from '../sys/ownership.ts';
 import { parseCertsPem } from '../x509/cert.ts';
 import { isRevoked, parseCrlBundle, type CrlInfo } from '../x509/crl.ts';
 import { DAY_MS, daysLeft } from '../core/duration.ts';
@@ -37,6 +38,8 @@ export async function nodeStatus(dir: string, opts: { withinMs: number; domain?:
   const domain = settings?.domain ?? meshDomain(opts.domain ?? 'mesh');
   const problems: string[] = [];
   const st: NodeStatus = { dir: f.dir, enrolled: false, nodeId: settings?.nodeId, datahub: settings?.datahub, caFingerprint: settings?.caFingerprint, caHost: settings?.caHost, certs: [], crl: [], kept: [], problems };
+  // First: whatever follows was read from files another user may have written (DESIGN §8).
+  for (const p of ownershipProblems(f.dir)) problems.push(`${p.path} ${p.why} — another user could swap this node's files; fix: ${p.fix}`);
   if (!settings) problems.push(`not enrolled: ${f.dir}/node.json is missing — run \`provision-ct enroll\``);
   else if (!settings.caHost) problems.push('no CA host recorded in node.json: crlReceiver refuses every CRL push (the pull still works) — re-run `provision-ct enroll`');
   const crlState = await readCrlState(f.dir);

@@ -1,10 +1,12 @@
 // Batch issuance (`issue --roster`, DESIGN §4.2 "as fast as the machine allows"). One `openssl ca`
 // per certificate under the CA lock caps a roster at one signature per process start (~10 ms
-// each on a 2-core machine); here process starts are shared and the slow part leaves the lock:
+// each on a 2-core machine); here the starts come from xargs, not forks of this process, and the
+// slow part leaves the lock:
 //   1. parallel workers take chunks of the list; each key and CSR is made by `openssl req`, the
 //      runs of a chunk started by one xargs (lib/sign/csr.ts newKeysAndCsrs; key file 0600 from
 //      creation, the CSR carrying the profile's subject and SAN), and the chunk is signed by the
-//      real `openssl ca` in one -infiles run, same profile templates, against the worker's private
+//      real `openssl ca` (one run per certificate, each with its own random serial, started by one
+//      xargs: lib/sign/signer.ts signCsrBatch), same profile templates, against the worker's private
 //      scratch database, each certificate checked against its request (lib/ops/issue.ts
 //      signLeavesScratch);
 //   2. signed certificates are group-committed: one lock hold records a whole group in the live

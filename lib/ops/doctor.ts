@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Ca } from '../ca/handle.ts';
 import { issuerCert } from '../ca/handle.ts';
 import { exists } from '../sys/files.ts';
+import { ownershipProblems } from '../sys/ownership.ts';
 import { readPkcs11 } from '../sign/pkcs11.ts';
 import { opensslVersion } from '../sys/openssl.ts';
 import { crlSignedBy } from '../x509/crl.ts';
@@ -28,6 +29,10 @@ export async function doctor(ca: Ca, now = new Date()): Promise<Finding[]> {
   const { store } = ca;
   const v = await opensslVersion();
   f.push(v.major >= 3 ? { level: 'ok', what: v.text } : { level: 'fail', what: `${v.text} is too old`, fix: 'install OpenSSL 3.0 or newer' });
+  // Everything below reads files another user could have written: say so first (DESIGN §8).
+  const unsafe = ownershipProblems(store.dir);
+  for (const p of unsafe.slice(0, 5)) f.push({ level: 'fail', what: `${p.path} ${p.why} — another user could swap the CA's files`, fix: p.fix });
+  if (unsafe.length > 5) f.push({ level: 'fail', what: `${unsafe.length - 5} more file(s) in ${store.dir} with the same problem`, fix: unsafe[0]!.fix });
   if (!(await store.hasRoot())) return [...f, { level: 'fail', what: `no CA in ${store.dir}`, fix: 'run `rivet-ca init` (or set RIVET_CA_DIR)' }];
   const root = store.root();
   const rootX = await issuerCert(root);

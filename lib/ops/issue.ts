@@ -48,8 +48,8 @@ export type ScratchIssued = Issued & ScratchRecord;
 /**
  * Signs several leaves with `issuer`'s key into the database in `issuer.dir`, results in request
  * order, an Error for each that failed. Requests whose CSR carries exactly the profile's subject
- * and SAN (csrProfileMismatch: our own CSRs and provision-ct's) are signed together, one `openssl
- * ca -infiles` run per profile and digest; any other CSR gets its own run. What a shared run
+ * and SAN (csrProfileMismatch: our own CSRs and provision-ct's) are signed together under one
+ * config per profile and digest (signCsrBatch); any other CSR gets its own run. What a shared run
  * returns is matched to its requests by public key and CN; a request it skipped is signed alone.
  * Each certificate is checked against its request. One that openssl recorded but that fails its
  * check (or matches no request) is never handed out; in the live database it is revoked at once

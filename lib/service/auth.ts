@@ -1,5 +1,5 @@
 // Who may call what (DESIGN §4.7): the bootstrap secret or a one-time token at /enroll only, a
-// verified client certificate at /renew and /agents, and a per-address brake on failed attempts.
+// verified client certificate at /renew and /agents (failed attempts are braked by limiter.ts).
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { parseCertDer, type CertInfo } from '../x509/cert.ts';
@@ -36,41 +36,5 @@ export function verifiedPeer(req: IncomingMessage, domain: MeshDomain): Peer {
   const info = parseCertDer(cert.raw);
   try { return { id: leafIdentity(info, domain), info }; } catch (err) {
     throw new RivetError((err as Error).message, 'cert_identity');
-  }
-}
-
-export type RateLimitOptions = { maxFailures: number; windowMs: number; maxAddresses?: number };
-
-/**
- * Failed authentications per source address in a sliding window. Past `maxFailures` the address
- * gets 429 until its oldest failure ages out; other addresses are not affected.
- */
-export class FailureLimiter {
-  private readonly failures = new Map<string, number[]>();
-  constructor(readonly opts: RateLimitOptions) {}
-
-  private recent(address: string, now: number): number[] {
-    const list = (this.failures.get(address) ?? []).filter((t) => now - t < this.opts.windowMs);
-    if (list.length) this.failures.set(address, list); else this.failures.delete(address);
-    return list;
-  }
-
-  /** Milliseconds until the address may try again, or 0 when it is not throttled. */
-  blockedFor(address: string, now = Date.now()): number {
-    const list = this.recent(address, now);
-    return list.length >= this.opts.maxFailures ? this.opts.windowMs - (now - list[0]!) : 0;
-  }
-
-  fail(address: string, now = Date.now()): void {
-    const list = this.recent(address, now);
-    list.push(now);
-    this.failures.set(address, list.slice(-this.opts.maxFailures));
-    // A flood of distinct addresses must not grow memory without bound: forget the oldest.
-    const cap = this.opts.maxAddresses ?? 10_000;
-    if (this.failures.size > cap) this.failures.delete(this.failures.keys().next().value!);
-  }
-
-  sweep(now = Date.now()): void {
-    for (const address of [...this.failures.keys()]) this.recent(address, now);
   }
 }

@@ -39,18 +39,26 @@ export type Reply = { cn: string; serial: string; notAfter: string; cert: string
 /** `used`: a spent token, good only to resume the enrollment it paid for (see `enroll`). */
 type Credential = { kind: 'secret' } | { kind: 'token'; token: string; node: string; id: string; used?: boolean };
 
+/** What the bearer presents, decided without I/O (so the failure limiter counts it at once). */
+export type Presented = { kind: 'secret' } | { kind: 'token'; given: string };
+
 /** Checks the bearer before the body is read: a wrong secret costs the caller, not the CA. */
-export async function enrollCredential(ctx: RouteContext, req: IncomingMessage): Promise<Credential> {
+export function presentedCredential(ctx: RouteContext, req: IncomingMessage): Presented {
   const given = bearer(req);
   if (given === undefined) throw new RivetError('send "Authorization: Bearer <bootstrap secret or enrollment token>"', 'auth_required');
   if (secretMatches(given, ctx.secret)) return { kind: 'secret' };
-  if (looksLikeToken(given)) {
-    const verdict = await checkToken(ctx.ca, given);
-    if (!verdict.ok && verdict.why === 'used' && verdict.node) return { kind: 'token', token: given, node: verdict.node, id: verdict.id, used: true };
-    if (!verdict.ok) throw new RivetError(`enrollment token ${verdict.id} is ${verdict.why} — ask the operator for a new one (\`rivet-ca token <node-id>\`)`, 'bad_token');
-    return { kind: 'token', token: given, node: verdict.node, id: verdict.id };
-  }
+  if (looksLikeToken(given)) return { kind: 'token', given };
   throw new RivetError('the bootstrap secret or enrollment token is wrong', 'bad_secret');
+}
+
+/** A presented token, checked against the token store. */
+export async function enrollCredential(ctx: RouteContext, presented: Presented): Promise<Credential> {
+  if (presented.kind === 'secret') return { kind: 'secret' };
+  const { given } = presented;
+  const verdict = await checkToken(ctx.ca, given);
+  if (!verdict.ok && verdict.why === 'used' && verdict.node) return { kind: 'token', token: given, node: verdict.node, id: verdict.id, used: true };
+  if (!verdict.ok) throw new RivetError(`enrollment token ${verdict.id} is ${verdict.why} — ask the operator for a new one (\`rivet-ca token <node-id>\`)`, 'bad_token');
+  return { kind: 'token', token: given, node: verdict.node, id: verdict.id };
 }
 
 export async function enroll(ctx: RouteContext, cred: Credential, body: Record<string, unknown>): Promise<Reply> {

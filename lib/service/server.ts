@@ -1,15 +1,19 @@
 // `rivet-ca serve` (DESIGN §4.7): the HTTPS enrollment service. TLS always; a client certificate
 // is requested at the handshake but required per route, because /enroll callers do not have one
-// yet. Every decision lands in audit.log; failed authentication is throttled per source address.
+// yet. Every decision lands in audit.log; failed authentication is throttled per source
+// (limiter.ts); connections are capped and timed (connections.ts).
 import https from 'node:https';
+import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Ca } from '../ca/handle.ts';
 import type { Cidr } from '../core/san.ts';
 import { audit } from '../sys/audit.ts';
 import { parseJsonObject, readBody, sendError, sendJson, toHttpError } from '../mesh/http.ts';
-import { FailureLimiter } from './auth.ts';
-import { enroll, enrollCredential, mintAgent, mtlsPeer, renew, type RouteContext } from './routes.ts';
+import { FailureLimiter } from './limiter.ts';
+import { sourceKey } from '../policy/rate-limit.ts';
+import { guardConnections, type ConnectionStats } from './connections.ts';
+import { enroll, enrollCredential, mintAgent, mtlsPeer, presentedCredential, renew, type Reply, type RouteContext } from './routes.ts';
 import { loadTlsMaterial, tlsFiles, type TlsFiles } from './tls-material.ts';
 import { secureContextOptions } from '../mesh/tls.ts';
 import { watchServerTls } from '../mesh/watch.ts';
@@ -18,6 +22,8 @@ import { SigningQueue } from './signing-queue.ts';
 import { DEFAULT_RATE_LIMITS, IssuanceThrottle, type RateLimits } from './renewal-checks.ts';
 import { refreshCrls } from '../ops/crl.ts';
 import { RivetError } from '../core/errors.ts';
+import { checkOwnership } from '../sys/ownership.ts';
+import type { HttpRefusal } from '../mesh/http.ts';
 
 export type Limits = {
   maxBodyBytes: number;
@@ -25,6 +31,14 @@ export type Limits = {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   handshakeTimeoutMs: number;
+  /** From the end of the TLS handshake to the first request (Node has no timer for this gap). */
+  idleTimeoutMs: number;
+  /** Between requests on a kept-alive connection. */
+  keepAliveTimeoutMs: number;
+  /** Open connections in all (lowered to what the descriptor limit allows; connections.ts). */
+  maxConnections: number;
+  /** Open connections from one IPv4 address or IPv6 /64. */
+  maxConnectionsPerSource: number;
   maxFailures: number;
   failureWindowMs: number;
   /** How often the CRLs are re-signed when due (also once at start). */
@@ -37,6 +51,7 @@ export type Limits = {
 
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 64 * 1024, bodyTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 5_000, keepAliveTimeoutMs: 5_000, maxConnections: 512, maxConnectionsPerSource: 32,
   maxFailures: 10, failureWindowMs: 60_000, crlRefreshMs: 60 * 60_000, reloadCheckMs: 1_000, issuance: DEFAULT_RATE_LIMITS,
 };
 
@@ -54,7 +69,7 @@ export type ServiceOptions = {
   onCrlsRefreshed?: () => Promise<void>;
 };
 
-export type EnrollService = { server: https.Server; port: number; host: string; reload: () => Promise<boolean>; close: () => Promise<void> };
+export type EnrollService = { server: https.Server; port: number; host: string; reload: () => Promise<boolean>; connections: () => ConnectionStats; close: () => Promise<void> };
 
 const PUBLIC_PATHS = ['/healthz', '/crl.pem', '/ca.crt'];
 const POST_ROUTES: Record<string, string> = { '/enroll': 'enroll', '/renew': 'renew', '/agents': 'agent' };
@@ -64,11 +79,14 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const log = opts.log ?? (() => {});
   const { ca } = opts;
   const files: TlsFiles = tlsFiles(ca, opts.tlsCert, opts.tlsKey);
+  // What the service trusts comes from these directories: refuse to start on ones another user can change.
+  checkOwnership(ca.store.dir, 'CA directory');
+  for (const dir of new Set([path.dirname(files.cert), path.dirname(files.key)])) checkOwnership(dir, 'directory of the TLS certificate and key');
   await refreshCrls(ca); // never start serving with a CRL about to lapse
   const material = await loadTlsMaterial(files);
   const queue = new SigningQueue(ca);
-  const limiter = new FailureLimiter({ maxFailures: limits.maxFailures, windowMs: limits.failureWindowMs });
   const throttle = new IssuanceThrottle(limits.issuance);
+  const limiter = new FailureLimiter({ maxFailures: limits.maxFailures, windowMs: limits.failureWindowMs });
 
   const server = https.createServer({
     ...secureContextOptions(material),
@@ -77,56 +95,77 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     handshakeTimeout: limits.handshakeTimeoutMs,
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
     // Node checks header/request deadlines on this interval (default 30 s): keep it below them.
     connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
   });
 
-  const handlePost = async (route: string, req: IncomingMessage, res: ServerResponse) => {
+  const connections = guardConnections(server, limits, log);
+  const c = connections.stats();
+  log(`connections: at most ${c.cap} (${c.perSource} per source address or IPv6 /64; descriptor limit ${c.fdLimit}); a request must start within ${limits.idleTimeoutMs / 1000} s of the handshake`);
+
+  // Everything that refuses an attempt without I/O runs synchronously here, and a 401 is counted
+  // in that same turn: of a burst from one source, exactly `maxFailures` get 401, then 429.
+  const handlePost = (route: string, req: IncomingMessage, res: ServerResponse) => {
     const source = req.socket.remoteAddress ?? 'unknown';
+    const key = sourceKey(source);
     const ctx: RouteContext = { ca, sanCidrs: opts.sanCidrs, secret: opts.secret, decision: { source }, queue, throttle };
+    let release: (() => void) | undefined;
+    const refuse = (err: unknown) => {
+      release?.();
+      const e = toHttpError(err);
+      const tripped = e.status === 401 && limiter.fail(key);
+      void refused(route, req, res, ctx, e, err, tripped);
+    };
     try {
-      const wait = limiter.blockedFor(source);
-      if (wait > 0) throw new RivetError(`too many failed attempts from ${source} — retry in ${Math.ceil(wait / 1000)} s`, 'throttled');
-      let reply;
+      const wait = limiter.blockedFor(key);
+      if (wait > 0) {
+        res.setHeader('retry-after', String(Math.ceil(wait / 1000)));
+        throw new RivetError(`too many failed attempts from ${key} — retry in ${Math.ceil(wait / 1000)} s`, 'throttled');
+      }
+      let work: Promise<Reply>;
       if (route === 'enroll') {
-        const cred = await enrollCredential(ctx, req);
-        reply = await enroll(ctx, cred, parseJsonObject(await readBody(req, bodyLimits)));
+        const presented = presentedCredential(ctx, req);
+        // A token's verdict needs the token store: counted as a failure until it is in.
+        if (presented.kind === 'token') release = limiter.hold(key);
+        work = (async () => enroll(ctx, await enrollCredential(ctx, presented), parseJsonObject(await readBody(req, bodyLimits))))();
       } else {
         const peer = mtlsPeer(ctx, req, route === 'renew' ? '/renew' : '/agents');
-        const body = parseJsonObject(await readBody(req, bodyLimits));
-        reply = route === 'renew' ? await renew(ctx, peer, body) : await mintAgent(ctx, peer, body);
+        work = (async () => {
+          const body = parseJsonObject(await readBody(req, bodyLimits));
+          return route === 'renew' ? renew(ctx, peer, body) : mintAgent(ctx, peer, body);
+        })();
       }
-      sendJson(res, 200, reply);
-    } catch (err) {
-      const e = toHttpError(err);
-      if (e.status >= 500) log(`${route} from ${source}: ${(err as Error)?.stack ?? String(err)}`);
-      if (e.status !== 429) {
-        await audit(ca.store.auditLog, { event: route, result: e.status >= 500 ? 'failed' : 'refused', cn: ctx.decision.cn, reason: e.code, source, detail: e.message })
-          .catch((auditErr) => log(`audit.log write failed: ${(auditErr as Error).message}`));
-      }
-      if (e.status === 401) {
-        limiter.fail(source);
-        if (limiter.blockedFor(source) > 0) {
-          await audit(ca.store.auditLog, { event: 'throttle', result: 'refused', source, reason: 'too_many_failures', detail: `${limits.maxFailures} failed attempts within ${limits.failureWindowMs / 1000} s; further requests get 429` })
-            .catch(() => {});
-        }
-      }
-      sendError(res, e);
-      if (res.getHeader('connection') === 'close') lingerThenDestroy(req);
+      work.then((reply) => { release?.(); sendJson(res, 200, reply); }, refuse)
+        .catch((err: Error) => log(`${route} from ${source}: could not answer: ${err.message}`));
+    } catch (err) { refuse(err); }
+  };
+
+  const refused = async (route: string, req: IncomingMessage, res: ServerResponse, ctx: RouteContext, e: HttpRefusal, err: unknown, tripped: boolean) => {
+    const { source } = ctx.decision;
+    if (e.status >= 500) log(`${route} from ${source}: ${(err as Error)?.stack ?? String(err)}`);
+    if (e.status !== 429) {
+      await audit(ca.store.auditLog, { event: route, result: e.status >= 500 ? 'failed' : 'refused', cn: ctx.decision.cn, reason: e.code, source, detail: e.message })
+        .catch((auditErr) => log(`audit.log write failed: ${(auditErr as Error).message}`));
     }
+    if (tripped) {
+      await audit(ca.store.auditLog, { event: 'throttle', result: 'refused', source, reason: 'too_many_failures', detail: `${limits.maxFailures} failed attempts within ${limits.failureWindowMs / 1000} s from ${sourceKey(source)}; further requests get 429` })
+        .catch(() => {});
+    }
+    sendError(res, e);
+    if (res.getHeader('connection') === 'close') lingerThenDestroy(req);
   };
   const bodyLimits = { maxBytes: limits.maxBodyBytes, timeoutMs: limits.bodyTimeoutMs };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    const post = POST_ROUTES[path];
+    const urlPath = (req.url ?? '/').split('?')[0]!;
+    const post = POST_ROUTES[urlPath];
     if (post && req.method === 'POST') return void handlePost(post, req, res);
-    if ((req.method === 'GET' || req.method === 'HEAD') && PUBLIC_PATHS.includes(path)) {
-      return void publicGet(ca, path, res).catch((err) => { log(`GET ${path}: ${(err as Error).message}`); sendError(res, toHttpError(err)); });
+    if ((req.method === 'GET' || req.method === 'HEAD') && PUBLIC_PATHS.includes(urlPath)) {
+      return void publicGet(ca, urlPath, res).catch((err) => { log(`GET ${urlPath}: ${(err as Error).message}`); sendError(res, toHttpError(err)); });
     }
-    const known = post || PUBLIC_PATHS.includes(path);
-    sendError(res, known ? new RivetError(`${req.method} is not allowed on ${path}`, 'method') : new RivetError(`no endpoint ${path}`, 'not_found'));
+    const known = post || PUBLIC_PATHS.includes(urlPath);
+    sendError(res, known ? new RivetError(`${req.method} is not allowed on ${urlPath}`, 'method') : new RivetError(`no endpoint ${urlPath}`, 'not_found'));
   });
   server.on('tlsClientError', () => { /* failed handshakes are the client's problem; nothing to record */ });
 
@@ -157,8 +196,10 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   });
   const address = server.address() as AddressInfo;
   return {
-    server, port: address.port, host: address.address, reload,
+    server, port: address.port, host: address.address, reload, connections: connections.stats,
     close: () => new Promise<void>((resolve) => {
+      const st = connections.stats();
+      log(`connections: ${st.refused} refused, ${st.evicted} idle ones closed to make room, ${st.idleClosed} timed out idle`);
       for (const t of timers) clearInterval(t);
       tlsWatch.stop();
       server.close(() => resolve());

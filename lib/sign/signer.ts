@@ -3,7 +3,7 @@
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openssl } from '../sys/openssl.ts';
+import { openssl, opensslEach } from '../sys/openssl.ts';
 import { renderFile, type TemplateValues } from '../sys/template.ts';
 import type { Issuer } from '../ca/store.ts';
 import { generalizedTime, utcTime } from '../x509/time.ts';
@@ -70,53 +70,63 @@ export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerS
     const csr = path.join(tmp, 'req.csr');
     const out = path.join(tmp, 'cert.pem');
     await fsp.writeFile(csr, csrForOpenssl(req.csrPem));
-    await runCa(issuer, req, 'none', ['-subj', req.subject, '-in', csr, '-out', out], tmp, secret);
+    const ca = await caCommand(issuer, req, 'none', tmp, secret);
+    await openssl(ca.args(['-subj', req.subject, '-in', csr, '-out', out]), { cwd: issuer.dir, env: ca.env });
     return fsp.readFile(out, 'utf8');
   });
 }
 
 /**
- * `openssl ca` signing under a profile, with `copy_extensions` as given and `input` naming the
- * request(s) and output; returns its stdout. Configs and key arguments go in `tmp`.
+ * `openssl ca` signing under a profile, with `copy_extensions` as given: `args(input)` is its
+ * argument list for the request(s) and output in `input`. Configs and key arguments go in `tmp`;
+ * it runs with `env` in the issuer's directory. `-rand_serial`: a fresh 159-bit random serial
+ * (DESIGN §3 asks at least 64 random bits) for the first certificate of a run.
  */
-async function runCa(issuer: Issuer, req: SignProfile, copyExtensions: 'none' | 'copy', input: string[], tmp: string, secret?: IssuerSecret): Promise<string> {
+async function caCommand(issuer: Issuer, req: SignProfile, copyExtensions: 'none' | 'copy', tmp: string, secret?: IssuerSecret): Promise<{ args: (input: string[]) => string[]; env: Record<string, string> }> {
   const caConf = path.join(tmp, 'ca.cnf');
   const extConf = path.join(tmp, 'ext.cnf');
   await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest, copy_extensions: copyExtensions }));
   await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
   const key = await issuerKeyArgs(issuer, secret, tmp);
-  return openssl(['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
+  const args = (input: string[]) => ['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
     '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
-    '-startdate', generalizedTime(req.notBefore), '-enddate', generalizedTime(req.notAfter), ...input], { cwd: issuer.dir, env: key.env });
+    '-startdate', generalizedTime(req.notBefore), '-enddate', generalizedTime(req.notAfter), ...input];
+  return { args, env: key.env };
 }
 
 export type BatchSignRequest = SignProfile & { csrPems: readonly string[] };
 
 /**
- * Signs several CSRs in one `openssl ca -infiles` run: one process start (~10 ms) for the whole
- * group instead of one per certificate. One config serves every certificate, so the per-request
- * parts come from the CSRs: the subject (policy_cn keeps the CN alone) and, by copy_extensions =
- * copy, the SAN. The caller has checked every CSR with csrProfileMismatch (its subject and SAN are
- * byte for byte the profile's, nothing else requested) and renders extValues with
- * leafExtValues(p, 'csr'), and checks every certificate with checkIssued afterwards.
- * openssl numbers a run's certificates from one random serial upwards (-rand_serial), so serials
- * within a group are consecutive; nothing here relies on serials being unpredictable (SHA-2
- * signatures only). Returns the certificates openssl issued, which may be fewer than the requests
- * (see below). The caller holds the lock on `issuer.dir`, or it is a private scratch database.
+ * Signs several CSRs under one profile, one `openssl ca` run each, all started by one xargs (no
+ * fork of this process per certificate). Not one `-infiles` run: openssl numbers the certificates
+ * of a run consecutively from its one random serial (`-rand_serial` and `rand_serial = yes`
+ * alike, OpenSSL 3.0 apps/ca.c), and every certificate must have a serial of its own drawn at
+ * random (DESIGN §3; test/serials.test.ts). The runs go one after another (xargs -P 1): openssl
+ * ca does not lock its database, and each run commits as a single signCsr does, so a kill between
+ * two runs leaves what a kill after one signCsr leaves (lib/ca/recovery.ts).
+ * One config serves every certificate, so the per-request parts come from the CSRs: the subject
+ * (policy_cn keeps the CN alone) and, by copy_extensions = copy, the SAN. The caller has checked
+ * every CSR with csrProfileMismatch (its subject and SAN are byte for byte the profile's, nothing
+ * else requested) and renders extValues with leafExtValues(p, 'csr'), and checks every
+ * certificate with checkIssued afterwards. Returns the certificates openssl issued, which may be
+ * fewer than the requests (a run that failed writes none). The caller holds the lock on
+ * `issuer.dir`, or it is a private scratch database.
  */
 export async function signCsrBatch(issuer: Issuer, req: BatchSignRequest, secret?: IssuerSecret): Promise<string[]> {
   if (req.csrPems.length === 0) return [];
   return withTempDir(async (tmp) => {
-    const csrs = await Promise.all(req.csrPems.map(async (pem, i) => {
-      const file = path.join(tmp, `req${i}.csr`);
-      await fsp.writeFile(file, csrForOpenssl(pem));
-      return file;
+    const ca = await caCommand(issuer, req, 'copy', tmp, secret);
+    const runs = await Promise.all(req.csrPems.map(async (pem, i) => {
+      const csr = path.join(tmp, `req${i}.csr`);
+      await fsp.writeFile(csr, csrForOpenssl(pem));
+      return { argv: ca.args(['-in', csr, '-out', path.join(tmp, `cert${i}.pem`)]), out: path.join(tmp, `cert${i}.pem`) };
     }));
-    const out = await runCa(issuer, req, 'copy', ['-infiles', ...csrs], tmp, secret);
-    // openssl skips a request it refuses (a bad signature, its policy) and still exits 0 and records
-    // the others: what comes back may be fewer, so the caller matches them by key and CN.
-    const pems = out.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
-    return pems.map((p) => (p.endsWith('\n') ? p : `${p}\n`));
+    await opensslEach(runs.map((r) => r.argv), 1, { cwd: issuer.dir, env: ca.env });
+    // A run openssl refused (a bad signature, its policy) wrote nothing: the caller matches what
+    // came back by key and CN and signs a missing one alone, which reports openssl's error.
+    const pems = await Promise.all(runs.map((r) => fsp.readFile(r.out, 'utf8').catch(() => '')));
+    return pems.flatMap((text) => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [])
+      .map((p) => (p.endsWith('\n') ? p : `${p}\n`));
   });
 }
 

@@ -56,7 +56,7 @@ export async function opensslBytes(args: readonly string[], opts: OpensslOptions
  * same length (xargs -n). xargs does not say which run failed: callers check each run's output
  * files and redo a missing one with openssl() to get its error.
  */
-export async function opensslEach(argvs: readonly (readonly string[])[], parallel: number): Promise<void> {
+export async function opensslEach(argvs: readonly (readonly string[])[], parallel: number, opts: Omit<OpensslOptions, 'input'> = {}): Promise<void> {
   if (argvs.length === 0) return;
   const n = argvs[0]!.length;
   for (const args of argvs) {
@@ -65,7 +65,8 @@ export async function opensslEach(argvs: readonly (readonly string[])[], paralle
   }
   await execa('xargs', ['-0', '-n', String(n), '-P', String(parallel), OPENSSL], {
     input: argvs.map((a) => a.join('\0')).join('\0'),
-    env: { OPENSSL_CONF: '/dev/null' },
+    env: { OPENSSL_CONF: '/dev/null', ...opts.env },
+    cwd: opts.cwd,
     reject: false,
   }).catch((err: unknown) => { throw new RivetError(`cannot run xargs ${OPENSSL}: ${(err as Error).message}`, 'openssl'); });
 }

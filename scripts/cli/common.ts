@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
 import { loadConfig, type Config } from '../../lib/sys/config.ts';
 import { openCa, type Ca } from '../../lib/ca/handle.ts';
+import { checkOwnership } from '../../lib/sys/ownership.ts';
 import { OpensslError, RivetError, UsageError, show } from '../../lib/core/errors.ts';
 
 export const PROG = 'rivet-ca';
@@ -18,8 +19,13 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('root-passphrase-file', { type: 'string', describe: 'file holding the passphrase of an encrypted root key' });
 }
 
-export function context(args: GlobalArgs): { config: Config; ca: Ca } {
+/**
+ * The configuration and CA handle of a command. A CA dir another user could change is refused
+ * (exit 2) before anything in it is read; `doctor` and `status` pass `report` and list it instead.
+ */
+export function context(args: GlobalArgs, opts: { report?: boolean } = {}): { config: Config; ca: Ca } {
   const config = loadConfig({ caDir: args.caDir, domain: args.domain });
+  if (!opts.report) checkOwnership(config.caDir, 'CA directory');
   const rootPass = args.rootPassphraseFile ?? config.env.RIVET_ROOT_PASSPHRASE_FILE;
   const ca = openCa(config.caDir, config.domain, {
     root: rootPass ? { passphrase: readSecretFile(rootPass, 'root passphrase') } : undefined,

@@ -48,7 +48,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     command: 'status',
     describe: 'the CA at a glance: root fingerprint to hand to nodes, and what needs attention',
     handler: run(async (args: GlobalArgs) => {
-      const { ca } = context(args);
+      const { ca } = context(args, { report: true });
       const findings = await doctor(ca);
       const fingerprint = await rootFingerprint(ca).catch(() => undefined);
       if (args.json) printJson({ dir: ca.store.dir, fingerprint, findings });
@@ -64,7 +64,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     command: 'doctor',
     describe: 'what would break soon (expiry, CRLs, key permissions, root key on disk); non-zero when anything needs action',
     handler: run(async (args: GlobalArgs) => {
-      const { ca } = context(args);
+      const { ca } = context(args, { report: true });
       const findings = await doctor(ca);
       if (args.json) printJson(findings); else printFindings(findings);
       return findings.some((f) => f.level !== 'ok') ? 1 : 0;

@@ -20,6 +20,7 @@ test('a code decides both statuses, whatever class carries it', () => {
   assert.is(new OpensslError(['ca'], 'boom', 1).exitCode, 1);
   assert.is(exitStatusOf('exists'), 2);
   assert.is(httpStatusOf('throttled'), 429);
+  assert.is(exitStatusOf('unsafe_ownership'), 2, 'a directory another user can change: refused, nothing read');
   assert.ok(isErrorCode('too_large'));
   assert.not.ok(isErrorCode('toString'), 'prototype keys are not codes');
 });
