@@ -4,6 +4,7 @@
 // service in the background, a new node ct111 enrolling with the bootstrap secret (from the
 // environment, never argv) and minting agent opus, a mesh server built with lib/ accepting
 // opus's mTLS request, `make revoke CN=opus@ct111` pushing the CRL, and the same request refused.
+// The CA host's node dir is made by `rivet-ca host` exactly as on a real CA host.
 // Names like ct110.mesh do not resolve here: clients connect to 127.0.0.1 and verify the name
 // (--servername / RIVET_CRL_PUSH_CONNECT_TO). Every command is printed with its real output; the
 // service and the mesh servers are stopped on exit, error or signal.
@@ -71,10 +72,9 @@ async function show(heading: string | undefined, prog: string, args: string[], o
 }
 
 // --- a mesh server as a mesh service would write it, from lib/ only ---------------------------
-// Pushes are taken from the CA host alone: ct111 recorded it at enrollment (node.json caHost); the
-// CA host's own dir was laid out by hand here, so it is told.
-async function meshServer(dir: string, allowFrom?: string[]): Promise<{ port: number }> {
-  const receive = crlReceiver({ dir, allowFrom });
+// Pushes are taken from the CA host alone: ct111 recorded it at enrollment (node.json caHost).
+async function meshServer(dir: string): Promise<{ port: number }> {
+  const receive = crlReceiver({ dir });
   const server = https.createServer(meshServerOptions(loadMeshTls({ dir })), (req, res) => {
     if (req.url === '/api/mesh/crl') return receive(req, res);
     try {
@@ -107,13 +107,8 @@ function whoami(port: number, agent?: string): Promise<string> {
 console.log(chalk.bold(`rivet-ca demo — everything under ${home} (shown as $DEMO), nothing in /etc, nothing left running`));
 await show('Create the root (once, ever)', rivet, ['init']);
 await show('Sign the intermediate that issues day to day', rivet, ['issue-intermediate']);
-await show('Issue the CA host\'s own node certificate (ct110): the enrollment service presents it', rivet, ['issue-node', 'ct110']);
-await fs.ensureDir(hostDir, { mode: 0o700 });
-await fs.copy(path.join(caDir, 'issued', 'ct110.crt'), path.join(hostDir, 'node.crt'));
-await fs.copy(path.join(caDir, 'issued', 'ct110.key'), path.join(hostDir, 'node.key'));
-await fs.copy(path.join(caDir, 'intermediate', 'chain.pem'), path.join(hostDir, 'rivet-ca.crt'));
-await fs.copy(path.join(caDir, 'crl.pem'), path.join(hostDir, 'crl.pem'));
-console.log(`installed as the CA host's node dir: ${shown(hostDir)}/{node.crt,node.key,rivet-ca.crt,crl.pem}`);
+await show('Make the CA host (ct110) a node of its own mesh: the enrollment service presents this identity, pushes authenticate with it', rivet, ['host', 'ct110'],
+  { env: { RIVET_NODE_DIR: hostDir }, envNote: 'RIVET_NODE_DIR=$DEMO/ct110' });
 // `status` exits 1 here because the root key is still online — a demo has no offline ceremony.
 const status = await show('The root fingerprint to hand to new nodes', rivet, ['status'], { anyExit: true });
 const fingerprint = /sha256:[0-9a-f]{64}/.exec(status)?.[0] ?? await fail('no root fingerprint in `rivet-ca status`');
@@ -142,13 +137,12 @@ await show('New node ct111 enrolls: key made locally, root pinned before the sec
   provision, enrollArgs, { env: nodeEnv, envNote: 'RIVET_NODE_DIR=$DEMO/ct111 RIVET_BOOTSTRAP_SECRET=****' });
 await show('Running it again changes nothing', provision, ['enroll'], { env: { RIVET_NODE_DIR: nodeDir }, envNote: 'RIVET_NODE_DIR=$DEMO/ct111' });
 await show('What ct111 has installed', provision, ['status'], { env: { RIVET_NODE_DIR: nodeDir }, envNote: 'RIVET_NODE_DIR=$DEMO/ct111' });
-await show('Renewal over mTLS with the same key (--within 90d forces it now; the daily timer uses 30d)', provision, ['renew', '--within', '90d'],
-  { env: { RIVET_NODE_DIR: nodeDir }, envNote: 'RIVET_NODE_DIR=$DEMO/ct111' });
+await show('Renewal is bounded: asking now (--within 90d) for a cert in its first two thirds of life is refused, with the date renewal opens',
+  provision, ['renew', '--within', '90d'], { env: { RIVET_NODE_DIR: nodeDir }, envNote: 'RIVET_NODE_DIR=$DEMO/ct111', expectFail: true });
 
-title('A mesh server on ct111 and the CA host\'s CRL receiver, built with lib/ (meshServerOptions, watchMeshTls, peerIdentity, crlReceiver)');
+title('A mesh server on ct111 with its CRL receiver, built with lib/ (meshServerOptions, watchMeshTls, peerIdentity, crlReceiver)');
 const ct111 = await meshServer(nodeDir);
-const ct110 = await meshServer(hostDir, ['ct110']);
-console.log(`ct111.mesh mesh server on 127.0.0.1:${ct111.port}; ct110.mesh on 127.0.0.1:${ct110.port}`);
+console.log(`ct111.mesh mesh server on 127.0.0.1:${ct111.port}`);
 
 title('opus@ct111 calls ct111\'s mesh server over mTLS with agents/opus.crt');
 console.log(chalk.cyan(`GET https://ct111.mesh:${ct111.port}/whoami  (as opus@ct111)`));
@@ -156,8 +150,9 @@ const before = await whoami(ct111.port, 'opus');
 console.log(before);
 if (!before.startsWith('HTTP 200') || !before.includes('"cn":"opus@ct111"')) await fail('the agent was not accepted');
 
-const connectTo = `ct110.mesh:3000:127.0.0.1:${ct110.port},ct111.mesh:3000:127.0.0.1:${ct111.port}`;
-await show('Revoke opus everywhere: the CRL is rebuilt and pushed to every node', 'make', ['--no-print-directory', '-C', repo, 'revoke', 'CN=opus@ct111', 'REASON=keyCompromise'],
+const connectTo = `ct111.mesh:3000:127.0.0.1:${ct111.port}`;
+const revokeStep = step + 1;
+await show('Revoke opus everywhere: the CRL is rebuilt, installed on the CA host and pushed to every node', 'make', ['--no-print-directory', '-C', repo, 'revoke', 'CN=opus@ct111', 'REASON=keyCompromise'],
   { env: { RIVET_NODE_DIR: hostDir, RIVET_CRL_PUSH_CONNECT_TO: connectTo }, envNote: `RIVET_NODE_DIR=$DEMO/ct110 RIVET_CRL_PUSH_CONNECT_TO=${connectTo}` });
 await show('ct111 pulls the CRL too (the fallback timer): already current thanks to the push', provision, ['fetch-crl'], { env: { RIVET_NODE_DIR: nodeDir }, envNote: 'RIVET_NODE_DIR=$DEMO/ct111' });
 
@@ -172,11 +167,11 @@ const after = await whoami(ct111.port, 'opus');
 console.log(after);
 const opusSerial = parseCertPem(await fs.readFile(path.join(nodeDir, 'agents', 'opus.crt'), 'utf8')).serial;
 const installed = parseCrlBundle(await fs.readFile(path.join(nodeDir, 'crl.pem'), 'utf8'))[0]!;
-console.log(`why: the certificate check at the handshake fails (the server answers 403 and serves nothing) — opus's serial ${opusSerial} is on the CRL ct111's server now holds (crlNumber ${installed.crlNumber}, pushed in step 12, loaded without a restart)`);
+console.log(`why: the certificate check at the handshake fails (the server answers 403 and serves nothing) — opus's serial ${opusSerial} is on the CRL ct111's server now holds (crlNumber ${installed.crlNumber}, pushed in step ${revokeStep}, loaded without a restart)`);
 if (after.startsWith('HTTP 200') || !isRevoked([installed], opusSerial)) await fail('the revoked agent was accepted');
 
 title('Stop the service and the mesh servers');
 const pid = serve.pid;
 await cleanup();
-console.log(`stopped rivet-ca serve (pid ${pid}, exit ${serve.exitCode ?? serve.signalCode}) and both mesh servers; removed ${home}`);
+console.log(`stopped rivet-ca serve (pid ${pid}, exit ${serve.exitCode ?? serve.signalCode}) and the mesh server; removed ${home}`);
 console.log(chalk.green('\ndemo complete: ct111 enrolled with a pinned root, opus was accepted over mTLS, revoked, and then refused.'));
