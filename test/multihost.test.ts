@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { ROOT, tempDir } from './helpers/ca.ts';
 import { makeMesh, netnsUnavailable, type Mesh } from './helpers/netns.ts';
 
