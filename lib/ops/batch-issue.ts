@@ -35,7 +35,7 @@ import { RivetError, UsageError } from '../core/errors.ts';
 import type { San } from '../core/san.ts';
 import type { Issuer } from '../ca/store.ts';
 import { signLeavesScratch, usableIssued, type LeafRequest, type NameOverride, type OperatorResult, type ScratchIssued } from './issue.ts';
-import { checkWithinIssuer, type Validity } from '../sign/validity.ts';
+import { withinIssuer, type Validity } from '../sign/validity.ts';
 import type { NameConflict } from '../policy/name-ownership.ts';
 import { GroupCommit } from '../core/group-commit.ts';
 import { transaction } from '../sign/transaction.ts';
@@ -104,7 +104,7 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
 export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: BatchOptions): Promise<Array<OperatorResult | Error>> {
   const issuer = await ca.store.current();
   const issuerX509 = await issuerCert(issuer);
-  checkWithinIssuer(issuerX509, opts.validity);
+  withinIssuer(issuerX509, opts.validity); // refuses before any key is made; signLeaves applies it
   await ca.store.ensureLayout();
   const outcomes: Array<OperatorResult | Error> = new Array(items.length);
   const settle = (i: number, o: OperatorResult | Error) => { outcomes[i] = o; opts.onOutcome?.(i, o); };

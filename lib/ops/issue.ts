@@ -7,7 +7,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import { type Ca, issuerCert } from '../ca/handle.ts';
 import { fileStem, type Identity } from '../core/identity.ts';
 import { leafExtValues, leafProfile } from '../sign/profile.ts';
-import { checkWithinIssuer, leafValidity, type Validity } from '../sign/validity.ts';
+import { withinIssuer, leafValidity, type Validity } from '../sign/validity.ts';
 import { signCsr, signCsrBatch } from '../sign/signer.ts';
 import { revokeLocked, type RevokeTarget } from '../sign/revocation.ts';
 import { parseCertPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
@@ -58,9 +58,9 @@ export type ScratchIssued = Issued & ScratchRecord;
  * either way it has checked names (checkNodeNamesLocked) and ruled out two requests of one call
  * claiming the same identity or DNS name.
  */
-export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly LeafRequest[], validity: Validity, live = true): Promise<Array<Issued | Error>> {
+export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly LeafRequest[], asked: Validity, live = true): Promise<Array<Issued | Error>> {
   const issuerX509 = await issuerCert(issuer);
-  checkWithinIssuer(issuerX509, validity);
+  const validity = withinIssuer(issuerX509, asked);
   const profiles = requests.map((r) => leafProfile(r.id, ca.domain, r.sans));
   const pems: Array<string | Error | undefined> = new Array(requests.length);
   const strays: string[] = [];
