@@ -16,6 +16,7 @@ import { watchServerTls } from '../mesh/watch.ts';
 import { publicGet } from './public.ts';
 import { SigningQueue } from './signing-queue.ts';
 import { DEFAULT_RATE_LIMITS, IssuanceThrottle, type RateLimits } from './renewal-checks.ts';
+import { ServiceMetrics } from './metrics.ts';
 import { refreshCrls } from '../ops/crl.ts';
 import { RivetError } from '../core/errors.ts';
 
@@ -50,9 +51,11 @@ export type ServiceOptions = {
   port: number;
   limits?: Partial<Limits>;
   log?: (line: string) => void;
+  /** `--metrics-listen`: GET /metrics also on a plain-HTTP listener of its own (lib/service/metrics.ts). */
+  metricsListen?: { host: string; port: number };
 };
 
-export type EnrollService = { server: https.Server; port: number; host: string; reload: () => Promise<boolean>; close: () => Promise<void> };
+export type EnrollService = { server: https.Server; port: number; host: string; metricsPort?: number; reload: () => Promise<boolean>; close: () => Promise<void> };
 
 const PUBLIC_PATHS = ['/healthz', '/crl.pem', '/ca.crt'];
 const POST_ROUTES: Record<string, string> = { '/enroll': 'enroll', '/renew': 'renew', '/agents': 'agent' };
@@ -67,6 +70,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const queue = new SigningQueue(ca);
   const limiter = new FailureLimiter({ maxFailures: limits.maxFailures, windowMs: limits.failureWindowMs });
   const throttle = new IssuanceThrottle(limits.issuance);
+  const metrics = new ServiceMetrics(ca);
 
   const server = https.createServer({
     ...secureContextOptions(material),
@@ -96,8 +100,10 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
         reply = route === 'renew' ? await renew(ctx, peer, body) : await mintAgent(ctx, peer, body);
       }
       sendJson(res, 200, reply);
+      metrics.signed(route);
     } catch (err) {
       const e = toHttpError(err);
+      metrics.refusal(route, e.code);
       if (e.status >= 500) log(`${route} from ${source}: ${(err as Error)?.stack ?? String(err)}`);
       if (e.status !== 429) {
         await audit(ca.store.auditLog, { event: route, result: e.status >= 500 ? 'failed' : 'refused', cn: ctx.decision.cn, reason: e.code, source, detail: e.message })
@@ -118,6 +124,8 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!;
+    metrics.observe(path, res);
+    if (path === '/metrics' && req.method === 'GET') return void metrics.serveMtls(req, res);
     const post = POST_ROUTES[path];
     if (post && req.method === 'POST') return void handlePost(post, req, res);
     if ((req.method === 'GET' || req.method === 'HEAD') && PUBLIC_PATHS.includes(path)) {
@@ -151,11 +159,13 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
   });
   const address = server.address() as AddressInfo;
+  const metricsServer = opts.metricsListen ? await metrics.listen(opts.metricsListen.host, opts.metricsListen.port) : undefined;
   return {
-    server, port: address.port, host: address.address, reload,
+    server, port: address.port, host: address.address, reload, metricsPort: metricsServer?.port,
     close: () => new Promise<void>((resolve) => {
       for (const t of timers) clearInterval(t);
       tlsWatch.stop();
+      metricsServer?.server.close();
       server.close(() => resolve());
       server.closeAllConnections();
     }),
