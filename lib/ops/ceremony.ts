@@ -9,12 +9,16 @@ import type { Ca } from '../ca/handle.ts';
 import { issuerCert } from '../ca/handle.ts';
 import { requireRootKey } from './hierarchy.ts';
 import { readPkcs11 } from '../sign/pkcs11.ts';
-import { signRootCrlSeriesLocked, type SeriesInfo } from '../sign/root-crl-series.ts';
+import { readRootCrlSeries, signRootCrlSeriesLocked, signedSince, type SeriesInfo } from '../sign/root-crl-series.ts';
+import { DAY_MS } from '../core/duration.ts';
 import { KEY_MODE, PUBLIC_MODE, PRIVATE_DIR_MODE, exists, readText, syncDir, writeAtomic } from '../sys/files.ts';
 import { audit } from '../sys/audit.ts';
 import { RivetError, UsageError, show } from '../core/errors.ts';
 import { writeBundleLocked } from '../ca/published.ts';
 import { transaction } from '../sign/transaction.ts';
+
+/** Signing within this long before `root offline` counts as the same ceremony. */
+const CEREMONY_MS = DAY_MS;
 
 /** Refuses, naming the fix, when the root cannot sign now; checked before the lock. */
 export const requireRootSigner = requireRootKey;
@@ -77,9 +81,12 @@ export async function rootOffline(ca: Ca, toDir: string): Promise<OfflineResult>
     await checkRootKey(ca, back, dest);
     const mode = (await fsp.stat(dest)).mode & 0o777;
     if (mode !== KEY_MODE) throw new RivetError(`the copy at ${dest} has mode ${mode.toString(8)}, want 600 — the key was NOT removed (does the medium keep Unix modes?)`, 'copy');
-    // The last thing the key does here: root CRLs for the years it will be away.
-    await signRootCrlSeriesLocked(ca);
-    await writeBundleLocked(ca);
+    // The last thing the key does here: root CRLs for the years it will be away — unless this
+    // ceremony already signed them (issue-intermediate, rotate-intermediate, `root crl --days N`).
+    if (!signedSince(await readRootCrlSeries(store), CEREMONY_MS)) {
+      await signRootCrlSeriesLocked(ca);
+      await writeBundleLocked(ca);
+    }
     await fsp.rm(root.key);
     await syncDir(root.dir);
     await audit(store.auditLog, { event: 'root-offline', result: 'ok', detail: dest });

@@ -99,6 +99,12 @@ export function currentWindow(series: readonly CrlInfo[], now = new Date()): num
   return (settled.length ? settled[settled.length - 1] : valid[0])?.i;
 }
 
+/** True when the series was signed less than `ms` ago (its first window starts 5 minutes before signing). */
+export function signedSince(series: readonly CrlInfo[] | undefined, ms: number, now = new Date()): boolean {
+  const first = series?.[0];
+  return first !== undefined && now.getTime() - first.thisUpdate.getTime() - BACKDATE_MS < ms;
+}
+
 export const seriesEnd = (series: readonly CrlInfo[]): Date | undefined => series[series.length - 1]?.nextUpdate;
 
 /**
