@@ -65,8 +65,7 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
   const profiles = requests.map((r) => leafProfile(r.id, ca.domain, r.sans));
   const pems: Array<string | Error | undefined> = new Array(requests.length);
   // A name outside the issuer's name constraints would make a certificate every verifier refuses.
-  const issuerInfo = parseCertDer(Buffer.from(issuerX509.raw));
-  profiles.forEach((p, i) => { try { checkNameConstraints(issuerInfo, p.cn, p); } catch (err) { pems[i] = err as Error; } });
+  profiles.forEach((p, i) => { try { checkNameConstraints(issuerX509, p.cn, p); } catch (err) { pems[i] = err as Error; } });
   const strays: string[] = [];
   const shared = new Map<string, number[]>();
   requests.forEach((r, i) => {
@@ -188,7 +187,7 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
   const profile = leafProfile(id, ca.domain, opts.sans ?? []);
   const validity = opts.validity ?? leafValidity();
   // Fail fast, before making a key: no CA, or a name its intermediate may not certify.
-  checkNameConstraints(parseCertDer(Buffer.from((await issuerCert(await ca.store.current())).raw)), profile.cn, profile);
+  checkNameConstraints(await issuerCert(await ca.store.current()), profile.cn, profile);
 
   const existing = await usableIssued(ca, certPath, keyPath);
   if (existing && opts.ifMissing) return { skipped: true, cn: profile.cn, serial: existing.serial, certPath, notAfter: existing.notAfter };

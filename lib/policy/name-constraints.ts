@@ -21,7 +21,8 @@ import { RivetError, UsageError, show } from '../core/errors.ts';
 import type { TemplateValues } from '../sys/template.ts';
 import { PUBLIC_MODE, readText, writeAtomic } from '../sys/files.ts';
 import { dnsMatches, ipMatches, nameConstraintsOf, uriMatches, type NameConstraints, type Subtree } from '../x509/name-constraints.ts';
-import type { CertInfo } from '../x509/cert.ts';
+import { X509Certificate } from 'node:crypto';
+import { parseCertDer, type CertInfo } from '../x509/cert.ts';
 
 /** What the operator chose for one intermediate (recorded as name-constraints.json beside it). */
 export type NameConstraintChoice = { constrained: boolean; uri: boolean; permit: string[] };
@@ -115,8 +116,8 @@ export type Names = { dns: readonly string[]; ips: readonly string[]; uris: read
  * Throws (exit 2, HTTP 403) naming the first name the issuer's name constraints do not permit.
  * RFC 5280: names of a form with no permitted subtree of that form are unconstrained.
  */
-export function checkNameConstraints(issuer: CertInfo, cn: string, names: Names): void {
-  const nc = nameConstraintsOf(issuer);
+export function checkNameConstraints(issuer: CertInfo | X509Certificate, cn: string, names: Names): void {
+  const nc = nameConstraintsOf(issuer instanceof X509Certificate ? parseCertDer(Buffer.from(issuer.raw)) : issuer);
   if (!nc) return;
   const permitted = (type: Subtree['type']) => nc.permitted.filter((s) => s.type === type);
   const list = (type: Subtree['type']) => permitted(type).map((s) => s.text.slice(s.text.indexOf(':') + 1)).join(', ');
