@@ -10,8 +10,7 @@ import { DAY_MS } from '../core/duration.ts';
 /** Intermediate CRLs live a week and are re-signed once fewer than three days remain (DESIGN §5). */
 export const INTERMEDIATE_CRL_HOURS = 7 * 24;
 export const INTERMEDIATE_CRL_REFRESH_MS = 3 * DAY_MS;
-/** The root CRL is signed at ceremonies only, so it lives long; doctor warns 60 days ahead. */
-export const ROOT_CRL_HOURS = 365 * 24;
+/** The root's CRLs are a series signed at ceremonies (lib/sign/root-crl-series.ts); doctor warns 60 days before it ends. */
 export const ROOT_CRL_WARN_MS = 60 * DAY_MS;
 
 export async function readCrl(file: string): Promise<CrlInfo | undefined> {

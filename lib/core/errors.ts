@@ -22,6 +22,8 @@ const CODES = {
   bad_san: [2, 400],
   bad_key: [2, 400],
   san_policy: [2, 403],
+  /** A SAN outside the issuing intermediate's name constraints (lib/policy/name-constraints.ts). */
+  name_constraint: [2, 403],
   name_taken: [2, 409],
   key_mismatch: [1, 403],
   identity_mismatch: [2, 403],

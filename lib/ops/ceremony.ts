@@ -1,6 +1,7 @@
 // Root ceremonies (DESIGN §4.6): the root key leaves the CA host after the intermediate is made
-// (`root offline`), comes back only for a ceremony (`root online`), and re-signs the long-lived
-// root CRL (`root crl`). Every step runs under the CA lock and checks the key against ca.crt.
+// (`root offline`, which first signs the root CRL series for the years ahead), comes back only for
+// a ceremony (`root online`), and re-signs that series (`root crl`). Every step runs under the CA
+// lock and checks the key against ca.crt.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
@@ -8,13 +9,16 @@ import type { Ca } from '../ca/handle.ts';
 import { issuerCert } from '../ca/handle.ts';
 import { requireRootKey } from './hierarchy.ts';
 import { readPkcs11 } from '../sign/pkcs11.ts';
-import { signCrl } from '../sign/crl-sign.ts';
+import { readRootCrlSeries, signRootCrlSeriesLocked, signedSince, type SeriesInfo } from '../sign/root-crl-series.ts';
+import { DAY_MS } from '../core/duration.ts';
 import { KEY_MODE, PUBLIC_MODE, PRIVATE_DIR_MODE, exists, readText, syncDir, writeAtomic } from '../sys/files.ts';
 import { audit } from '../sys/audit.ts';
-import type { CrlInfo } from '../x509/crl.ts';
 import { RivetError, UsageError, show } from '../core/errors.ts';
-import { readCrl, writeBundleLocked, ROOT_CRL_HOURS } from '../ca/published.ts';
+import { writeBundleLocked } from '../ca/published.ts';
 import { transaction } from '../sign/transaction.ts';
+
+/** Signing within this long before `root offline` counts as the same ceremony. */
+const CEREMONY_MS = DAY_MS;
 
 /** Refuses, naming the fix, when the root cannot sign now; checked before the lock. */
 export const requireRootSigner = requireRootKey;
@@ -77,6 +81,12 @@ export async function rootOffline(ca: Ca, toDir: string): Promise<OfflineResult>
     await checkRootKey(ca, back, dest);
     const mode = (await fsp.stat(dest)).mode & 0o777;
     if (mode !== KEY_MODE) throw new RivetError(`the copy at ${dest} has mode ${mode.toString(8)}, want 600 — the key was NOT removed (does the medium keep Unix modes?)`, 'copy');
+    // The last thing the key does here: root CRLs for the years it will be away — unless this
+    // ceremony already signed them (issue-intermediate, rotate-intermediate, `root crl --days N`).
+    if (!signedSince(await readRootCrlSeries(store), CEREMONY_MS)) {
+      await signRootCrlSeriesLocked(ca);
+      await writeBundleLocked(ca);
+    }
     await fsp.rm(root.key);
     await syncDir(root.dir);
     await audit(store.auditLog, { event: 'root-offline', result: 'ok', detail: dest });
@@ -107,18 +117,24 @@ export async function rootOnline(ca: Ca, from: string): Promise<{ key: string; a
 }
 
 export const ROOT_CRL_MAX_DAYS = 3650;
+export const ROOT_CRL_MAX_YEARS = 10;
 
-/** Re-signs the root CRL (default 365 days) and rebuilds crl.pem. */
-export async function rootCrl(ca: Ca, days = ROOT_CRL_HOURS / 24): Promise<CrlInfo> {
-  if (!Number.isInteger(days) || days < 1 || days > ROOT_CRL_MAX_DAYS) throw new UsageError(`--days ${show(days)} must be a whole number from 1 to ${ROOT_CRL_MAX_DAYS}`);
+export type RootCrlOptions = { days?: number; years?: number };
+
+/**
+ * Re-signs the root's CRLs and rebuilds crl.pem: a series of overlapping 365-day windows for the
+ * next `years` (default 5; lib/sign/root-crl-series.ts), or with `days` one CRL valid that long.
+ */
+export async function rootCrl(ca: Ca, opts: RootCrlOptions = {}): Promise<SeriesInfo> {
+  const { days, years } = opts;
+  if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > ROOT_CRL_MAX_DAYS)) throw new UsageError(`--days ${show(days)} must be a whole number from 1 to ${ROOT_CRL_MAX_DAYS}`);
+  if (years !== undefined && (!Number.isInteger(years) || years < 1 || years > ROOT_CRL_MAX_YEARS)) throw new UsageError(`--years ${show(years)} must be a whole number from 1 to ${ROOT_CRL_MAX_YEARS}`);
+  if (days !== undefined && years !== undefined) throw new UsageError('give --days (one root CRL) or --years (a series), not both');
   await requireRootSigner(ca, 'root crl');
   return transaction(ca, 'root crl', async () => {
-    const root = ca.store.root();
-    await signCrl(root, days * 24, ca.root);
+    const series = await signRootCrlSeriesLocked(ca, days === undefined ? { years } : { windowDays: days, years: 0 });
     await writeBundleLocked(ca);
-    const crl = await readCrl(root.crl);
-    if (!crl?.nextUpdate) throw new RivetError(`${root.crl} was not written as a CRL with a nextUpdate`, 'check');
-    await audit(ca.store.auditLog, { event: 'crl', result: 'ok', detail: `root, ${days} days` });
-    return crl;
+    await audit(ca.store.auditLog, { event: 'crl', result: 'ok', detail: `root, ${series.windows} window(s) until ${series.end.toISOString()}` });
+    return series;
   });
 }

@@ -12,6 +12,10 @@ import { inventory } from './inventory.ts';
 import { daysLeft } from '../core/duration.ts';
 import { RENEW_WITHIN_MS } from './renew.ts';
 import { readCrl, INTERMEDIATE_CRL_REFRESH_MS, ROOT_CRL_WARN_MS } from '../ca/published.ts';
+import { currentWindow, readRootCrlSeries, seriesEnd } from '../sign/root-crl-series.ts';
+import { describeNameConstraints } from '../policy/name-constraints.ts';
+import { parseCertDer } from '../x509/cert.ts';
+import type { X509Certificate } from 'node:crypto';
 
 export type Finding = { level: 'ok' | 'warn' | 'fail'; what: string; fix?: string };
 
@@ -42,12 +46,10 @@ export async function doctor(ca: Ca, now = new Date()): Promise<Finding[]> {
   const token = await readPkcs11(root.dir);
   if (token) f.push({ level: 'ok', what: `root key in PKCS#11 token ${token.uri}` });
   if (await store.pendingRotation()) f.push({ level: 'warn', what: 'an intermediate rotation was interrupted', fix: 'any change finishes it, e.g. `rivet-ca crl`' });
-  const rootCrl = await readCrl(root.crl);
-  if (!rootCrl?.nextUpdate || !crlSignedBy(rootCrl, rootX)) f.push({ level: 'fail', what: 'root CRL missing or not signed by the root', fix: 'run `rivet-ca root crl` with the root online' });
-  else if (rootCrl.nextUpdate.getTime() - now.getTime() < ROOT_CRL_WARN_MS) f.push({ level: rootCrl.nextUpdate < now ? 'fail' : 'warn', what: `root CRL lapses ${rootCrl.nextUpdate.toISOString()} (${daysLeft(rootCrl.nextUpdate, now)} days)`, fix: 'bring the root online and run `rivet-ca root crl`' });
-  else f.push({ level: 'ok', what: `root CRL valid until ${rootCrl.nextUpdate.toISOString().slice(0, 10)}` });
+  f.push(...await rootCrlFindings(ca, rootX, now));
   for (const issuer of intermediates) {
     const x = await issuerCert(issuer);
+    if (issuer === intermediates[0]) f.push({ level: 'ok', what: `intermediate ${issuer.generation}: ${describeNameConstraints(parseCertDer(Buffer.from(x.raw)))}` });
     const from = new Date(x.validFrom).getTime();
     const to = new Date(x.validTo).getTime();
     const name = `intermediate ${issuer.generation}`;
@@ -65,6 +67,28 @@ export async function doctor(ca: Ca, now = new Date()): Promise<Finding[]> {
   const due = rows.filter((r) => r.status === 'valid' && r.kind !== 'intermediate' && new Date(r.notAfter).getTime() - now.getTime() < RENEW_WITHIN_MS);
   if (due.length) f.push({ level: 'warn', what: `${due.length} certificate(s) expire within 30 days: ${due.slice(0, 5).map((r) => r.cn).join(', ')}${due.length > 5 ? ', …' : ''}`, fix: 'run `make renew` (nodes renew themselves with provision-ct)' });
   f.push({ level: 'ok', what: `${rows.filter((r) => r.status === 'valid').length} valid, ${rows.filter((r) => r.status === 'revoked').length} revoked, ${rows.filter((r) => r.status === 'expired').length} expired certificate(s)` });
+  return f;
+}
+
+/**
+ * The published root CRL, and the series it comes from (lib/sign/root-crl-series.ts): warn 60 days
+ * before the series ends — not before each window ends, since the next one is already signed.
+ */
+async function rootCrlFindings(ca: Ca, rootX: X509Certificate, now: Date): Promise<Finding[]> {
+  const f: Finding[] = [];
+  const ceremony = 'bring the root online and run `rivet-ca root crl` (it signs the next years)';
+  const rootCrl = await readCrl(ca.store.root().crl);
+  const series = await readRootCrlSeries(ca.store);
+  const end = series ? seriesEnd(series) : rootCrl?.nextUpdate;
+  const current = series ? currentWindow(series, now) : undefined;
+  if (!rootCrl?.nextUpdate || !crlSignedBy(rootCrl, rootX)) f.push({ level: 'fail', what: 'root CRL missing or not signed by the root', fix: 'run `rivet-ca root crl` with the root online' });
+  else if (series && current !== undefined && !series[current]!.der.equals(rootCrl.der)) f.push({ level: rootCrl.nextUpdate < now ? 'fail' : 'warn', what: `root CRL window ${current + 1} of ${series.length} has started but crl.pem still carries an older one (until ${rootCrl.nextUpdate.toISOString().slice(0, 10)})`, fix: 'run `rivet-ca crl` (`make renew` and serve do this daily)' });
+  else if (rootCrl.nextUpdate.getTime() - now.getTime() < ROOT_CRL_WARN_MS) f.push({ level: rootCrl.nextUpdate < now ? 'fail' : 'warn', what: `root CRL lapses ${rootCrl.nextUpdate.toISOString()} (${daysLeft(rootCrl.nextUpdate, now)} days)`, fix: ceremony });
+  else f.push({ level: 'ok', what: `root CRL valid until ${rootCrl.nextUpdate.toISOString().slice(0, 10)}${series && current !== undefined ? ` (window ${current + 1} of ${series.length})` : ''}` });
+  if (series && series.length > 1 && end) {
+    if (end.getTime() - now.getTime() < ROOT_CRL_WARN_MS) f.push({ level: end < now ? 'fail' : 'warn', what: `root CRL series ends ${end.toISOString()} (${daysLeft(end, now)} days)`, fix: ceremony });
+    else f.push({ level: 'ok', what: `root CRL series signed until ${end.toISOString().slice(0, 10)}` });
+  }
   return f;
 }
 

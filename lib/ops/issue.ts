@@ -11,6 +11,7 @@ import { withinIssuer, leafValidity, type Validity } from '../sign/validity.ts';
 import { signCsr, signCsrBatch } from '../sign/signer.ts';
 import { revokeLocked, type RevokeTarget } from '../sign/revocation.ts';
 import { parseCertPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
+import { checkNameConstraints } from '../policy/name-constraints.ts';
 import { checkIssued } from '../x509/leaf-check.ts';
 import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from '../sys/files.ts';
 import { csrProfileMismatch, csrForKey, csrPublicKey, newKeyAndCsr } from '../sign/csr.ts';
@@ -63,10 +64,12 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
   const validity = withinIssuer(issuerX509, asked);
   const profiles = requests.map((r) => leafProfile(r.id, ca.domain, r.sans));
   const pems: Array<string | Error | undefined> = new Array(requests.length);
+  // A name outside the issuer's name constraints would make a certificate every verifier refuses.
+  profiles.forEach((p, i) => { try { checkNameConstraints(issuerX509, p.cn, p); } catch (err) { pems[i] = err as Error; } });
   const strays: string[] = [];
   const shared = new Map<string, number[]>();
   requests.forEach((r, i) => {
-    if (csrProfileMismatch(r.csrPem, profiles[i]!) !== undefined) return;
+    if (pems[i] !== undefined || csrProfileMismatch(r.csrPem, profiles[i]!) !== undefined) return;
     const key = `${profiles[i]!.template} ${digestForKey(r.publicKey)}`;
     shared.set(key, [...(shared.get(key) ?? []), i]);
   });
@@ -183,7 +186,8 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
   const keyPath = ca.store.issued(stem, 'key');
   const profile = leafProfile(id, ca.domain, opts.sans ?? []);
   const validity = opts.validity ?? leafValidity();
-  await ca.store.current(); // fail fast, before making a key, when there is no CA
+  // Fail fast, before making a key: no CA, or a name its intermediate may not certify.
+  checkNameConstraints(await issuerCert(await ca.store.current()), profile.cn, profile);
 
   const existing = await usableIssued(ca, certPath, keyPath);
   if (existing && opts.ifMissing) return { skipped: true, cn: profile.cn, serial: existing.serial, certPath, notAfter: existing.notAfter };

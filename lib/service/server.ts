@@ -20,6 +20,7 @@ import { watchServerTls } from '../mesh/watch.ts';
 import { publicGet } from './public.ts';
 import { SigningQueue } from './signing-queue.ts';
 import { DEFAULT_RATE_LIMITS, IssuanceThrottle, type RateLimits } from './renewal-checks.ts';
+import { ServiceMetrics } from './metrics.ts';
 import { refreshCrls } from '../ops/crl.ts';
 import { RivetError } from '../core/errors.ts';
 import { checkOwnership } from '../sys/ownership.ts';
@@ -67,9 +68,11 @@ export type ServiceOptions = {
   log?: (line: string) => void;
   /** After the service re-signed CRLs on its timer (the CLI installs them on the CA host's node dir). */
   onCrlsRefreshed?: () => Promise<void>;
+  /** `--metrics-listen`: GET /metrics also on a plain-HTTP listener of its own (lib/service/metrics.ts). */
+  metricsListen?: { host: string; port: number };
 };
 
-export type EnrollService = { server: https.Server; port: number; host: string; reload: () => Promise<boolean>; connections: () => ConnectionStats; close: () => Promise<void> };
+export type EnrollService = { server: https.Server; port: number; host: string; metricsPort?: number; reload: () => Promise<boolean>; connections: () => ConnectionStats; close: () => Promise<void> };
 
 const PUBLIC_PATHS = ['/healthz', '/crl.pem', '/ca.crt'];
 const POST_ROUTES: Record<string, string> = { '/enroll': 'enroll', '/renew': 'renew', '/agents': 'agent' };
@@ -87,6 +90,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const queue = new SigningQueue(ca);
   const throttle = new IssuanceThrottle(limits.issuance);
   const limiter = new FailureLimiter({ maxFailures: limits.maxFailures, windowMs: limits.failureWindowMs });
+  const metrics = new ServiceMetrics(ca);
 
   const server = https.createServer({
     ...secureContextOptions(material),
@@ -136,13 +140,14 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
           return route === 'renew' ? renew(ctx, peer, body) : mintAgent(ctx, peer, body);
         })();
       }
-      work.then((reply) => { release?.(); sendJson(res, 200, reply); }, refuse)
+      work.then((reply) => { release?.(); sendJson(res, 200, reply); metrics.signed(route); }, refuse)
         .catch((err: Error) => log(`${route} from ${source}: could not answer: ${err.message}`));
     } catch (err) { refuse(err); }
   };
 
   const refused = async (route: string, req: IncomingMessage, res: ServerResponse, ctx: RouteContext, e: HttpRefusal, err: unknown, tripped: boolean) => {
     const { source } = ctx.decision;
+    metrics.refusal(route, e.code);
     if (e.status >= 500) log(`${route} from ${source}: ${(err as Error)?.stack ?? String(err)}`);
     if (e.status !== 429) {
       await audit(ca.store.auditLog, { event: route, result: e.status >= 500 ? 'failed' : 'refused', cn: ctx.decision.cn, reason: e.code, source, detail: e.message })
@@ -160,6 +165,8 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const urlPath = (req.url ?? '/').split('?')[0]!;
     const post = POST_ROUTES[urlPath];
+    metrics.observe(urlPath, res);
+    if (urlPath === '/metrics' && req.method === 'GET') return void metrics.serveMtls(req, res);
     if (post && req.method === 'POST') return void handlePost(post, req, res);
     if ((req.method === 'GET' || req.method === 'HEAD') && PUBLIC_PATHS.includes(urlPath)) {
       return void publicGet(ca, urlPath, res).catch((err) => { log(`GET ${urlPath}: ${(err as Error).message}`); sendError(res, toHttpError(err)); });
@@ -195,13 +202,15 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
   });
   const address = server.address() as AddressInfo;
+  const metricsServer = opts.metricsListen ? await metrics.listen(opts.metricsListen.host, opts.metricsListen.port) : undefined;
   return {
-    server, port: address.port, host: address.address, reload, connections: connections.stats,
+    server, port: address.port, host: address.address, reload, connections: connections.stats, metricsPort: metricsServer?.port,
     close: () => new Promise<void>((resolve) => {
       const st = connections.stats();
       log(`connections: ${st.refused} refused, ${st.evicted} idle ones closed to make room, ${st.idleClosed} timed out idle`);
       for (const t of timers) clearInterval(t);
       tlsWatch.stop();
+      metricsServer?.server.close();
       server.close(() => resolve());
       server.closeAllConnections();
     }),

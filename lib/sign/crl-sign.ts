@@ -1,5 +1,5 @@
-// Signing CRLs: each intermediate's (a week, re-signed when three days remain) and the root's (at
-// ceremonies), then the published bundle (lib/ca/published.ts) is rebuilt.
+// Signing CRLs: each intermediate's (a week, re-signed when three days remain) and the root's (a
+// series signed at ceremonies, root-crl-series.ts), then the published bundle (lib/ca/published.ts).
 import type { Ca } from '../ca/handle.ts';
 import type { Issuer } from '../ca/store.ts';
 import { generateCrl } from './signer.ts';
@@ -7,7 +7,8 @@ import type { CrlInfo } from '../x509/crl.ts';
 import { PUBLIC_MODE, exists, writeAtomic } from '../sys/files.ts';
 import { audit } from '../sys/audit.ts';
 import { rootUnattendedProblem } from './pkcs11.ts';
-import { INTERMEDIATE_CRL_HOURS, INTERMEDIATE_CRL_REFRESH_MS, ROOT_CRL_HOURS, ROOT_CRL_WARN_MS, readCrl, writeBundleLocked } from '../ca/published.ts';
+import { INTERMEDIATE_CRL_HOURS, INTERMEDIATE_CRL_REFRESH_MS, ROOT_CRL_WARN_MS, readCrl, writeBundleLocked } from '../ca/published.ts';
+import { installCurrentRootCrlLocked, readRootCrlSeries, seriesEnd, signRootCrlSeriesLocked } from './root-crl-series.ts';
 import { type IssuerSecret } from '../ca/handle.ts';
 
 function due(crl: CrlInfo | undefined, windowMs: number, now: Date): boolean {
@@ -38,15 +39,24 @@ export async function refreshCrlsLocked(ca: Ca, opts: RefreshOptions = {}): Prom
   }
   const root = ca.store.root();
   let rootSkipped: string | undefined;
-  if (opts.force || due(await readCrl(root.crl), ROOT_CRL_WARN_MS, now)) {
+  // The root's CRLs come as a series signed at ceremonies (root-crl-series.ts): re-signed here only
+  // when forced or when the series nears its end, and only with the root key on this host;
+  // otherwise the window that has started is swapped in, which needs no key.
+  const series = await readRootCrlSeries(ca.store);
+  const end = series ? seriesEnd(series) : (await readCrl(root.crl))?.nextUpdate;
+  let signed = false;
+  if (opts.force || !end || end.getTime() - now.getTime() < ROOT_CRL_WARN_MS) {
     const problem = await rootUnattendedProblem(root.dir, ca.root);
     if (!problem) {
-      await signCrl(root, ROOT_CRL_HOURS, ca.root);
-      refreshed.push('root');
+      const s = await signRootCrlSeriesLocked(ca, { now });
+      refreshed.push(`root (${s.windows} windows, until ${s.end.toISOString().slice(0, 10)})`);
+      signed = true;
     } else {
-      rootSkipped = `${problem} — the root CRL is re-signed at a ceremony (\`rivet-ca root online\`, then \`rivet-ca root crl\`)`;
+      rootSkipped = `${problem} — the root CRL series is re-signed at a ceremony (\`rivet-ca root online\`, then \`rivet-ca root crl\`)`;
     }
   }
+  const swapped = signed ? undefined : await installCurrentRootCrlLocked(ca.store, now);
+  if (swapped) refreshed.push(swapped);
   if (refreshed.length || !(await exists(ca.store.crlBundle))) await writeBundleLocked(ca);
   if (refreshed.length) await audit(ca.store.auditLog, { event: 'crl', result: 'ok', detail: refreshed.join(', ') });
   return { refreshed, rootSkipped };

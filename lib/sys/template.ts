@@ -15,7 +15,8 @@ const PLACEHOLDER = /\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}/g;
 export type ConfLines = { readonly lines: ReadonlyArray<readonly [string, string]>; readonly allowEmpty?: boolean };
 export type TemplateValues = Record<string, string | number | ConfLines>;
 
-const KEY = /^[A-Za-z][A-Za-z0-9_.]*$/;
+// `permitted;DNS.1`: openssl's spelling of a name-constraint subtree (lib/policy/name-constraints.ts).
+const KEY = /^(?:permitted;)?[A-Za-z][A-Za-z0-9_.]*$/;
 
 function checkValue(name: string, key: string, value: string): string {
   if (FORBIDDEN.test(value)) throw new RivetError(`${name}: value for {{${key}}} holds a forbidden character (${JSON.stringify(value)})`, 'template');

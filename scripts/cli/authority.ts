@@ -11,6 +11,9 @@ import { parseIdentityOf } from '../../lib/core/identity.ts';
 import { parseSan } from '../../lib/core/san.ts';
 import { parseDuration } from '../../lib/core/duration.ts';
 import { installHost } from '../../lib/node/host.ts';
+import { nameConstraintFlags, nameConstraintOptions, type NameConstraintArgs } from './name-constraints.ts';
+import { describeNameConstraints, nameConstraintChoice } from '../../lib/policy/name-constraints.ts';
+import { parseCertDer } from '../../lib/x509/cert.ts';
 
 type InitArgs = GlobalArgs & { keyType?: string; passphraseFile?: string; pkcs11?: string; pkcs11Module?: string; pinFile?: string };
 
@@ -44,11 +47,14 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
   {
     command: 'issue-intermediate',
     describe: 'sign the first intermediate with the root; write chain.pem and the first CRLs',
-    handler: run(async (args: GlobalArgs) => {
-      const { ca } = context(args);
-      const r = await issueIntermediate(ca);
+    builder: (y) => nameConstraintOptions(y, 'on'),
+    handler: run(async (args: GlobalArgs & NameConstraintArgs) => {
+      const { ca, config } = context(args);
+      const names = nameConstraintChoice(nameConstraintFlags(args));
+      const r = await issueIntermediate(ca, { names, sanCidrs: config.sanCidrs });
       if (args.json) return printJson({ serial: r.serial, notAfter: new Date(r.cert.validTo).toISOString(), fingerprint: await rootFingerprint(ca) });
       print(`intermediate "Rivet Intermediate CA 1" issued (serial ${r.serial}, until ${new Date(r.cert.validTo).toISOString().slice(0, 10)})`);
+      print(`  names  ${describeNameConstraints(parseCertDer(Buffer.from(r.cert.raw)))}`);
       print(`  chain  ${ca.store.chainFile}`);
       print(`  crl    ${ca.store.crlBundle}`);
       print(`nodes pin the root with --ca-fingerprint ${await rootFingerprint(ca)}`);

@@ -8,6 +8,7 @@ import { parseDuration } from '../../lib/core/duration.ts';
 import { ALLOW_SHARED, parseDays, validityFrom } from './issue.ts';
 import { REVOCATION_REASONS } from '../../lib/sign/signer.ts';
 import { refreshCrls } from '../../lib/ops/crl.ts';
+import { recordPushStatus } from '../../lib/ops/push-status.ts';
 
 export const commands: CommandModule<GlobalArgs, any>[] = [
   {
@@ -62,6 +63,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       const r = await revoke(ca, String(args.name), { reason: args.reason, serial: args.serial, nodeOnly: args.nodeOnly });
       // The revocation is done; a failed push only delays nodes until their next pull (DESIGN §5).
       const pushed = pushOptions ? await pushCrl(ca, pushOptions) : undefined;
+      if (pushed) await recordPushStatus(ca, pushed); // for serve's /metrics
       if (args.json) return printJson({ ...r, push: pushed ?? 'skipped' });
       for (const s of r.revoked) print(`revoked ${r.cn} serial ${s.serial} (intermediate ${s.issuer})`);
       for (const a of r.agents) for (const s of a.revoked) print(`revoked ${a.cn} serial ${s.serial} (intermediate ${s.issuer}) — agent of ${r.cn}`);

@@ -2,6 +2,8 @@
 // rotate-intermediate. The work is in lib/ops/ceremony.ts and lib/ops/rotate.ts.
 import type { CommandModule } from 'yargs';
 import { context, print, printJson, run, type GlobalArgs } from './common.ts';
+import { nameConstraintFlags, nameConstraintOptions, type NameConstraintArgs } from './name-constraints.ts';
+import { ROOT_CRL_SERIES_YEARS } from '../../lib/sign/root-crl-series.ts';
 import { rootCrl, rootOffline, rootOnline } from '../../lib/ops/ceremony.ts';
 import { rotateIntermediate } from '../../lib/ops/rotate.ts';
 import { keyType } from '../../lib/core/keys.ts';
@@ -33,15 +35,20 @@ const rootCommands: CommandModule<GlobalArgs, any>[] = [
   },
   {
     command: 'crl',
-    describe: 're-sign the root CRL (needs the root online) and rebuild crl.pem',
-    builder: (y) => y.option('days', { type: 'number', default: 365, describe: 'validity of the root CRL in days' }),
-    handler: run(async (args: GlobalArgs & { days: number }) => {
-      if (!Number.isInteger(args.days)) throw new UsageError(`--days ${show(args.days)} must be a whole number`);
+    describe: 're-sign the root CRLs (needs the root online): a series of overlapping 365-day windows for the next years, or with --days one CRL; rebuild crl.pem',
+    builder: (y) => y
+      .option('years', { type: 'number', describe: `how far ahead the series reaches (default ${ROOT_CRL_SERIES_YEARS})` })
+      .option('days', { type: 'number', describe: 'sign one root CRL valid this many days instead of a series' }),
+    handler: run(async (args: GlobalArgs & { days?: number; years?: number }) => {
+      for (const [flag, v] of [['--days', args.days], ['--years', args.years]] as const) {
+        if (v !== undefined && !Number.isInteger(v)) throw new UsageError(`${flag} ${show(v)} must be a whole number`);
+      }
       const { ca } = context(args);
-      const crl = await rootCrl(ca, args.days);
-      if (args.json) return printJson({ crl: ca.store.root().crl, nextUpdate: crl.nextUpdate?.toISOString(), crlNumber: crl.crlNumber?.toString() });
-      print(`root CRL re-signed, valid until ${crl.nextUpdate!.toISOString().slice(0, 10)} (crlNumber ${crl.crlNumber})`);
-      print(`  crl  ${ca.store.crlBundle}`);
+      const s = await rootCrl(ca, { days: args.days, years: args.years });
+      if (args.json) return printJson({ crl: ca.store.root().crl, nextUpdate: s.current.nextUpdate?.toISOString(), crlNumber: s.current.crlNumber?.toString(), windows: s.windows, seriesEnd: s.end.toISOString() });
+      print(`root CRL re-signed, valid until ${s.current.nextUpdate!.toISOString().slice(0, 10)} (crlNumber ${s.current.crlNumber})`);
+      if (s.windows > 1) print(`  series  ${s.windows} overlapping windows until ${s.end.toISOString().slice(0, 10)} — \`make renew\` and serve publish each as it starts`);
+      print(`  crl     ${ca.store.crlBundle}`);
     }),
   },
 ];
@@ -56,11 +63,11 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
   {
     command: 'rotate-intermediate',
     describe: 'make a new intermediate that issues from now on; the old one stays in chain and CRLs until its leaves expire',
-    builder: (y) => y.option('key-type', { type: 'string', describe: 'ec-p256 (default), ec-p384, rsa-3072, rsa-4096' }),
-    handler: run(async (args: GlobalArgs & { keyType?: string }) => {
+    builder: (y) => nameConstraintOptions(y.option('key-type', { type: 'string', describe: 'ec-p256 (default), ec-p384, rsa-3072, rsa-4096' }), 'the current intermediate\'s choice'),
+    handler: run(async (args: GlobalArgs & NameConstraintArgs & { keyType?: string }) => {
       const type = keyType(args.keyType);
-      const { ca } = context(args);
-      const r = await rotateIntermediate(ca, { keyType: type });
+      const { ca, config } = context(args);
+      const r = await rotateIntermediate(ca, { keyType: type, names: nameConstraintFlags(args), sanCidrs: config.sanCidrs });
       if (args.json) return printJson({ generation: r.generation, previous: r.previous, serial: r.serial, notAfter: new Date(r.cert.validTo).toISOString() });
       print(`intermediate "Rivet Intermediate CA ${r.generation}" issues from now on (serial ${r.serial}, until ${new Date(r.cert.validTo).toISOString().slice(0, 10)})`);
       print(`  intermediate ${r.previous} keeps its CRL until its last leaf expires (then \`rivet-ca tidy\` retires it)`);

@@ -13,14 +13,14 @@ import { installCaUnits } from '../../lib/ops/units.ts';
 export const DEFAULT_PORT = DEFAULT_SERVE_PORT;
 
 /** `host:port`, `[v6]:port` or a bare port; port 0 picks a free one. */
-export function parseListen(text: string | undefined): { host: string; port: number } {
+export function parseListen(text: string | undefined, flag = '--listen'): { host: string; port: number } {
   if (text === undefined) return { host: '0.0.0.0', port: DEFAULT_PORT };
   const m = /^(?:\[([0-9a-fA-F:.]+)\]:|([A-Za-z0-9.-]*):)?(\d{1,5})$/.exec(text);
-  if (!m || Number(m[3]) > 65535) throw new UsageError(`--listen ${show(text)} must be host:port, like 0.0.0.0:8443 or 127.0.0.1:0`);
+  if (!m || Number(m[3]) > 65535) throw new UsageError(`${flag} ${show(text)} must be host:port, like 0.0.0.0:8443 or 127.0.0.1:0`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
 }
 
-type ServeArgs = GlobalArgs & { listen?: string; tlsCert?: string; tlsKey?: string };
+type ServeArgs = GlobalArgs & { listen?: string; tlsCert?: string; tlsKey?: string; metricsListen?: string };
 
 export const commands: CommandModule<GlobalArgs, any>[] = [
   {
@@ -29,10 +29,12 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     builder: (y) => y
       .option('listen', { type: 'string', describe: `host:port to listen on (default 0.0.0.0:${DEFAULT_PORT})` })
       .option('tls-cert', { type: 'string', describe: 'server certificate (default RIVET_NODE_DIR/node.crt)' })
-      .option('tls-key', { type: 'string', describe: 'server key (default RIVET_NODE_DIR/node.key)' }),
+      .option('tls-key', { type: 'string', describe: 'server key (default RIVET_NODE_DIR/node.key)' })
+      .option('metrics-listen', { type: 'string', describe: 'also serve GET /metrics over plain HTTP here, e.g. 127.0.0.1:9464 (a bare port binds loopback); on the HTTPS listener it needs a mesh client cert' }),
     handler: run(async (args: ServeArgs) => {
       const { config, ca } = context(args);
       const listen = parseListen(args.listen);
+      const metricsListen = args.metricsListen === undefined ? undefined : parseListen(/^\d+$/.test(args.metricsListen) ? `127.0.0.1:${args.metricsListen}` : args.metricsListen, '--metrics-listen');
       const log = (line: string) => process.stderr.write(`rivet-ca serve: ${line}\n`);
       const secret = bootstrapSecret(config.env, (msg) => log(`warning: ${msg}`));
       if (!secret) log('no bootstrap secret configured — /enroll accepts one-time tokens only (`rivet-ca token <node-id>`)');
@@ -41,13 +43,14 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       const { startEnrollService } = await import('../../lib/service/server.ts');
       const { refreshHostTrust } = await import('../../lib/node/host.ts');
       const service = await startEnrollService({
-        ca: { ...ca, log: undefined }, sanCidrs: config.sanCidrs, secret, ...listen, log,
+        ca: { ...ca, log: undefined }, sanCidrs: config.sanCidrs, secret, ...listen, log, metricsListen,
         onCrlsRefreshed: async () => { await refreshHostTrust(ca, config.nodeDir).catch((err: Error) => log(`CA host node dir not refreshed: ${err.message}`)); },
         tlsCert: path.resolve(args.tlsCert ?? path.join(config.nodeDir, 'node.crt')),
         tlsKey: path.resolve(args.tlsKey ?? path.join(config.nodeDir, 'node.key')),
       });
       // One line on stdout with the real port, so scripts (and tests) listening on :0 can find it.
       print(`listening on https://${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}`);
+      if (metricsListen) print(`metrics on http://${metricsListen.host.includes(':') ? `[${metricsListen.host}]` : metricsListen.host}:${service.metricsPort}/metrics`);
       await new Promise<void>((resolve) => {
         const stop = () => { log('shutting down'); void service.close().then(resolve); };
         process.once('SIGTERM', stop);

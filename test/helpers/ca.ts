@@ -12,6 +12,7 @@ import { openCa, type Ca } from '../../lib/ca/handle.ts';
 import { meshDomain } from '../../lib/core/identity.ts';
 import { initRoot, issueIntermediate } from '../../lib/ops/hierarchy.ts';
 import { tempDir } from './temp.ts';
+import { nameConstraintChoice } from '../../lib/policy/name-constraints.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'scripts', 'rivet-ca.mts');
@@ -25,12 +26,15 @@ if (['rivet-ca', 'provision-ct'].some((tool) => !bundleState(ROOT, tool).manifes
   execFileSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/build.mts', '--best-effort'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-/** A new CA (root + intermediate) in a temp directory, made through the library. */
-export async function freshCa(): Promise<Ca> {
+/**
+ * A new CA (root + intermediate) in a temp directory, made through the library. `permit`: names
+ * the intermediate's name constraints also permit (e.g. `DNS:lan`), as `issue-intermediate --permit`.
+ */
+export async function freshCa(opts: { permit?: string[] } = {}): Promise<Ca> {
   const dir = path.join(await tempDir(), 'ca');
   const ca = openCa(dir, meshDomain('mesh'));
   await initRoot(ca);
-  await issueIntermediate(ca);
+  await issueIntermediate(ca, { names: nameConstraintChoice({ permit: opts.permit }) });
   return ca;
 }
 

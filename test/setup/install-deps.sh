@@ -5,6 +5,7 @@
 #  - Interop tests (test/interop.test.ts): GnuTLS certtool + gnutls-cli, nginx, curl, and Python's
 #    `cryptography` >= 43 (x509.verification with a client verifier).
 #  - Expiry tests (test/expiry.test.ts): libfaketime's `faketime`.
+#  - Name-constraint tests (test/name-constraints.test.ts): Go (golang-go) for crypto/x509's verifier.
 set -eu
 
 missing=""
@@ -19,6 +20,7 @@ need nginx nginx
 need curl curl
 need faketime faketime
 need python3 python3
+need go golang-go
 
 if [ -n "$missing" ]; then
   # shellcheck disable=SC2086 # word splitting of the package list is intended
@@ -26,7 +28,7 @@ if [ -n "$missing" ]; then
   # The nginx package starts a system nginx on :80; the tests run their own on loopback only.
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 else
-  echo "install-deps: softhsm2, pkcs11 engine, gnutls-bin, nginx, curl, faketime and python3 are present"
+  echo "install-deps: softhsm2, pkcs11 engine, gnutls-bin, nginx, curl, faketime, python3 and go are present"
 fi
 
 # Python's RFC 5280 verifier: cryptography >= 43 (Debian 12's python3-cryptography is 38, too old).

@@ -22,7 +22,8 @@ test('every shipped template renders with its values and nothing else', () => {
   const lines = { lines: [['DNS.1', 'ct1.mesh']] as Array<[string, string]> };
   renderFile('ca.cnf', { digest: 'sha256', copy_extensions: 'none' });
   renderFile('root.cnf', {});
-  renderFile('intermediate.cnf', { generation: 1 });
+  renderFile('intermediate.cnf', { generation: 1, domain: 'mesh', permitted: { lines: [['permitted;DNS.1', 'mesh']] } });
+  renderFile('intermediate.cnf', { generation: 1, domain: 'mesh', permitted: { lines: [], allowEmpty: true } }); // --no-name-constraints
   for (const t of ['node.cnf', 'agent.cnf', 'user.cnf']) {
     assert.match(renderFile(t, { san: { lines: [['subjectAltName', '@alt_names']] }, alt_names: lines }), /subjectAltName = @alt_names\n[\s\S]*DNS\.1 = ct1\.mesh/);
     // The batch form: no SAN line at all, so openssl copies the CSR's (lib/sign/signer.ts signCsrBatch).
