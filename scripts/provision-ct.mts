@@ -10,6 +10,7 @@ import { parseSan } from '../lib/core/san.ts';
 import { agentId, nodeId } from '../lib/core/identity.ts';
 import { parseDuration } from '../lib/core/duration.ts';
 import { pullCrl } from '../lib/distribute/pull.ts';
+import { withSkewHint } from '../lib/node/skew.ts';
 import { datahubUrl, endpointOf, normalizeFingerprint, readSettings, servername, type NodeSettings } from '../lib/node/settings.ts';
 import { enrollNode, describeEnrolled } from '../lib/node/enroll.ts';
 import { renewNode, describeRenew, requireSettings } from '../lib/node/renew.ts';
@@ -91,7 +92,8 @@ const fetchCrl = run(async (args: Common) => {
   const config = configOf(args);
   const s = await requireSettings(config.nodeDir);
   const ep = endpointOf(s);
-  const r = await pullCrl({ dir: config.nodeDir, datahub: ep.base, connectTo: ep.connectTo });
+  // A CRL dated ahead of this host's clock (or lapsed by it) is refused; the hint says if the clock is why.
+  const r = await withSkewHint(ep, new URL(ep.base).hostname, () => pullCrl({ dir: config.nodeDir, datahub: ep.base, connectTo: ep.connectTo }));
   if (args.json) { print(JSON.stringify(r, null, 2)); return; }
   print(`crl.pem ${r.installed ? 'installed' : 'unchanged'} from ${s.datahub}/crl.pem`);
   for (const c of r.crls) print(`  ${c.issuer}: crlNumber ${c.crlNumber}, ${c.revoked} revoked, next update ${c.nextUpdate ?? '-'}`);

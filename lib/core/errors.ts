@@ -132,6 +132,7 @@ const CODES = {
   refused_by_datahub: [1, 502],
   not_enrolled: [1, 500],
   revoked: [1, 403],
+  clock_skew: [2, 400],
 } as const satisfies Record<string, Meaning>;
 
 export type ErrorCode = keyof typeof CODES;

@@ -32,7 +32,7 @@ export type MeshRequestOptions = {
 };
 
 /** `peer`: the certificate the server presented (verified when `tls` verifies). */
-export type MeshResponse = { status: number; body: string; peer?: X509Certificate };
+export type MeshResponse = { status: number; body: string; peer?: X509Certificate; date?: Date };
 
 export function meshRequest(url: string, opts: MeshRequestOptions): Promise<MeshResponse> {
   const u = new URL(url);
@@ -60,7 +60,7 @@ export function meshRequest(url: string, opts: MeshRequestOptions): Promise<Mesh
         if (size > maxBytes) { req.destroy(new Error(`response over ${maxBytes} bytes`)); return; }
         chunks.push(c);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), peer }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), peer, ...(res.headers.date ? { date: new Date(res.headers.date) } : {}) }));
       res.on('error', reject);
     });
     req.on('error', (err) => reject(err.name === 'AbortError' ? new Error(`no answer within ${opts.timeoutMs} ms`) : err));

@@ -12,6 +12,7 @@ import { checkMeshServer, meshClientOptions, type MeshTls } from '../mesh/tls.ts
 import { meshRequest } from '../distribute/mesh-request.ts';
 import type { MeshDomain, NodeId } from '../core/identity.ts';
 import type { Endpoint } from './settings.ts';
+import { DATE_ERRORS, describeSkew, measureSkew } from './skew.ts';
 
 const TIMEOUT_MS = 30_000;
 
@@ -124,6 +125,13 @@ export async function askDatahubNode(ep: Endpoint, chainPem: string, domain: Mes
 async function request(url: string, opts: Parameters<typeof meshRequest>[1]) {
   try { return await meshRequest(url, opts); } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new RivetError(`cannot reach ${show(url)}: ${(err as Error).message} — is the datahub up, and --datahub (and --servername) right?`, 'unreachable');
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code && DATE_ERRORS.has(code)) {
+      // A date refused in the handshake: the clock is the first suspect, not the address.
+      const u = new URL(url);
+      const hint = describeSkew(await measureSkew({ base: u.origin, connectTo: opts.connectTo }), u.hostname);
+      if (hint) throw new RivetError(`${show(url)}: ${(err as Error).message} — ${hint}`, 'clock_skew', { cause: err, reason: code });
+    }
+    throw new RivetError(`cannot reach ${show(url)}: ${(err as Error).message} — is the datahub up, and --datahub (and --servername) right?`, 'unreachable', { reason: code });
   }
 }

@@ -27,6 +27,7 @@ import { endpointOf, readSettings, requireDatahubName, sameSettings, writeSettin
 import { DatahubRefused, askDatahubNode, datahubNode, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
 import { agentFiles, checkReceived, keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';
 import { agentState, issueAgent } from './agents.ts';
+import { refuseSkew } from './skew.ts';
 
 export type EnrollOptions = {
   dir: string;
@@ -58,6 +59,7 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
       requireDatahubName(want); // before the secret is even read
       const credential = o.credential(); // a missing secret is a usage error before any network
       const pinned = pinChain(await fetchChainUnverified(ep), want.caFingerprint, `${ep.base}/ca.crt`);
+      await refuseSkew(ep, new URL(ep.base).hostname); // before the secret: a half-done enrollment is worse
       log(`pinned root ${pinned.root.subjectCNs[0]} ${want.caFingerprint}`);
       const keyPath = usable ? f.nextKey : f.key; // --force on a usable cert: the old pair stays until the new cert is here
       // The CSR asks for exactly what the CA's profile gives, so the CA can sign it in a group.

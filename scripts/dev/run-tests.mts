@@ -19,7 +19,7 @@ import { bundleState } from '../bundle-state.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TEST_DIR = path.join(ROOT, 'test');
 /** Suites that need the verifiers, SoftHSM or faketime (test/setup/install-deps.sh), the npm registry (package), or root and network namespaces (multihost). */
-const EXTRA = ['interop', 'pkcs11', 'expiry', 'package', 'multihost'];
+const EXTRA = ['interop', 'pkcs11', 'expiry', 'skew', 'package', 'multihost'];
 const UNIT = 'unit';
 /** Seconds per job from the last run here (git-ignored), else the committed ones, for the order. */
 const MEASURED = path.join(ROOT, '.cache', 'test-durations.json');
