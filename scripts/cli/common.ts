@@ -65,6 +65,15 @@ export async function secretFrom(file: string | undefined, question: string, wha
   return file ? readSecretFile(file, what) : promptSecret(question);
 }
 
+// `rivet-ca list | head`: the reader went away. That is the user's choice, not our failure: end
+// quietly with the status the command had, instead of an unhandled EPIPE stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    throw err;
+  });
+}
+
 export function print(line = ''): void { process.stdout.write(`${line}\n`); }
 export function printJson(value: unknown): void { process.stdout.write(`${JSON.stringify(value, null, 2)}\n`); }
 
