@@ -19,7 +19,7 @@ import { X509Certificate } from 'node:crypto';
 import { transaction } from '../lib/sign/transaction.ts';
 import { revokeSerial } from '../lib/sign/signer.ts';
 import { rootCrl } from '../lib/ops/ceremony.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { loadMeshTls, meshServerOptions } from '../lib/mesh/tls.ts';
 import { parseCrlBundle } from '../lib/x509/crl.ts';

@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import https from 'node:https';
 import { enrollFixture, enrollNode, newCsr, call, caState, auditLines, SECRET, type Fixture, type CallOptions } from './helpers/enroll.ts';
 import { freshCa } from './helpers/ca.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { leafValidity } from '../lib/sign/validity.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { revoke } from '../lib/ops/revoke.ts';

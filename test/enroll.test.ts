@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { execa } from 'execa';
 import { enrollFixture, newCsr, call, backdated, SECRET, type Fixture } from './helpers/enroll.ts';
 import { cli, CLI, freshCa } from './helpers/ca.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { signCrl } from '../lib/sign/crl-sign.ts';
 import { DEFAULT_SAN_CIDRS, parseCidrs, parseSan } from '../lib/core/san.ts';

@@ -12,7 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { execa } from 'execa';
 import { CLI, cli, tempDir } from './helpers/ca.ts';
 import { enrollFixture, call, newCsr } from './helpers/enroll.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { leafValidity } from '../lib/sign/validity.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { parseCrlBundle } from '../lib/x509/crl.ts';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { CLI, ROOT, freshCa, snapshot, tempDir } from './helpers/ca.ts';
 import { newCsr, SECRET } from './helpers/enroll.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { sourceKey } from '../lib/policy/rate-limit.ts';
 import type { Ca } from '../lib/ca/handle.ts';

@@ -9,7 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { cli, freshCa, tempDir } from './helpers/ca.ts';
 import { call, newCsr, SECRET, type Fixture } from './helpers/enroll.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { DEFAULT_SAN_CIDRS, parseCidrs } from '../lib/core/san.ts';
 import { startEnrollService } from '../lib/service/server.ts';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cli, freshCa, opensslOk, tempDir, type CliResult } from './helpers/ca.ts';
 import { call, caState, newCsr, SECRET, type Fixture } from './helpers/enroll.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { DEFAULT_SAN_CIDRS, parseCidrs } from '../lib/core/san.ts';
 import { startEnrollService } from '../lib/service/server.ts';

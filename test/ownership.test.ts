@@ -15,7 +15,7 @@ import { startServed, mustOk, PROVISION } from './helpers/provision.ts';
 import { openCa } from '../lib/ca/handle.ts';
 import { meshDomain, nodeId } from '../lib/core/identity.ts';
 import { initRoot, issueIntermediate } from '../lib/ops/hierarchy.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { startEnrollService } from '../lib/service/server.ts';
 import { DEFAULT_SAN_CIDRS, parseCidrs } from '../lib/core/san.ts';
 import { loadMeshTls } from '../lib/mesh/tls.ts';

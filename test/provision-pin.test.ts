@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { startServed, mustOk, filesUnder, SECRET, type Served } from './helpers/provision.ts';
 import { freshCa } from './helpers/ca.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 
 type Seen = { method: string; url: string; authorization?: string };

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { freshCa } from './helpers/ca.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { parseIdentity } from '../lib/core/identity.ts';
 import { revoke } from '../lib/ops/revoke.ts';
 import { REVOCATION_REASONS } from '../lib/sign/signer.ts';

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { cli, freshCa, opensslOk } from './helpers/ca.ts';
 import type { Ca } from '../lib/ca/handle.ts';
 import { parseIdentity } from '../lib/core/identity.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { leafValidity } from '../lib/sign/validity.ts';
 import { rotateIntermediate } from '../lib/ops/rotate.ts';
 import { revoke } from '../lib/ops/revoke.ts';

@@ -13,7 +13,7 @@ import https from 'node:https';
 import { execa } from 'execa';
 import { CLI, ROOT, cli, freshCa, tempDir } from './helpers/ca.ts';
 import { call, newCsr, SECRET, type Fixture } from './helpers/enroll.ts';
-import { issueWithNewKey } from '../lib/ops/issue.ts';
+import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import type { Ca } from '../lib/ca/handle.ts';
 

@@ -10,7 +10,7 @@ import { parseSan, sanText, type San } from '../core/san.ts';
 import { leafProfile } from '../sign/profile.ts';
 import { csrForKey } from '../sign/csr.ts';
 import { leafValidity } from '../sign/validity.ts';
-import { signCsrFor } from '../ops/issue.ts';
+import { signCsrFor } from '../ops/operator-issue.ts';
 import { rootFingerprint } from '../ops/doctor.ts';
 import { installCaTrust, caHostOf } from '../distribute/local-trust.ts';
 import { readText } from '../sys/files.ts';

@@ -9,7 +9,8 @@ import { fileStem, identityFromCommonName, parseIdentity, type Identity } from '
 import { parseCertPem, type CertInfo } from '../x509/cert.ts';
 import { nodeBaseNames } from '../sign/profile.ts';
 import { parseSan, type San } from '../core/san.ts';
-import { reissueWithSameKey, type NameOverride } from './issue.ts';
+import { type NameOverride } from './issue.ts';
+import { reissueWithSameKey } from './operator-issue.ts';
 import { leafValidity } from '../sign/validity.ts';
 import { readDb } from '../ca/database.ts';
 import { exists, readText } from '../sys/files.ts';

@@ -5,7 +5,7 @@ import type { Ca } from '../ca/handle.ts';
 import { parseIdentity, fileStem, type Identity } from '../core/identity.ts';
 import { parseSan, type San } from '../core/san.ts';
 import { leafProfile } from '../sign/profile.ts';
-import type { OperatorResult } from './issue.ts';
+import type { OperatorResult } from './operator-issue.ts';
 import { leafValidity, type Validity } from '../sign/validity.ts';
 import { issueBatch } from './batch-issue.ts';
 import { UsageError } from '../core/errors.ts';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { context, print, printJson, run, secretFrom, type GlobalArgs } from './common.ts';
-import { issueWithNewKey, signCsrFor, type OperatorResult } from '../../lib/ops/issue.ts';
+import { issueWithNewKey, signCsrFor, type OperatorResult } from '../../lib/ops/operator-issue.ts';
 import { leafValidity } from '../../lib/sign/validity.ts';
 import { parseIdentityOf, parseIdentity, fileStem, type IdentityKind } from '../../lib/core/identity.ts';
 import { parseSan } from '../../lib/core/san.ts';

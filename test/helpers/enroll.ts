@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Ca } from '../../lib/ca/handle.ts';
 import { nodeId } from '../../lib/core/identity.ts';
-import { issueWithNewKey, signCsrFor } from '../../lib/ops/issue.ts';
+import { issueWithNewKey, signCsrFor } from '../../lib/ops/operator-issue.ts';
 import { leafValidity } from '../../lib/sign/validity.ts';
 import { revoke } from '../../lib/ops/revoke.ts';
 import { readDb } from '../../lib/ca/database.ts';

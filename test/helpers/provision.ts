@@ -7,7 +7,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { Ca } from '../../lib/ca/handle.ts';
 import { nodeId } from '../../lib/core/identity.ts';
-import { issueWithNewKey } from '../../lib/ops/issue.ts';
+import { issueWithNewKey } from '../../lib/ops/operator-issue.ts';
 import { rootFingerprint } from '../../lib/ops/doctor.ts';
 import { CLI, ROOT, cli, freshCa, tempDir, type CliResult } from './ca.ts';
 
