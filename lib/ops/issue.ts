@@ -1,6 +1,7 @@
-// Issuing leaf certificates (DESIGN §4.2): from a CSR (enrollment, `sign`) or with a key made on the
-// CA host (operator path). The CA lock is held only around signing and the database write; keys
-// and CSRs are made before it, so concurrent callers wait for milliseconds, not key generation.
+// The one signing path for leaf certificates (DESIGN §4.2): every CSR — the service's, `sign`'s, the
+// operator's own (lib/ops/operator-issue.ts), the roster's — is checked against names, constraints
+// and the profile, signed alone or in a group, and read back. The CA lock is held only around
+// signing and the database write; keys and CSRs are made before it.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { KeyObject, X509Certificate } from 'node:crypto';
