@@ -16,18 +16,18 @@ const env = () => ({ RIVET_NODE_DIR: nodeDir, RIVET_CRL_PUSH_URL: 'https://{node
 test.before(async () => { ca = await freshCa(); nodeDir = path.join(await tempDir('rivet-host-'), 'rivetos'); });
 
 test('host installs the node files with the modes provision-ct uses, and a rerun changes nothing', async () => {
-  const r = await cli(ca, ['host', 'ct110', '--san', 'DNS:ct110.lan'], { env: env() });
+  const r = await cli(ca, ['host', 'ct110', '--san', 'DNS:ct110-admin.mesh'], { env: env() });
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stdout, /^issued ct110\.mesh: serial [0-9A-F]+, until \d{4}-\d\d-\d\d in .* \(wrote rivet-ca\.crt, crl\.pem, node\.key, node\.crt, node\.json\)/);
   assert.is(fs.statSync(path.join(nodeDir, 'node.key')).mode & 0o777, 0o600);
   assert.is(fs.statSync(nodeDir).mode & 0o777, 0o700);
   const leaf = parseCertPem(fs.readFileSync(path.join(nodeDir, 'node.crt'), 'utf8'));
-  assert.ok(leaf.dns.includes('ct110.lan') && leaf.dns.includes('ct110-mcp.mesh'), leaf.dns.join(','));
+  assert.ok(leaf.dns.includes('ct110-admin.mesh') && leaf.dns.includes('ct110-mcp.mesh'), leaf.dns.join(','));
   assert.is(fs.readFileSync(path.join(nodeDir, 'rivet-ca.crt'), 'utf8'), fs.readFileSync(ca.store.chainFile, 'utf8'));
   const settings = JSON.parse(fs.readFileSync(path.join(nodeDir, 'node.json'), 'utf8'));
   assert.is(settings.caHost, 'ct110');
   assert.is(settings.datahub, 'https://ct110.mesh:8443');
-  const again = await cli(ca, ['host', 'ct110', '--san', 'DNS:ct110.lan'], { env: env() });
+  const again = await cli(ca, ['host', 'ct110', '--san', 'DNS:ct110-admin.mesh'], { env: env() });
   assert.match(again.stdout, /^unchanged ct110\.mesh/);
 });
 

@@ -12,7 +12,7 @@ import { checkMeshServer, meshClientOptions, type MeshTls } from '../mesh/tls.ts
 import { meshRequest } from '../distribute/mesh-request.ts';
 import type { MeshDomain, NodeId } from '../core/identity.ts';
 import type { Endpoint } from './settings.ts';
-import { DATE_ERRORS, describeSkew, measureSkew } from './skew.ts';
+import { DATE_ERRORS, describeSkew, measureSkew, skewFrom, type Skew } from './skew.ts';
 
 const TIMEOUT_MS = 30_000;
 
@@ -61,12 +61,18 @@ export function pinChain(pem: string, fingerprint: string, source: string): { ch
 
 /** GET /ca.crt without verifying the server (we have nothing to verify it with yet). */
 export async function fetchChainUnverified(ep: Endpoint): Promise<string> {
+  return (await fetchChainAndClock(ep)).pem;
+}
+
+/** The same request, with the datahub's clock as its Date header gave it (lib/node/skew.ts). */
+export async function fetchChainAndClock(ep: Endpoint): Promise<{ pem: string; skew?: Skew }> {
   const url = `${ep.base}/ca.crt`;
-  // The only unverified request provision-ct makes: it sends nothing and what it returns is
-  // trusted only after the fingerprint check in pinChain.
+  // Unverified: it sends nothing and what it returns is trusted only after the fingerprint check in
+  // pinChain (the other unverified request is skew.ts's Date probe after a date failure).
+  const sent = Date.now();
   const res = await request(url, { tls: { rejectUnauthorized: false }, connectTo: ep.connectTo, timeoutMs: TIMEOUT_MS });
   if (res.status !== 200) throw new RivetError(`GET ${url} answered HTTP ${res.status} — is --datahub the rivet-ca enrollment service?`, 'bad_chain');
-  return res.body;
+  return { pem: res.body, skew: skewFrom(res.date, sent, Date.now()) };
 }
 
 /** TLS options for talking to the datahub before this node has a certificate: the pinned chain only. */

@@ -24,7 +24,7 @@ import { pullCrl } from '../distribute/pull.ts';
 import { daysLeft } from '../core/duration.ts';
 import { commonName, type AgentId, type Identity, type NodeId } from '../core/identity.ts';
 import { endpointOf, readSettings, requireDatahubName, sameSettings, writeSettings, type Endpoint, type NodeSettings } from './settings.ts';
-import { DatahubRefused, askDatahubNode, datahubNode, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
+import { DatahubRefused, askDatahubNode, datahubNode, fetchChainAndClock, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
 import { agentFiles, checkReceived, keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';
 import { agentState, issueAgent } from './agents.ts';
 import { refuseSkew } from './skew.ts';
@@ -58,8 +58,9 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
     if (reenrolled) {
       requireDatahubName(want); // before the secret is even read
       const credential = o.credential(); // a missing secret is a usage error before any network
-      const pinned = pinChain(await fetchChainUnverified(ep), want.caFingerprint, `${ep.base}/ca.crt`);
-      await refuseSkew(ep, new URL(ep.base).hostname); // before the secret: a half-done enrollment is worse
+      const first = await fetchChainAndClock(ep);
+      const pinned = pinChain(first.pem, want.caFingerprint, `${ep.base}/ca.crt`);
+      refuseSkew(first.skew, new URL(ep.base).hostname); // before the secret: a half-done enrollment is worse
       log(`pinned root ${pinned.root.subjectCNs[0]} ${want.caFingerprint}`);
       const keyPath = usable ? f.nextKey : f.key; // --force on a usable cert: the old pair stays until the new cert is here
       // The CSR asks for exactly what the CA's profile gives, so the CA can sign it in a group.

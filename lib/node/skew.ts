@@ -23,10 +23,15 @@ export async function measureSkew(ep: Endpoint): Promise<Skew | undefined> {
   try {
     const sent = Date.now();
     const res = await meshRequest(`${ep.base}/healthz`, { tls: { rejectUnauthorized: false }, connectTo: ep.connectTo, timeoutMs: 5000, maxBytes: 64 * 1024 });
-    const ours = new Date((sent + Date.now()) / 2);
-    if (!res.date || Number.isNaN(res.date.getTime())) return undefined;
-    return { ms: res.date.getTime() - ours.getTime(), theirs: res.date, ours };
+    return skewFrom(res.date, sent, Date.now());
   } catch { return undefined; }
+}
+
+/** The skew a response's Date header shows, taking our clock at the middle of the round trip. */
+export function skewFrom(date: Date | undefined, sent: number, received: number): Skew | undefined {
+  if (!date || Number.isNaN(date.getTime())) return undefined;
+  const ours = new Date((sent + received) / 2);
+  return { ms: date.getTime() - ours.getTime(), theirs: date, ours };
 }
 
 function span(ms: number): string {
@@ -44,8 +49,7 @@ export function describeSkew(skew: Skew | undefined, peer: string): string | und
 }
 
 /** Before the secret is spent: refuse to enroll across a skew the certificates cannot absorb. */
-export async function refuseSkew(ep: Endpoint, peer: string): Promise<void> {
-  const skew = await measureSkew(ep);
+export function refuseSkew(skew: Skew | undefined, peer: string): void {
   if (skew && Math.abs(skew.ms) > SKEW_TOLERATED_MS) {
     throw new UsageError(`not enrolling: ${describeSkew(skew, peer)}; certificates and CRLs from there would be ${skew.ms > 0 ? 'not yet valid' : 'expired'} here (nothing was sent)`, 'clock_skew');
   }

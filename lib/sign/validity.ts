@@ -5,7 +5,8 @@ import { LEAF_DAYS } from './profile.ts';
 import { DAY_MS } from '../core/duration.ts';
 import { RivetError, UsageError } from '../core/errors.ts';
 
-export type Validity = { notBefore: Date; notAfter: Date };
+/** `defaultStart`: notBefore is our back-dating, not the operator's --not-before, so it may move up to the issuer's start. */
+export type Validity = { notBefore: Date; notAfter: Date; defaultStart?: boolean };
 
 /**
  * How far back a new leaf (and every CRL, lib/sign/signer.ts) starts. Peers' clocks drift: with a
@@ -21,7 +22,7 @@ export function leafValidity(opts: { days?: number; notBefore?: Date } = {}, now
   if (!Number.isInteger(days) || days < 1 || days > 825) throw new UsageError(`--days ${days} must be a whole number from 1 to 825`);
   const notBefore = opts.notBefore ?? new Date(Math.floor(now.getTime() / 1000) * 1000 - BACKDATE_MS);
   if (Number.isNaN(notBefore.getTime())) throw new UsageError('--not-before must be an ISO 8601 time like 2026-01-31T00:00:00Z');
-  return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS) };
+  return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS), ...(opts.notBefore ? {} : { defaultStart: true }) };
 }
 
 /**
@@ -35,5 +36,6 @@ export function withinIssuer(issuerX509: X509Certificate, validity: Validity): V
   if (validity.notAfter.getTime() > end.getTime()) {
     throw new RivetError(`a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${end.toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
   }
-  return validity.notBefore.getTime() < start.getTime() ? { ...validity, notBefore: start } : validity;
+  // An explicit --not-before is the operator's (tests and migrations date certificates on purpose).
+  return validity.defaultStart && validity.notBefore.getTime() < start.getTime() ? { ...validity, notBefore: start } : validity;
 }
