@@ -64,7 +64,7 @@ test('revoke with ct113 down: exit 0, ct113 reported queued, ct111 current, ct11
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stdout, /push ok +ct111 /);
   assert.match(r.stdout, /push FAILED ct113 .*queued, retry 1 at /);
-  assert.match(r.stdout, /push: 2\/3 nodes acknowledged; queued: ct113 — retried by `rivet-ca serve`/);
+  assert.match(r.stdout, /push: 2\/3 nodes updated; the others catch up by pull and stay queued: ct113 — retried by `rivet-ca serve`/);
   assert.match(r.stdout, /pull-only \(not pushed\): ct115/);
   assert.not.match(r.stdout, /FAILED ct115/);
   assert.is(pullOnlyContacts, 0, 'nobody knocked on the pull-only node');
@@ -125,12 +125,19 @@ test('serve retries ct113; SIGKILL mid-retry keeps the queue; after a restart ct
   try {
     for (const s of held) s.destroy();
     await new Promise<void>((resolve) => hole.close(() => resolve()));
+    // Let the restarted serve fail once more against the closed port, so the wait below includes
+    // a real backoff interval rather than its first tick.
+    const before = after.nodes.ct113.queued.attempts as number;
+    const until = performance.now() + 40_000;
+    while ((state().nodes.ct113.queued?.attempts ?? 0) <= before && performance.now() < until) await new Promise((r) => setTimeout(r, 100));
+    const queuedNow = state().nodes.ct113.queued;
+    assert.ok(queuedNow.attempts > before, 'the restarted serve retried from the persisted queue');
     const back = performance.now();
     servers.set('ct113', await startMeshServer(dirs.ct113!, { port: ports.ct113 }));
     const want = [serialOf('opus@ct111'), serialOf('grok@ct111')];
     while (!want.every((s) => revokedOn('ct113').has(s)) && performance.now() - back < 40_000) await new Promise((r) => setTimeout(r, 100));
     const seconds = (performance.now() - back) / 1000;
-    console.log(`  ct113 had both revocations ${seconds.toFixed(1)} s after its mesh server came back (limit 30 s)`);
+    console.log(`  ct113 had both revocations ${seconds.toFixed(1)} s after its mesh server came back (limit 30 s; retry ${queuedNow.attempts} was due at ${queuedNow.next})`);
     assert.ok(seconds <= 30, `took ${seconds.toFixed(1)} s`);
     const refused = await probe(ports.ct113, certOf('grok@ct111'));
     assert.ok(!refused.ok || refused.status !== 200, 'ct113 refuses the revoked agent');
@@ -154,7 +161,7 @@ test('rotate-intermediate pushes the chain: a new-intermediate agent is accepted
   const r = await kit.cli(['rotate-intermediate'], env);
   const done = performance.now();
   assert.is(r.exitCode, 0, r.stderr);
-  assert.match(r.stdout, /push: 3\/3 nodes acknowledged; pull-only \(not pushed\): ct115/);
+  assert.match(r.stdout, /push: 3\/3 nodes updated; pull-only \(not pushed\): ct115/);
   assert.is((await kit.cli(['issue-agent', 'haiku@ct111'], env)).exitCode, 0);
   let ok = false;
   while (!(ok = await accepted('ct111', 'haiku@ct111')) && performance.now() - done < 5_000) await new Promise((res) => setTimeout(res, 50));
@@ -171,7 +178,7 @@ test('push --node pushes one node now; unknown and pull-only nodes are refused w
   const r = await kit.cli(['push', '--node', 'ct111'], env);
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stdout, /push ok +ct111 .*unchanged/);
-  assert.match(r.stdout, /push: 1\/1 nodes acknowledged/);
+  assert.match(r.stdout, /push: 1\/1 nodes updated/);
   const unknown = await kit.cli(['push', '--node', 'ct199'], env);
   assert.is(unknown.exitCode, 2);
   assert.match(unknown.stderr, /node "ct199" holds no valid node certificate/);

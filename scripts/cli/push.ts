@@ -28,7 +28,7 @@ export function reportPush(r: PushRun, opts: { strict?: boolean } = {}): void {
   if (r.outcomes.length === 0 && r.pullOnly.length === 0) return print('push: no node holds a valid node certificate — nothing to push to');
   for (const o of r.outcomes) print(line(o));
   const queued = r.outcomes.filter((o) => !o.acknowledged);
-  print(`push: ${r.outcomes.length - queued.length}/${r.outcomes.length} nodes acknowledged${queued.length ? `; queued: ${queued.map((o) => o.node).join(', ')} — retried by \`rivet-ca serve\` and \`make renew\`, or \`rivet-ca push\` now` : ''}${r.pullOnly.length ? `; pull-only (not pushed): ${r.pullOnly.join(', ')}` : ''}`);
+  print(`push: ${r.outcomes.length - queued.length}/${r.outcomes.length} nodes updated${queued.length ? `; the others catch up by pull and stay queued: ${queued.map((o) => o.node).join(', ')} — retried by \`rivet-ca serve\` and \`make renew\`, or \`rivet-ca push\` now` : ''}${r.pullOnly.length ? `; pull-only (not pushed): ${r.pullOnly.join(', ')}` : ''}`);
   if (opts.strict) failIfOutstanding(r);
 }
 
