@@ -86,7 +86,7 @@ async function installOnHost(ca: Ca, host: NodeId, nodeDir: string): Promise<Pus
   const url = `file://${path.resolve(nodeDir)}`;
   try {
     const r = await installCaTrust(ca, nodeDir);
-    return { node: host, url, ok: true, ms: ms(), message: r.installed ? 'installed in the CA host\'s node dir' : 'unchanged' };
+    return { node: host, url, ok: true, ms: ms(), message: r.installed ? 'installed in the CA host\'s node dir' : 'unchanged', crls: r.crls.map((c) => ({ issuer: c.issuer, crlNumber: c.crlNumber })) };
   } catch (err) {
     return { node: host, url, ok: false, ...(err instanceof RivetError ? { code: err.code } : {}), ms: ms(), message: (err as Error).message };
   }
