@@ -120,6 +120,8 @@ const CODES = {
   crl_not_yet_valid: [1, 409],
   ca_still_live: [1, 409],
   push_sender_unknown: [1, 403],
+  // A node has not acknowledged the current CRLs yet (it stays queued): `revoke --strict`, `push`.
+  push_outstanding: [1, 503],
   pull_failed: [1, 502],
   // TLS material and the node side
   bad_tls: [1, 500],

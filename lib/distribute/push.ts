@@ -13,8 +13,11 @@ import { loadMeshTls, meshClientOptions } from '../mesh/tls.ts';
 import { meshRequest, parseConnectTo, type ConnectTo } from './mesh-request.ts';
 import { caHostOf, installCaTrust } from './local-trust.ts';
 
-/** One node's answer; a refusal carries the receiver's `code` (e.g. crl_rollback) and its message. */
-export type PushResult = { node: NodeId; url: string; ok: boolean; status?: number; code?: string; ms: number; message: string };
+/**
+ * One node's answer; a refusal carries the receiver's `code` (e.g. crl_rollback) and its message.
+ * A 200 carries `crls`: the crlNumber of each CA the node now holds (its acknowledgement).
+ */
+export type PushResult = { node: NodeId; url: string; ok: boolean; status?: number; code?: string; ms: number; message: string; crls?: Array<{ issuer: string; crlNumber: string }> };
 export type PushOptions = {
   /** Node dir of the CA host: its node.crt/node.key authenticate the push. */
   nodeDir: string;
@@ -48,6 +51,13 @@ export async function pushTargets(ca: Ca): Promise<NodeId[]> {
   return [...nodes].sort();
 }
 
+/** The receiver's `crls` (install.ts CrlSummary), keeping only well-formed entries. */
+function acknowledged(value: unknown): PushResult['crls'] {
+  if (!Array.isArray(value)) return undefined;
+  return value.filter((c): c is { issuer: string; crlNumber: string } => typeof c?.issuer === 'string' && typeof c?.crlNumber === 'string' && /^\d{1,40}$/.test(c.crlNumber))
+    .map((c) => ({ issuer: c.issuer.slice(0, 200), crlNumber: c.crlNumber }));
+}
+
 async function pushOne(node: NodeId, url: string, body: string, opts: PushOptions, tls: ReturnType<typeof meshClientOptions>): Promise<PushResult> {
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);
@@ -55,13 +65,15 @@ async function pushOne(node: NodeId, url: string, body: string, opts: PushOption
     const res = await meshRequest(url, { method: 'POST', body, tls, connectTo: opts.connectTo, timeoutMs: opts.timeoutMs ?? 3000, maxBytes: 64 * 1024 });
     let message = `HTTP ${res.status}`;
     let code: string | undefined;
+    let crls: PushResult['crls'];
     try {
-      const json = JSON.parse(res.body) as { reason?: string; kept?: Array<{ ca: string }>; error?: { code?: string; message?: string } };
+      const json = JSON.parse(res.body) as { reason?: string; kept?: Array<{ ca: string }>; crls?: unknown; error?: { code?: string; message?: string } };
       code = typeof json.error?.code === 'string' ? json.error.code : undefined;
+      if (res.status === 200) crls = acknowledged(json.crls);
       message = json.error?.message ? `HTTP ${res.status} ${code ?? ''}: ${json.error.message}` : json.reason ?? message;
       if (json.kept?.length) message += ` (kept ${json.kept.map((k) => k.ca).join(', ')}: still in use there)`;
     } catch { /* not JSON: keep the status line */ }
-    return { node, url, ok: res.status === 200, status: res.status, ...(code ? { code } : {}), ms: ms(), message };
+    return { node, url, ok: res.status === 200, status: res.status, ...(code ? { code } : {}), ...(crls ? { crls } : {}), ms: ms(), message };
   } catch (err) {
     return { node, url, ok: false, ms: ms(), message: (err as Error).message };
   }
@@ -74,7 +86,7 @@ async function installOnHost(ca: Ca, host: NodeId, nodeDir: string): Promise<Pus
   const url = `file://${path.resolve(nodeDir)}`;
   try {
     const r = await installCaTrust(ca, nodeDir);
-    return { node: host, url, ok: true, ms: ms(), message: r.installed ? 'installed in the CA host\'s node dir' : 'unchanged' };
+    return { node: host, url, ok: true, ms: ms(), message: r.installed ? 'installed in the CA host\'s node dir' : 'unchanged', crls: r.crls.map((c) => ({ issuer: c.issuer, crlNumber: c.crlNumber })) };
   } catch (err) {
     return { node: host, url, ok: false, ...(err instanceof RivetError ? { code: err.code } : {}), ms: ms(), message: (err as Error).message };
   }

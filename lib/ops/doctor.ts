@@ -16,6 +16,7 @@ import { currentWindow, readRootCrlSeries, seriesEnd } from '../sign/root-crl-se
 import { describeNameConstraints } from '../policy/name-constraints.ts';
 import { parseCertDer } from '../x509/cert.ts';
 import type { X509Certificate } from 'node:crypto';
+import { nodePushStatus, pushFindings } from './push-report.ts';
 
 export type Finding = { level: 'ok' | 'warn' | 'fail'; what: string; fix?: string };
 
@@ -66,6 +67,11 @@ export async function doctor(ca: Ca, now = new Date()): Promise<Finding[]> {
   const rows = await inventory(ca, now);
   const due = rows.filter((r) => r.status === 'valid' && r.kind !== 'intermediate' && new Date(r.notAfter).getTime() - now.getTime() < RENEW_WITHIN_MS);
   if (due.length) f.push({ level: 'warn', what: `${due.length} certificate(s) expire within 30 days: ${due.slice(0, 5).map((r) => r.cn).join(', ')}${due.length > 5 ? ', …' : ''}`, fix: 'run `make renew` (nodes renew themselves with provision-ct)' });
+  if (intermediates.length) {
+    try { f.push(...pushFindings(await nodePushStatus(ca, now), now)); } catch (err) {
+      f.push({ level: 'warn', what: `push status unreadable: ${(err as Error).message}` });
+    }
+  }
   f.push({ level: 'ok', what: `${rows.filter((r) => r.status === 'valid').length} valid, ${rows.filter((r) => r.status === 'revoked').length} revoked, ${rows.filter((r) => r.status === 'expired').length} expired certificate(s)` });
   return f;
 }

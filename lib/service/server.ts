@@ -25,6 +25,9 @@ import { refreshCrls } from '../ops/crl.ts';
 import { RivetError } from '../core/errors.ts';
 import { checkOwnership } from '../sys/ownership.ts';
 import type { HttpRefusal } from '../mesh/http.ts';
+import { logTraffic } from './request-log.ts';
+import { startPushRetries } from '../distribute/push-queue.ts';
+import type { PushOptions } from '../distribute/push.ts';
 
 export type Limits = {
   maxBodyBytes: number;
@@ -70,6 +73,8 @@ export type ServiceOptions = {
   onCrlsRefreshed?: () => Promise<void>;
   /** `--metrics-listen`: GET /metrics also on a plain-HTTP listener of its own (lib/service/metrics.ts). */
   metricsListen?: { host: string; port: number };
+  /** Where failed CRL pushes are retried from (push-queue.ts); without it, serve retries none. */
+  push?: PushOptions;
 };
 
 export type EnrollService = { server: https.Server; port: number; host: string; metricsPort?: number; reload: () => Promise<boolean>; connections: () => ConnectionStats; close: () => Promise<void> };
@@ -174,7 +179,8 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     const known = post || PUBLIC_PATHS.includes(urlPath);
     sendError(res, known ? new RivetError(`${req.method} is not allowed on ${urlPath}`, 'method') : new RivetError(`no endpoint ${urlPath}`, 'not_found'));
   });
-  server.on('tlsClientError', () => { /* failed handshakes are the client's problem; nothing to record */ });
+  logTraffic(server, log);
+  const pushes = opts.push ? startPushRetries(ca, opts.push, log) : undefined;
 
   const tlsWatch = watchServerTls(server, {
     files: Object.values(files), initial: material, load: () => loadTlsMaterial(files), domain: ca.domain, pollMs: limits.reloadCheckMs,
@@ -189,6 +195,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
       if (r.refreshed.length) {
         log(`re-signed CRLs: ${r.refreshed.join(', ')}`);
         await opts.onCrlsRefreshed?.();
+        void pushes?.pushAll();
       }
     } catch (err) { log(`CRL refresh failed (will retry): ${(err as Error).message}`); }
     await reload();
@@ -209,6 +216,7 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
       const st = connections.stats();
       log(`connections: ${st.refused} refused, ${st.evicted} idle ones closed to make room, ${st.idleClosed} timed out idle`);
       for (const t of timers) clearInterval(t);
+      pushes?.stop();
       tlsWatch.stop();
       metricsServer?.server.close();
       server.close(() => resolve());

@@ -5,5 +5,6 @@ import type { GlobalArgs } from './common.ts';
 import { commands as serve } from './serve.ts';
 import { commands as root } from './root.ts';
 import { commands as mcpBridge } from './mcp-bridge.ts';
+import { commands as push } from './push.ts';
 
-export const extraCommands: CommandModule<GlobalArgs, any>[] = [...serve, ...root, ...mcpBridge];
+export const extraCommands: CommandModule<GlobalArgs, any>[] = [...serve, ...root, ...push, ...mcpBridge];

@@ -4,6 +4,7 @@ import { context, print, printJson, run, type GlobalArgs } from './common.ts';
 import { inventory } from '../../lib/ops/inventory.ts';
 import { verifyCert } from '../../lib/ops/verify.ts';
 import { doctor, rootFingerprint, type Finding } from '../../lib/ops/doctor.ts';
+import { nodePushStatus } from '../../lib/ops/push-report.ts';
 import { parseDuration } from '../../lib/core/duration.ts';
 import { UsageError } from '../../lib/core/errors.ts';
 
@@ -51,7 +52,7 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       const { ca } = context(args, { report: true });
       const findings = await doctor(ca);
       const fingerprint = await rootFingerprint(ca).catch(() => undefined);
-      if (args.json) printJson({ dir: ca.store.dir, fingerprint, findings });
+      if (args.json) printJson({ dir: ca.store.dir, fingerprint, findings, nodes: await nodePushStatus(ca).catch(() => []) });
       else {
         print(`CA directory   ${ca.store.dir}`);
         if (fingerprint) print(`root          ${fingerprint}`);

@@ -8,7 +8,8 @@ import { parseDuration } from '../../lib/core/duration.ts';
 import { ALLOW_SHARED, parseDays, validityFrom } from './issue.ts';
 import { REVOCATION_REASONS } from '../../lib/sign/signer.ts';
 import { refreshCrls } from '../../lib/ops/crl.ts';
-import { recordPushStatus } from '../../lib/ops/push-status.ts';
+import { PUSH_OPTION, STRICT_OPTION, failIfOutstanding, pushNow, pushSettings, reportPush, retryQueuedOnce } from './push.ts';
+import { readText } from '../../lib/sys/files.ts';
 
 export const commands: CommandModule<GlobalArgs, any>[] = [
   {
@@ -17,13 +18,15 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
     builder: (y) => y.positional('names', { type: 'string', array: true, describe: 'renew these now (default: everything due)' })
       .option('within', { type: 'string', default: '30d', describe: 'renew what expires within this (e.g. 30d)' })
       .option('days', { type: 'string', describe: 'validity of renewed certificates in days (default 90)' })
-      .option('allow-shared-name', ALLOW_SHARED),
-    handler: run(async (args: GlobalArgs & { names?: string[]; within: string; days?: string; allowSharedName?: boolean }) => {
+      .option('allow-shared-name', ALLOW_SHARED)
+      .option('push', PUSH_OPTION),
+    handler: run(async (args: GlobalArgs & { names?: string[]; within: string; days?: string; allowSharedName?: boolean; push: boolean }) => {
       const withinMs = parseDuration(args.within, '--within');
       const days = parseDays(args.days);
       validityFrom({ days });
-      const { ca } = context(args);
-      const { config } = context(args);
+      const { ca, config } = context(args);
+      const pushOptions = args.push ? await pushSettings(config, ca) : undefined;
+      const crlBefore = await readText(ca.store.crlBundle);
       const results = await renewIssued(ca, { names: (args.names ?? []).map(String), withinMs, days, allowSharedName: args.allowSharedName });
       // The CA host's own node identity (rivet-ca host) renews with the CA it lives beside.
       if (!args.names?.length) {
@@ -34,6 +37,12 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
         } catch (err) {
           results.push({ cn: `CA host (${config.nodeDir})`, action: 'failed', why: (err as Error).message } as (typeof results)[number]);
         }
+      }
+      // The daily run also drives the push queue: everyone when the CRLs changed (re-signed, or a
+      // superseded certificate revoked), else the nodes still queued, once each.
+      if (pushOptions) {
+        const pushed = await readText(ca.store.crlBundle) !== crlBefore ? await pushNow(ca, pushOptions) : { outcomes: await retryQueuedOnce(ca, pushOptions), pullOnly: [] };
+        if (!args.json && pushed.outcomes.length) reportPush(pushed); // --json keeps its shape; push-state.json has the results
       }
       if (args.json) printJson(results);
       else {
@@ -53,48 +62,54 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       .option('reason', { type: 'string', describe: `CRL reason: ${REVOCATION_REASONS.join(', ')}` })
       .option('serial', { type: 'string', describe: 'revoke only this serial (hex); a node\'s agents stay' })
       .option('node-only', { type: 'boolean', describe: 'revoke the node but keep its agents (e.g. cessationOfOperation of a replaced host)' })
-      .option('push', { type: 'boolean', default: true, describe: 'push crl.pem to every node (RIVET_CRL_PUSH_URL); --no-push to skip' }),
-    handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string; nodeOnly?: boolean; push: boolean }) => {
-      // Loaded here, not at the top: the push brings https and tls, which every other command
-      // would otherwise load at start-up (scripts/launch.mjs).
-      const { pushCrl, pushOptionsFrom } = await import('../../lib/distribute/push.ts');
+      .option('push', PUSH_OPTION)
+      .option('strict', STRICT_OPTION),
+    handler: run(async (args: GlobalArgs & { name: string; reason?: string; serial?: string; nodeOnly?: boolean; push: boolean; strict?: boolean }) => {
       const { ca, config } = context(args);
-      const pushOptions = args.push ? pushOptionsFrom(config, ca.domain) : undefined; // bad settings fail before anything changes
+      const pushOptions = args.push ? await pushSettings(config, ca) : undefined; // bad settings fail before anything changes
       const r = await revoke(ca, String(args.name), { reason: args.reason, serial: args.serial, nodeOnly: args.nodeOnly });
-      // The revocation is done; a failed push only delays nodes until their next pull (DESIGN §5).
-      const pushed = pushOptions ? await pushCrl(ca, pushOptions) : undefined;
-      if (pushed) await recordPushStatus(ca, pushed); // for serve's /metrics
-      if (args.json) return printJson({ ...r, push: pushed ?? 'skipped' });
+      // The revocation is done; a node the push misses stays queued and is retried (DESIGN §5).
+      const pushed = pushOptions ? await pushNow(ca, pushOptions) : undefined;
+      if (args.json) {
+        printJson({ ...r, push: pushed?.outcomes ?? 'skipped', ...(pushed ? { pullOnly: pushed.pullOnly } : {}) });
+        if (args.strict && pushed) failIfOutstanding(pushed);
+        return;
+      }
       for (const s of r.revoked) print(`revoked ${r.cn} serial ${s.serial} (intermediate ${s.issuer})`);
       for (const a of r.agents) for (const s of a.revoked) print(`revoked ${a.cn} serial ${s.serial} (intermediate ${s.issuer}) — agent of ${r.cn}`);
       print(`crl.pem rebuilt: ${ca.store.crlBundle}`);
       if (!pushed) return print('push skipped (--no-push): nodes pick the CRL up at their next pull');
-      if (pushed.length === 0) return print('push: no node holds a valid node certificate — nothing to push to');
-      for (const p of pushed) print(`push ${p.ok ? 'ok    ' : 'FAILED'} ${p.node} ${p.ms} ms — ${p.message}`);
-      const failed = pushed.filter((p) => !p.ok).length;
-      print(`push: ${pushed.length - failed}/${pushed.length} nodes updated${failed ? '; the others catch up by pull (provision-ct fetch-crl)' : ''}`);
+      reportPush(pushed, { strict: args.strict });
     }),
   },
   {
     command: 'crl',
     describe: 'rebuild the CRLs and crl.pem (with --if-due: only when < 3 days remain)',
-    builder: (y) => y.option('if-due', { type: 'boolean', describe: 'only re-sign CRLs that are due' }),
-    handler: run(async (args: GlobalArgs & { ifDue?: boolean }) => {
-      const { ca } = context(args);
+    builder: (y) => y.option('if-due', { type: 'boolean', describe: 'only re-sign CRLs that are due' }).option('push', PUSH_OPTION),
+    handler: run(async (args: GlobalArgs & { ifDue?: boolean; push: boolean }) => {
+      const { ca, config } = context(args);
+      const pushOptions = args.push ? await pushSettings(config, ca) : undefined;
       const r = await refreshCrls(ca, { force: !args.ifDue });
-      if (args.json) return printJson(r);
+      const pushed = pushOptions && r.refreshed.length ? await pushNow(ca, pushOptions) : undefined;
+      if (args.json) return printJson({ ...r, ...(pushed ? { push: pushed.outcomes } : {}) });
       print(r.refreshed.length ? `re-signed: ${r.refreshed.join(', ')} — ${ca.store.crlBundle}` : 'CRLs are fresh — nothing to do');
       if (r.rootSkipped) print(`note: ${r.rootSkipped}`);
+      if (pushed) reportPush(pushed);
     }),
   },
   {
     command: 'tidy',
     describe: 'archive expired entries so the live database stays small; expired serials leave the CRL',
-    handler: run(async (args: GlobalArgs) => {
-      const { ca } = context(args);
+    builder: (y) => y.option('push', PUSH_OPTION),
+    handler: run(async (args: GlobalArgs & { push: boolean }) => {
+      const { ca, config } = context(args);
+      const pushOptions = args.push ? await pushSettings(config, ca) : undefined;
       const r = await tidy(ca);
-      if (args.json) return printJson(r);
+      // Archiving re-signs the CRLs it shrank; retiring an intermediate changes the chain.
+      const pushed = pushOptions && (r.archived || r.retired.length) ? await pushNow(ca, pushOptions) : undefined;
+      if (args.json) return printJson({ ...r, ...(pushed ? { push: pushed.outcomes } : {}) });
       print(`tidy: archived ${r.archived} expired entr${r.archived === 1 ? 'y' : 'ies'}, ${r.kept} kept`);
+      if (pushed) reportPush(pushed);
     }),
   },
 ];

@@ -8,6 +8,7 @@ import { rootCrl, rootOffline, rootOnline } from '../../lib/ops/ceremony.ts';
 import { rotateIntermediate } from '../../lib/ops/rotate.ts';
 import { keyType } from '../../lib/core/keys.ts';
 import { UsageError, show } from '../../lib/core/errors.ts';
+import { PUSH_OPTION, pushNow, pushSettings, reportPush } from './push.ts';
 
 const rootCommands: CommandModule<GlobalArgs, any>[] = [
   {
@@ -38,17 +39,21 @@ const rootCommands: CommandModule<GlobalArgs, any>[] = [
     describe: 're-sign the root CRLs (needs the root online): a series of overlapping 365-day windows for the next years, or with --days one CRL; rebuild crl.pem',
     builder: (y) => y
       .option('years', { type: 'number', describe: `how far ahead the series reaches (default ${ROOT_CRL_SERIES_YEARS})` })
-      .option('days', { type: 'number', describe: 'sign one root CRL valid this many days instead of a series' }),
-    handler: run(async (args: GlobalArgs & { days?: number; years?: number }) => {
+      .option('days', { type: 'number', describe: 'sign one root CRL valid this many days instead of a series' })
+      .option('push', PUSH_OPTION),
+    handler: run(async (args: GlobalArgs & { days?: number; years?: number; push: boolean }) => {
       for (const [flag, v] of [['--days', args.days], ['--years', args.years]] as const) {
         if (v !== undefined && !Number.isInteger(v)) throw new UsageError(`${flag} ${show(v)} must be a whole number`);
       }
-      const { ca } = context(args);
+      const { ca, config } = context(args);
+      const pushOptions = args.push ? await pushSettings(config, ca) : undefined;
       const s = await rootCrl(ca, { days: args.days, years: args.years });
-      if (args.json) return printJson({ crl: ca.store.root().crl, nextUpdate: s.current.nextUpdate?.toISOString(), crlNumber: s.current.crlNumber?.toString(), windows: s.windows, seriesEnd: s.end.toISOString() });
+      const pushed = pushOptions ? await pushNow(ca, pushOptions) : undefined;
+      if (args.json) return printJson({ crl: ca.store.root().crl, nextUpdate: s.current.nextUpdate?.toISOString(), crlNumber: s.current.crlNumber?.toString(), windows: s.windows, seriesEnd: s.end.toISOString(), ...(pushed ? { push: pushed.outcomes } : {}) });
       print(`root CRL re-signed, valid until ${s.current.nextUpdate!.toISOString().slice(0, 10)} (crlNumber ${s.current.crlNumber})`);
       if (s.windows > 1) print(`  series  ${s.windows} overlapping windows until ${s.end.toISOString().slice(0, 10)} — \`make renew\` and serve publish each as it starts`);
       print(`  crl     ${ca.store.crlBundle}`);
+      if (pushed) reportPush(pushed);
     }),
   },
 ];
@@ -63,16 +68,20 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
   {
     command: 'rotate-intermediate',
     describe: 'make a new intermediate that issues from now on; the old one stays in chain and CRLs until its leaves expire',
-    builder: (y) => nameConstraintOptions(y.option('key-type', { type: 'string', describe: 'ec-p256 (default), ec-p384, rsa-3072, rsa-4096' }), 'the current intermediate\'s choice'),
-    handler: run(async (args: GlobalArgs & NameConstraintArgs & { keyType?: string }) => {
+    builder: (y) => nameConstraintOptions(y.option('key-type', { type: 'string', describe: 'ec-p256 (default), ec-p384, rsa-3072, rsa-4096' }), 'the current intermediate\'s choice').option('push', PUSH_OPTION),
+    handler: run(async (args: GlobalArgs & NameConstraintArgs & { keyType?: string; push: boolean }) => {
       const type = keyType(args.keyType);
       const { ca, config } = context(args);
+      const pushOptions = args.push ? await pushSettings(config, ca) : undefined;
       const r = await rotateIntermediate(ca, { keyType: type, names: nameConstraintFlags(args), sanCidrs: config.sanCidrs });
-      if (args.json) return printJson({ generation: r.generation, previous: r.previous, serial: r.serial, notAfter: new Date(r.cert.validTo).toISOString() });
+      // Nodes need the new chain before any new-intermediate certificate verifies there.
+      const pushed = pushOptions ? await pushNow(ca, pushOptions) : undefined;
+      if (args.json) return printJson({ generation: r.generation, previous: r.previous, serial: r.serial, notAfter: new Date(r.cert.validTo).toISOString(), ...(pushed ? { push: pushed.outcomes } : {}) });
       print(`intermediate "Rivet Intermediate CA ${r.generation}" issues from now on (serial ${r.serial}, until ${new Date(r.cert.validTo).toISOString().slice(0, 10)})`);
       print(`  intermediate ${r.previous} keeps its CRL until its last leaf expires (then \`rivet-ca tidy\` retires it)`);
-      print(`  chain  ${ca.store.chainFile} — push it to every node`);
+      print(`  chain  ${ca.store.chainFile}`);
       print(`  crl    ${ca.store.crlBundle}`);
+      if (pushed) reportPush(pushed); else print('push skipped (--no-push): `rivet-ca push` when ready; nodes also pick the chain up at their next pull');
     }),
   },
 ];

@@ -35,15 +35,17 @@ export const commands: CommandModule<GlobalArgs, any>[] = [
       const { config, ca } = context(args);
       const listen = parseListen(args.listen);
       const metricsListen = args.metricsListen === undefined ? undefined : parseListen(/^\d+$/.test(args.metricsListen) ? `127.0.0.1:${args.metricsListen}` : args.metricsListen, '--metrics-listen');
-      const log = (line: string) => process.stderr.write(`rivet-ca serve: ${line}\n`);
+      // Every line timestamped (journald adds its own, a plain redirect to a file does not).
+      const log = (line: string) => process.stderr.write(`${new Date().toISOString()} rivet-ca serve: ${line}\n`);
       const secret = bootstrapSecret(config.env, (msg) => log(`warning: ${msg}`));
       if (!secret) log('no bootstrap secret configured — /enroll accepts one-time tokens only (`rivet-ca token <node-id>`)');
       // Loaded here, not at the top: the service brings http, https and tls, which every other
       // command would otherwise load at start-up (scripts/launch.mjs).
       const { startEnrollService } = await import('../../lib/service/server.ts');
       const { refreshHostTrust } = await import('../../lib/node/host.ts');
+      const { pushOptionsFrom } = await import('../../lib/distribute/push.ts');
       const service = await startEnrollService({
-        ca: { ...ca, log: undefined }, sanCidrs: config.sanCidrs, secret, ...listen, log, metricsListen,
+        ca: { ...ca, log: undefined }, sanCidrs: config.sanCidrs, secret, ...listen, log, metricsListen, push: pushOptionsFrom(config, ca.domain),
         onCrlsRefreshed: async () => { await refreshHostTrust(ca, config.nodeDir).catch((err: Error) => log(`CA host node dir not refreshed: ${err.message}`)); },
         tlsCert: path.resolve(args.tlsCert ?? path.join(config.nodeDir, 'node.crt')),
         tlsKey: path.resolve(args.tlsKey ?? path.join(config.nodeDir, 'node.key')),
