@@ -11,10 +11,17 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     // Node's globals for the two plain .js/.mjs files (TypeScript files leave undefined names to tsc).
-    languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } },
+    languageOptions: {
+      ecmaVersion: 2022,
+      sourceType: 'module',
+      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' },
+    },
     rules: {
       // `_name` marks a parameter a signature needs but the body does not; `catch {}` needs no name.
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // A `let` that a cleanup closure declared earlier reads is assigned once, later (scripts/demo.mts).
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },

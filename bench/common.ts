@@ -17,17 +17,38 @@ export function baseEnv(caDir: string, extra: Record<string, string> = {}): Node
 }
 
 /** Runs a command to completion and returns its wall time in ms; throws with its stderr on failure. */
-export function timed(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): number {
+export function timed(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {},
+): number {
   const t = performance.now();
-  const r = spawnSync(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, input: opts.input, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(cmd, args, {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    input: opts.input,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   const ms = performance.now() - t;
-  if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${path.basename(cmd)} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`,
+    );
   return ms;
 }
 
 export function must(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
-  const r = spawnSync(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`);
+  const r = spawnSync(cmd, args, {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  if (r.status !== 0)
+    throw new Error(
+      `${path.basename(cmd)} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`,
+    );
   return r.stdout;
 }
 
@@ -44,11 +65,20 @@ export function percentile(xs: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
-export async function pool<T>(n: number, items: readonly T[], fn: (item: T, i: number) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  n: number,
+  items: readonly T[],
+  fn: (item: T, i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) { const i = next++; await fn(items[i]!, i); }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i]!, i);
+      }
+    }),
+  );
 }
 
 export function fresh(dir: string): string {

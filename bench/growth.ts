@@ -19,8 +19,18 @@ function pastRow(i: number, now: number): string {
 
 export async function growth(work: string, sizes: number[], samples: number): Promise<GrowthPoint[]> {
   const lib = (f: string) => import(path.join(SNAP, 'lib', f));
-  const [{ openCa }, { meshDomain }, { initRoot, issueIntermediate }, { issueWithNewKey }, { tidy }, { parseIdentity }] = await Promise.all(
-    ['ca/handle.ts', 'core/identity.ts', 'ops/hierarchy.ts', 'ops/issue.ts', 'ops/tidy.ts', 'core/identity.ts'].map(lib));
+  const [
+    { openCa },
+    { meshDomain },
+    { initRoot, issueIntermediate },
+    { issueWithNewKey },
+    { tidy },
+    { parseIdentity },
+  ] = await Promise.all(
+    ['ca/handle.ts', 'core/identity.ts', 'ops/hierarchy.ts', 'ops/issue.ts', 'ops/tidy.ts', 'core/identity.ts'].map(
+      lib,
+    ),
+  );
   const cases = [...sizes.map((n) => ({ n, tidy: true })), { n: Math.max(...sizes), tidy: false }];
   const built = [];
   for (const c of cases) {
@@ -33,7 +43,11 @@ export async function growth(work: string, sizes: number[], samples: number): Pr
     for (let i = 0; i < c.n; i++) rows.push(pastRow(i, now));
     fs.appendFileSync(path.join(dir, 'intermediate', 'index.txt'), rows.join(''));
     let tidyMs: number | undefined;
-    if (c.tidy) { const t = performance.now(); await tidy(ca); tidyMs = performance.now() - t; }
+    if (c.tidy) {
+      const t = performance.now();
+      await tidy(ca);
+      tidyMs = performance.now() - t;
+    }
     await issueWithNewKey(ca, parseIdentity('warm@ct9', ca.domain)); // first run pays module and cache warm-up
     built.push({ ...c, ca, tidyMs, ms: [] as number[] });
   }
@@ -45,7 +59,13 @@ export async function growth(work: string, sizes: number[], samples: number): Pr
       b.ms.push(performance.now() - t);
     }
   }
-  const points: GrowthPoint[] = built.map((b) => ({ history: b.n, tidied: b.tidy, ms: median(b.ms), tidyMs: b.tidyMs }));
-  for (const p of points) log(`growth: ${p.history} entries${p.tidied ? ' after tidy' : ', no tidy'}: ${p.ms.toFixed(1)} ms/issuance`);
+  const points: GrowthPoint[] = built.map((b) => ({
+    history: b.n,
+    tidied: b.tidy,
+    ms: median(b.ms),
+    tidyMs: b.tidyMs,
+  }));
+  for (const p of points)
+    log(`growth: ${p.history} entries${p.tidied ? ' after tidy' : ', no tidy'}: ${p.ms.toFixed(1)} ms/issuance`);
   return points;
 }

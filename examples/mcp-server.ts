@@ -10,7 +10,9 @@ import { mountMcp, meshIdentityOf } from '../lib/mcp.ts';
 
 const dir = process.env.RIVET_NODE_DIR ?? '/etc/rivetos';
 // { "opus@ct111": ["whoami", "time.*"], "phil@external": ["whoami"] } — default deny.
-const allowList = loadAllowList(process.env.ALLOW_LIST ?? `${dir}/allow-list.json`, { onError: (e) => console.error(e.message) });
+const allowList = loadAllowList(process.env.ALLOW_LIST ?? `${dir}/allow-list.json`, {
+  onError: (e) => console.error(e.message),
+});
 const receiveCrl = crlReceiver({ dir });
 
 const server = https.createServer(meshServerOptions(loadMeshTls({ dir })));
@@ -22,9 +24,13 @@ const mcp = mountMcp(server, {
     s.registerTool('whoami', { description: 'who the mesh says you are' }, async (extra) => ({
       content: [{ type: 'text', text: JSON.stringify(meshIdentityOf(extra)) }],
     }));
-    s.registerTool('time.now', { description: 'the server clock' }, async () => ({ content: [{ type: 'text', text: new Date().toISOString() }] }));
+    s.registerTool('time.now', { description: 'the server clock' }, async () => ({
+      content: [{ type: 'text', text: new Date().toISOString() }],
+    }));
     return s;
   },
 });
 watchMeshTls(server, { dir, onReload: (tls) => void mcp.dropRevoked(tls), onError: (e) => console.error(e.message) });
-server.listen(Number(process.env.PORT ?? 8443), process.env.HOST, () => console.log(`mcp server up on port ${(server.address() as AddressInfo).port}, endpoint /mcp`));
+server.listen(Number(process.env.PORT ?? 8443), process.env.HOST, () =>
+  console.log(`mcp server up on port ${(server.address() as AddressInfo).port}, endpoint /mcp`),
+);

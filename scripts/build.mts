@@ -33,7 +33,9 @@ const sourceUrls: Plugin = {
       const rel = path.relative(root, args.path);
       if (rel.startsWith('..') || rel.startsWith('node_modules')) return undefined;
       const fromDist = JSON.stringify(path.relative(dist, args.path));
-      const text = fs.readFileSync(args.path, 'utf8').replaceAll('import.meta.url', `new URL(${fromDist}, ${BUNDLE_URL}).href`);
+      const text = fs
+        .readFileSync(args.path, 'utf8')
+        .replaceAll('import.meta.url', `new URL(${fromDist}, ${BUNDLE_URL}).href`);
       return { contents: text, loader: 'ts' };
     });
   },
@@ -56,10 +58,14 @@ const asciiStringWidth: Plugin = {
   name: 'ascii-string-width',
   setup(b) {
     b.onResolve({ filter: /^string-width$/ }, (args) =>
-      args.kind === 'import-statement' ? { path: args.path, namespace: 'ascii-string-width', pluginData: args.resolveDir } : undefined);
+      args.kind === 'import-statement'
+        ? { path: args.path, namespace: 'ascii-string-width', pluginData: args.resolveDir }
+        : undefined,
+    );
     b.onLoad({ filter: /.*/, namespace: 'ascii-string-width' }, (args) => ({
       contents: `export default (text, options) => typeof text === 'string' && /^[\\x20-\\x7e${NARROW}]*$/.test(text) ? text.length : require(${JSON.stringify(args.path)}).default(text, options);`,
-      resolveDir: args.pluginData as string, loader: 'js',
+      resolveDir: args.pluginData as string,
+      loader: 'js',
     }));
   },
 };
@@ -67,7 +73,12 @@ const asciiStringWidth: Plugin = {
 function record(rel: string) {
   const file = path.join(root, rel);
   const st = fs.statSync(file);
-  return { path: rel, size: st.size, mtimeMs: st.mtimeMs, sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex') };
+  return {
+    path: rel,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex'),
+  };
 }
 
 async function bundle(tool: string): Promise<boolean> {
@@ -76,7 +87,9 @@ async function bundle(tool: string): Promise<boolean> {
   const manifest = path.join(dist, `${tool}.inputs.json`);
   fs.rmSync(manifest, { force: true }); // stale-proof even if this build dies half-way
   // The ESM bundle and the code caches of earlier bundles (launch.mjs keys them by bundle hash).
-  for (const f of fs.readdirSync(dist)) if (f === `${tool}.mjs` || (f.startsWith(`${tool}.`) && f.endsWith('.codecache'))) fs.rmSync(path.join(dist, f), { force: true });
+  for (const f of fs.readdirSync(dist))
+    if (f === `${tool}.mjs` || (f.startsWith(`${tool}.`) && f.endsWith('.codecache')))
+      fs.rmSync(path.join(dist, f), { force: true });
   if (!fs.existsSync(entry)) return true;
   // Inputs are hashed after esbuild read them: a file saved while it ran would be recorded with
   // content the bundle does not have. Anything modified since this instant leaves no manifest.
@@ -84,8 +97,18 @@ async function bundle(tool: string): Promise<boolean> {
   try {
     const result = await build({
       write: false, // written below through a temp file: a launcher never reads a half-written bundle
-      entryPoints: [entry], outfile, bundle: true, platform: 'node', format: 'cjs', target: 'node20',
-      absWorkingDir: root, minifyWhitespace: true, minifySyntax: true, metafile: true, logLevel: 'silent', legalComments: 'none',
+      entryPoints: [entry],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      absWorkingDir: root,
+      minifyWhitespace: true,
+      minifySyntax: true,
+      metafile: true,
+      logLevel: 'silent',
+      legalComments: 'none',
       define: { 'import.meta.url': BUNDLE_URL },
       banner: { js: `'use strict'; var ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename).href;` },
       plugins: [sourceUrls, asciiStringWidth],
@@ -100,7 +123,9 @@ async function bundle(tool: string): Promise<boolean> {
       .map(record);
     const changed = inputs.find((i) => i.mtimeMs >= started);
     if (changed) {
-      process.stderr.write(`build: ${tool} not recorded (${changed.path} changed while bundling) — it runs through tsx until the next build\n`);
+      process.stderr.write(
+        `build: ${tool} not recorded (${changed.path} changed while bundling) — it runs through tsx until the next build\n`,
+      );
       return false;
     }
     const bundleTmp = `${outfile}.${process.pid}.tmp`;
@@ -110,13 +135,24 @@ async function bundle(tool: string): Promise<boolean> {
     // The bundle itself is recorded too: its hash names the code cache, its size and mtime let the
     // launcher notice a bundle that changed after this build.
     const out = record(path.relative(root, outfile));
-    fs.writeFileSync(tmp, JSON.stringify({ bundle: tool, node: process.versions.modules, built: new Date().toISOString(), output: out, inputs }));
+    fs.writeFileSync(
+      tmp,
+      JSON.stringify({
+        bundle: tool,
+        node: process.versions.modules,
+        built: new Date().toISOString(),
+        output: out,
+        inputs,
+      }),
+    );
     fs.renameSync(tmp, manifest);
     process.stderr.write(`build: dist/${tool}.cjs from ${inputs.length} files\n`);
     return true;
   } catch (err) {
     const first = (err as { errors?: Array<{ text: string; location?: { file: string; line: number } }> }).errors?.[0];
-    const why = first ? `${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}` : (err as Error).message;
+    const why = first
+      ? `${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}`
+      : (err as Error).message;
     process.stderr.write(`build: ${tool} not bundled (${why}) — it runs through tsx until this is fixed\n`);
     return false;
   }

@@ -13,7 +13,11 @@ function changed(root, rec) {
   if (st.size !== rec.size) return `${rec.path} changed`;
   if (st.mtimeMs === rec.mtimeMs) return null;
   // Touched but maybe not changed (a checkout, a formatter): the content decides.
-  return createHash('sha256').update(fs.readFileSync(`${root}/${rec.path}`)).digest('hex') === rec.sha256 ? null : `${rec.path} changed`;
+  return createHash('sha256')
+    .update(fs.readFileSync(`${root}/${rec.path}`))
+    .digest('hex') === rec.sha256
+    ? null
+    : `${rec.path} changed`;
 }
 
 /**
@@ -22,7 +26,11 @@ function changed(root, rec) {
  */
 export function bundleState(root, tool) {
   let m;
-  try { m = JSON.parse(fs.readFileSync(`${root}/dist/${tool}.inputs.json`, 'utf8')); } catch { return { missing: true }; }
+  try {
+    m = JSON.parse(fs.readFileSync(`${root}/dist/${tool}.inputs.json`, 'utf8'));
+  } catch {
+    return { missing: true };
+  }
   if (m.bundle !== tool || !m.output) return { missing: true };
   if (m.node !== process.versions.modules) return { stale: `it was built for another Node (ABI ${m.node})` };
   const bundle = changed(root, m.output);

@@ -17,7 +17,9 @@ const [, , scriptArg, ...args] = process.argv;
 const script = fs.realpathSync(scriptArg);
 const root = path.resolve(path.dirname(script), '..');
 const tool = path.basename(script).replace(/\.m?ts$/, '');
-const debug = (line) => { if (process.env.RIVET_DEBUG) process.stderr.write(`${tool}: ${line}\n`); };
+const debug = (line) => {
+  if (process.env.RIVET_DEBUG) process.stderr.write(`${tool}: ${line}\n`);
+};
 
 /**
  * Runs the CommonJS bundle as Node's own loader would, but through vm.Script so that V8's code
@@ -31,12 +33,24 @@ const debug = (line) => { if (process.env.RIVET_DEBUG) process.stderr.write(`${t
  */
 function runBundle(m) {
   const file = path.join(root, m.output.path);
-  const cacheFile = path.join(root, 'dist', `${tool}.${m.output.sha256.slice(0, 32)}.${process.version}-${process.arch}.codecache`);
+  const cacheFile = path.join(
+    root,
+    'dist',
+    `${tool}.${m.output.sha256.slice(0, 32)}.${process.version}-${process.arch}.codecache`,
+  );
   // The hashbang becomes a comment of the same length; the wrapper is Node's CommonJS wrapper.
   const source = `(function (exports, require, module, __filename, __dirname) {${fs.readFileSync(file, 'utf8').replace(/^#!/, '//')}\n})`;
   let cachedData;
-  try { cachedData = fs.readFileSync(cacheFile); } catch { /* first run of this bundle */ }
-  const compiled = new vm.Script(source, { filename: file, cachedData, importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER });
+  try {
+    cachedData = fs.readFileSync(cacheFile);
+  } catch {
+    /* first run of this bundle */
+  }
+  const compiled = new vm.Script(source, {
+    filename: file,
+    cachedData,
+    importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
   const hit = cachedData !== undefined && !compiled.cachedDataRejected;
   debug(`running ${m.output.path} (code cache ${hit ? 'used' : cachedData ? 'rejected, remade' : 'made'})`);
   if (!hit) {
@@ -67,9 +81,16 @@ if (state.manifest) {
 } else {
   // A stale bundle costs every start the TypeScript compile (seconds per suite): said once, on
   // stderr, so it never costs silently. No build at all (a fresh clone, RIVET_NO_BUNDLE) is quiet.
-  if (state.stale) process.stderr.write(`${tool}: note: dist/${tool}.cjs is stale (${state.stale}) — running from source through tsx, slower; \`make build\` rebuilds it\n`);
-  debug(`dist/ bundle missing or stale — running ${path.relative(root, script)} through tsx (\`make build\` speeds this up)`);
-  const { register } = await import(pathToFileURL(path.join(root, 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs')).href);
+  if (state.stale)
+    process.stderr.write(
+      `${tool}: note: dist/${tool}.cjs is stale (${state.stale}) — running from source through tsx, slower; \`make build\` rebuilds it\n`,
+    );
+  debug(
+    `dist/ bundle missing or stale — running ${path.relative(root, script)} through tsx (\`make build\` speeds this up)`,
+  );
+  const { register } = await import(
+    pathToFileURL(path.join(root, 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs')).href
+  );
   register();
   await import(pathToFileURL(script).href);
 }

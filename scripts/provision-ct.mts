@@ -11,7 +11,14 @@ import { agentId, nodeId } from '../lib/core/identity.ts';
 import { parseDuration } from '../lib/core/duration.ts';
 import { pullCrl } from '../lib/distribute/pull.ts';
 import { withSkewHint } from '../lib/node/skew.ts';
-import { datahubUrl, endpointOf, normalizeFingerprint, readSettings, servername, type NodeSettings } from '../lib/node/settings.ts';
+import {
+  datahubUrl,
+  endpointOf,
+  normalizeFingerprint,
+  readSettings,
+  servername,
+  type NodeSettings,
+} from '../lib/node/settings.ts';
 import { enrollNode, describeEnrolled } from '../lib/node/enroll.ts';
 import { renewNode, describeRenew, requireSettings } from '../lib/node/renew.ts';
 import { nodeStatus, describeStatus } from '../lib/node/status.ts';
@@ -40,16 +47,29 @@ function credential(tokenFile: string | undefined, env: Record<string, string | 
   return () => {
     const value = tokenFile !== undefined ? readSecretFile(tokenFile, 'token') : bootstrapSecret(env, warn);
     if (value === undefined) {
-      throw new UsageError('no bootstrap secret — set RIVET_BOOTSTRAP_SECRET (or RIVET_BOOTSTRAP_SECRET_FILE, or put it in .env), or give --token-file with a token from `rivet-ca token <node-id>`; never on the command line');
+      throw new UsageError(
+        'no bootstrap secret — set RIVET_BOOTSTRAP_SECRET (or RIVET_BOOTSTRAP_SECRET_FILE, or put it in .env), or give --token-file with a token from `rivet-ca token <node-id>`; never on the command line',
+      );
     }
-    if (!/^[\x20-\x7e]{1,1024}$/.test(value)) throw new UsageError(`the ${tokenFile !== undefined ? 'token file' : 'bootstrap secret'} must be one line of printable ASCII (at most 1024 characters)`);
+    if (!/^[\x20-\x7e]{1,1024}$/.test(value))
+      throw new UsageError(
+        `the ${tokenFile !== undefined ? 'token file' : 'bootstrap secret'} must be one line of printable ASCII (at most 1024 characters)`,
+      );
     return value;
   };
 }
 
 type EnrollArgs = Common & {
-  nodeId?: string; datahub?: string; caFingerprint?: string; servername?: string; san?: string[]; agent?: string[];
-  tokenFile?: string; force?: boolean; installTimer?: TimerKind; timerRoot: string;
+  nodeId?: string;
+  datahub?: string;
+  caFingerprint?: string;
+  servername?: string;
+  san?: string[];
+  agent?: string[];
+  tokenFile?: string;
+  force?: boolean;
+  installTimer?: TimerKind;
+  timerRoot: string;
 };
 
 const enroll = run(async (args: EnrollArgs) => {
@@ -63,18 +83,43 @@ const enroll = run(async (args: EnrollArgs) => {
     nodeId: nodeId(need(args.nodeId ?? had?.nodeId, '--node-id', 'a previous enrollment')),
     domain: config.domain,
     datahub: datahubUrl(need(args.datahub ?? config.datahubUrl ?? had?.datahub, '--datahub', 'RIVET_DATAHUB_URL')),
-    servername: servername(args.servername ?? config.env.RIVET_DATAHUB_SERVERNAME ?? (args.datahub === undefined ? had?.servername : undefined)),
-    caFingerprint: normalizeFingerprint(need(args.caFingerprint ?? config.caFingerprint ?? had?.caFingerprint, '--ca-fingerprint', 'RIVET_CA_FINGERPRINT')),
+    servername: servername(
+      args.servername ??
+        config.env.RIVET_DATAHUB_SERVERNAME ??
+        (args.datahub === undefined ? had?.servername : undefined),
+    ),
+    caFingerprint: normalizeFingerprint(
+      need(
+        args.caFingerprint ?? config.caFingerprint ?? had?.caFingerprint,
+        '--ca-fingerprint',
+        'RIVET_CA_FINGERPRINT',
+      ),
+    ),
     agents: (args.agent ?? []).map((a) => agentId(String(a))),
     sans: (args.san ?? had?.sans ?? []).map((s) => String(s)),
   };
   for (const s of want.sans) parseSan(s); // the service applies the policy; syntax is checked here, before any key is made
-  if (args.timerRoot !== '/' && !args.installTimer) throw new UsageError('--timer-root needs --install-timer systemd|cron');
-  const r = await enrollNode({ dir: config.nodeDir, want, credential: credential(args.tokenFile, config.env), force: args.force, log: print });
+  if (args.timerRoot !== '/' && !args.installTimer)
+    throw new UsageError('--timer-root needs --install-timer systemd|cron');
+  const r = await enrollNode({
+    dir: config.nodeDir,
+    want,
+    credential: credential(args.tokenFile, config.env),
+    force: args.force,
+    log: print,
+  });
   print(describeEnrolled(r));
   if (args.installTimer) {
-    const t = await installTimer(args.installTimer, { root: args.timerRoot, nodeDir: config.nodeDir, caDir: config.caDir });
-    print(t.changed.length ? `timer (${args.installTimer}): wrote ${t.changed.join(', ')}` : `timer (${args.installTimer}): already installed — nothing changed`);
+    const t = await installTimer(args.installTimer, {
+      root: args.timerRoot,
+      nodeDir: config.nodeDir,
+      caDir: config.caDir,
+    });
+    print(
+      t.changed.length
+        ? `timer (${args.installTimer}): wrote ${t.changed.join(', ')}`
+        : `timer (${args.installTimer}): already installed — nothing changed`,
+    );
     if (t.next) print(`timer: ${t.next}`);
   }
 });
@@ -93,15 +138,24 @@ const fetchCrl = run(async (args: Common) => {
   const s = await requireSettings(config.nodeDir);
   const ep = endpointOf(s);
   // A CRL dated ahead of this host's clock (or lapsed by it) is refused; the hint says if the clock is why.
-  const r = await withSkewHint(ep, new URL(ep.base).hostname, () => pullCrl({ dir: config.nodeDir, datahub: ep.base, connectTo: ep.connectTo }));
-  if (args.json) { print(JSON.stringify(r, null, 2)); return; }
+  const r = await withSkewHint(ep, new URL(ep.base).hostname, () =>
+    pullCrl({ dir: config.nodeDir, datahub: ep.base, connectTo: ep.connectTo }),
+  );
+  if (args.json) {
+    print(JSON.stringify(r, null, 2));
+    return;
+  }
   print(`crl.pem ${r.installed ? 'installed' : 'unchanged'} from ${s.datahub}/crl.pem`);
-  for (const c of r.crls) print(`  ${c.issuer}: crlNumber ${c.crlNumber}, ${c.revoked} revoked, next update ${c.nextUpdate ?? '-'}`);
+  for (const c of r.crls)
+    print(`  ${c.issuer}: crlNumber ${c.crlNumber}, ${c.revoked} revoked, next update ${c.nextUpdate ?? '-'}`);
 });
 
 const status = run(async (args: Common & { within: string }) => {
   const config = configOf(args, { report: true });
-  const st = await nodeStatus(config.nodeDir, { withinMs: parseDuration(args.within, '--within'), domain: config.domain });
+  const st = await nodeStatus(config.nodeDir, {
+    withinMs: parseDuration(args.within, '--within'),
+    domain: config.domain,
+  });
   if (args.json) print(JSON.stringify(st, null, 2));
   else for (const l of describeStatus(st)) print(l);
   return st.problems.length ? 1 : 0;
@@ -116,18 +170,70 @@ void strictProgram(yargs(hideBin(process.argv)), PROG)
   .option('node-dir', { type: 'string', describe: 'node directory (env RIVET_NODE_DIR, default /etc/rivetos)' })
   .option('domain', { type: 'string', describe: 'mesh DNS domain (env RIVET_MESH_DOMAIN, default mesh)' })
   .option('json', { type: 'boolean', describe: 'machine-readable output' })
-  .command('enroll', 'enroll once: pin the CA, make the key here, get node (and agent) certificates', (y) => y
-    .option('node-id', { type: 'string', describe: 'this node, e.g. ct115 (remembered in node.json)' })
-    .option('datahub', { type: 'string', describe: 'enrollment service URL, e.g. https://ct110.mesh:8443 (env RIVET_DATAHUB_URL)' })
-    .option('ca-fingerprint', { type: 'string', describe: 'sha256:<hex> of the root, from `rivet-ca status` (env RIVET_CA_FINGERPRINT)' })
-    .option('servername', { type: 'string', describe: 'name the datahub certificate carries when --datahub is an address, e.g. ct110.mesh (env RIVET_DATAHUB_SERVERNAME)' })
-    .option('san', { type: 'string', array: true, describe: 'extra SAN for the node cert, DNS:<name> or IP:<address> (repeatable)' })
-    .option('agent', { type: 'string', array: true, describe: 'also mint agents/<id>.crt for this agent (repeatable)' })
-    .option('token-file', { type: 'string', describe: 'file holding a one-time token (`rivet-ca token <node-id>`) instead of the bootstrap secret' })
-    .option('force', { type: 'boolean', describe: 're-enroll with a new key (the operator must revoke the current cert first)' })
-    .option('install-timer', { choices: ['systemd', 'cron'] as const, describe: 'install the daily renewal + 15-minute CRL pull' })
-    .option('timer-root', { type: 'string', default: '/', describe: 'install timer files under this root (tests, images)' }), enroll)
-  .command('renew', 'renew over mTLS when due (key re-used; agents piggyback)', (y) => y.option('within', within), renew)
-  .command('fetch-crl', 'pull crl.pem from the datahub; install it only if signed by the chain and not older', (y) => y, fetchCrl)
-  .command('status', 'installed certificates, days left, CRL age; exit 1 if something needs attention', (y) => y.option('within', within), status)
+  .command(
+    'enroll',
+    'enroll once: pin the CA, make the key here, get node (and agent) certificates',
+    (y) =>
+      y
+        .option('node-id', { type: 'string', describe: 'this node, e.g. ct115 (remembered in node.json)' })
+        .option('datahub', {
+          type: 'string',
+          describe: 'enrollment service URL, e.g. https://ct110.mesh:8443 (env RIVET_DATAHUB_URL)',
+        })
+        .option('ca-fingerprint', {
+          type: 'string',
+          describe: 'sha256:<hex> of the root, from `rivet-ca status` (env RIVET_CA_FINGERPRINT)',
+        })
+        .option('servername', {
+          type: 'string',
+          describe:
+            'name the datahub certificate carries when --datahub is an address, e.g. ct110.mesh (env RIVET_DATAHUB_SERVERNAME)',
+        })
+        .option('san', {
+          type: 'string',
+          array: true,
+          describe: 'extra SAN for the node cert, DNS:<name> or IP:<address> (repeatable)',
+        })
+        .option('agent', {
+          type: 'string',
+          array: true,
+          describe: 'also mint agents/<id>.crt for this agent (repeatable)',
+        })
+        .option('token-file', {
+          type: 'string',
+          describe: 'file holding a one-time token (`rivet-ca token <node-id>`) instead of the bootstrap secret',
+        })
+        .option('force', {
+          type: 'boolean',
+          describe: 're-enroll with a new key (the operator must revoke the current cert first)',
+        })
+        .option('install-timer', {
+          choices: ['systemd', 'cron'] as const,
+          describe: 'install the daily renewal + 15-minute CRL pull',
+        })
+        .option('timer-root', {
+          type: 'string',
+          default: '/',
+          describe: 'install timer files under this root (tests, images)',
+        }),
+    enroll,
+  )
+  .command(
+    'renew',
+    'renew over mTLS when due (key re-used; agents piggyback)',
+    (y) => y.option('within', within),
+    renew,
+  )
+  .command(
+    'fetch-crl',
+    'pull crl.pem from the datahub; install it only if signed by the chain and not older',
+    (y) => y,
+    fetchCrl,
+  )
+  .command(
+    'status',
+    'installed certificates, days left, CRL age; exit 1 if something needs attention',
+    (y) => y.option('within', within),
+    status,
+  )
   .parseAsync();

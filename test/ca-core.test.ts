@@ -12,11 +12,26 @@ import type { Ca } from '../lib/ca/handle.ts';
 
 let ca: Ca;
 const issued = (stem: string, ext: string) => path.join(ca.store.dir, 'issued', `${stem}.${ext}`);
-const strictVerify = (cert: string, purpose: string) => opensslOk(['verify', '-x509_strict', '-crl_check_all', '-purpose', purpose,
-  '-CAfile', ca.store.root().cert, '-untrusted', path.join(ca.store.dir, 'intermediate', 'int.crt'), '-CRLfile', ca.store.crlBundle, cert]);
+const strictVerify = (cert: string, purpose: string) =>
+  opensslOk([
+    'verify',
+    '-x509_strict',
+    '-crl_check_all',
+    '-purpose',
+    purpose,
+    '-CAfile',
+    ca.store.root().cert,
+    '-untrusted',
+    path.join(ca.store.dir, 'intermediate', 'int.crt'),
+    '-CRLfile',
+    ca.store.crlBundle,
+    cert,
+  ]);
 
 // ct111.lan below is outside the mesh: the operator permitted it at intermediate time (DESIGN §3).
-test.before(async () => { ca = await freshCa({ permit: ['DNS:lan'] }); });
+test.before(async () => {
+  ca = await freshCa({ permit: ['DNS:lan'] });
+});
 
 test('issue-node and issue-agent write leaf+intermediate certs and 0600 keys', async () => {
   const node = await cli(ca, ['issue-node', 'ct111', '--san', 'DNS:ct111.lan', '--san', 'IP:10.1.2.3']);
@@ -50,9 +65,19 @@ test('openssl verify -x509_strict -crl_check_all accepts node and agent certs', 
 async function handshake(server: tls.Server, stem: string): Promise<'accepted' | string> {
   const { port } = server.address() as { port: number };
   return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port, servername: 'ct110.mesh', ca: fs.readFileSync(path.join(ca.store.dir, 'intermediate', 'chain.pem')),
-      key: fs.readFileSync(issued(stem, 'key')), cert: fs.readFileSync(issued(stem, 'crt')), checkServerIdentity: () => undefined });
-    s.once('data', () => { s.destroy(); resolve('accepted'); });
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'ct110.mesh',
+      ca: fs.readFileSync(path.join(ca.store.dir, 'intermediate', 'chain.pem')),
+      key: fs.readFileSync(issued(stem, 'key')),
+      cert: fs.readFileSync(issued(stem, 'crt')),
+      checkServerIdentity: () => undefined,
+    });
+    s.once('data', () => {
+      s.destroy();
+      resolve('accepted');
+    });
     s.once('error', (err) => resolve(err.message));
     s.once('close', () => resolve('closed'));
   });
@@ -60,16 +85,27 @@ async function handshake(server: tls.Server, stem: string): Promise<'accepted' |
 
 function mtlsServer(): Promise<tls.Server> {
   const read = (f: string) => fs.readFileSync(f);
-  const server = tls.createServer({
-    key: read(issued('ct111', 'key')), cert: read(issued('ct111', 'crt')), ca: read(path.join(ca.store.dir, 'intermediate', 'chain.pem')),
-    crl: splitCrlBundle(read(ca.store.crlBundle).toString()), requestCert: true, rejectUnauthorized: true,
-  }, (socket) => socket.end('hello\n'));
+  const server = tls.createServer(
+    {
+      key: read(issued('ct111', 'key')),
+      cert: read(issued('ct111', 'crt')),
+      ca: read(path.join(ca.store.dir, 'intermediate', 'chain.pem')),
+      crl: splitCrlBundle(read(ca.store.crlBundle).toString()),
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (socket) => socket.end('hello\n'),
+  );
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
 test('revoke: openssl reports the cert revoked and a Node TLS server refuses it', async () => {
   const before = await mtlsServer();
-  try { assert.is(await handshake(before, 'opus@ct111'), 'accepted'); } finally { before.close(); }
+  try {
+    assert.is(await handshake(before, 'opus@ct111'), 'accepted');
+  } finally {
+    before.close();
+  }
   const r = await cli(ca, ['revoke', 'opus@ct111', '--reason', 'keyCompromise']);
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stdout, /revoked opus@ct111 serial/);
@@ -82,9 +118,15 @@ test('revoke: openssl reports the cert revoked and a Node TLS server refuses it'
     const refused = await handshake(server, 'opus@ct111');
     assert.is.not(refused, 'accepted');
     await cli(ca, ['issue-agent', 'grok@ct111']);
-  } finally { server.close(); }
+  } finally {
+    server.close();
+  }
   const server2 = await mtlsServer();
-  try { assert.is(await handshake(server2, 'grok@ct111'), 'accepted'); } finally { server2.close(); }
+  try {
+    assert.is(await handshake(server2, 'grok@ct111'), 'accepted');
+  } finally {
+    server2.close();
+  }
   const cliVerify = await cli(ca, ['verify', issued('opus@ct111', 'crt'), '--client']);
   assert.is(cliVerify.exitCode, 1);
   assert.match(cliVerify.stdout, /REFUSED[\s\S]*certificate revoked/);
@@ -102,7 +144,12 @@ test('renew then revoke: both serials land on the CRL', async () => {
   assert.ok(fs.readFileSync(issued('sonnet@ct111', 'key')).equals(keyBefore), 'the key is re-used');
   const r = await cli(ca, ['revoke', 'sonnet@ct111', '--json']);
   assert.is(r.exitCode, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).revoked.map((x: { serial: string }) => x.serial).sort(), [first.serial, second.serial].sort());
+  assert.equal(
+    JSON.parse(r.stdout)
+      .revoked.map((x: { serial: string }) => x.serial)
+      .sort(),
+    [first.serial, second.serial].sort(),
+  );
   const crls = parseCrlBundle(fs.readFileSync(ca.store.crlBundle, 'utf8'));
   assert.is(crls.length, 2, 'intermediate CRL then root CRL');
   const listed = crls[0]!.revoked.map((x) => x.serial);
@@ -120,7 +167,10 @@ test('renew with no names leaves certs that are not due alone; agents follow the
   const results = JSON.parse(node.stdout) as Array<{ cn: string; action: string }>;
   assert.ok(results.some((r) => r.cn === 'ct111.mesh' && r.action === 'renewed'));
   assert.ok(results.some((r) => r.cn === 'grok@ct111' && r.action === 'renewed'));
-  assert.ok(results.some((r) => r.cn === 'opus@ct111' && r.action === 'skipped'), 'a revoked cert is not renewed');
+  assert.ok(
+    results.some((r) => r.cn === 'opus@ct111' && r.action === 'skipped'),
+    'a revoked cert is not renewed',
+  );
 });
 
 test('issue-agent --if-missing is a no-op while a valid cert exists', async () => {
@@ -142,7 +192,10 @@ test('list --json covers every certificate with the documented fields', async ()
   assert.ok(byCn('opus@ct111').every((x) => x.status === 'revoked'));
   assert.is(byCn('Rivet Intermediate CA 1')[0]?.kind, 'intermediate');
   for (const row of rows) {
-    assert.equal(Object.keys(row).sort(), ['cn', 'daysLeft', 'issuer', 'kind', 'notAfter', 'notBefore', 'serial', 'status'].sort());
+    assert.equal(
+      Object.keys(row).sort(),
+      ['cn', 'daysLeft', 'issuer', 'kind', 'notAfter', 'notBefore', 'serial', 'status'].sort(),
+    );
     assert.match(String(row.serial), /^[0-9A-F]+$/);
     assert.match(String(row.notBefore), /^\d{4}-\d{2}-\d{2}T/);
   }
@@ -164,8 +217,29 @@ test('sign uses only the CSR public key: requested CA:TRUE and a foreign CN are 
   const dir = path.dirname(ca.store.dir);
   const key = path.join(dir, 'ext.key');
   const csr = path.join(dir, 'ext.csr');
-  assert.ok((await opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key, '-out', csr,
-    '-subj', '/CN=evil.example/O=Rivet Collective', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'subjectAltName=DNS:evil.example'])).ok);
+  assert.ok(
+    (
+      await opensslOk([
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-noenc',
+        '-keyout',
+        key,
+        '-out',
+        csr,
+        '-subj',
+        '/CN=evil.example/O=Rivet Collective',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'subjectAltName=DNS:evil.example',
+      ])
+    ).ok,
+  );
   const r = await cli(ca, ['sign', csr, '--as', 'claude@ct112', '--json']);
   assert.is(r.exitCode, 0, r.stderr);
   const info = parseCertPem(fs.readFileSync(JSON.parse(r.stdout).cert, 'utf8'));

@@ -12,13 +12,23 @@ import type { Ca } from '../lib/ca/handle.ts';
 
 let ca: Ca;
 let nodeDir: string;
-const env = () => ({ RIVET_NODE_DIR: nodeDir, RIVET_CRL_PUSH_URL: 'https://{node}.{domain}:9/api/mesh/crl', RIVET_CRL_PUSH_CONNECT_TO: 'ct111.mesh:9:127.0.0.1:9' });
-test.before(async () => { ca = await freshCa(); nodeDir = path.join(await tempDir('rivet-host-'), 'rivetos'); });
+const env = () => ({
+  RIVET_NODE_DIR: nodeDir,
+  RIVET_CRL_PUSH_URL: 'https://{node}.{domain}:9/api/mesh/crl',
+  RIVET_CRL_PUSH_CONNECT_TO: 'ct111.mesh:9:127.0.0.1:9',
+});
+test.before(async () => {
+  ca = await freshCa();
+  nodeDir = path.join(await tempDir('rivet-host-'), 'rivetos');
+});
 
 test('host installs the node files with the modes provision-ct uses, and a rerun changes nothing', async () => {
   const r = await cli(ca, ['host', 'ct110', '--san', 'DNS:ct110-admin.mesh'], { env: env() });
   assert.is(r.exitCode, 0, r.stderr);
-  assert.match(r.stdout, /^issued ct110\.mesh: serial [0-9A-F]+, until \d{4}-\d\d-\d\d in .* \(wrote rivet-ca\.crt, crl\.pem, node\.key, node\.crt, node\.json\)/);
+  assert.match(
+    r.stdout,
+    /^issued ct110\.mesh: serial [0-9A-F]+, until \d{4}-\d\d-\d\d in .* \(wrote rivet-ca\.crt, crl\.pem, node\.key, node\.crt, node\.json\)/,
+  );
   assert.is(fs.statSync(path.join(nodeDir, 'node.key')).mode & 0o777, 0o600);
   assert.is(fs.statSync(nodeDir).mode & 0o777, 0o700);
   const leaf = parseCertPem(fs.readFileSync(path.join(nodeDir, 'node.crt'), 'utf8'));
@@ -39,13 +49,16 @@ test('one host identity per node dir: another node-id is refused, nothing change
   assert.is(fs.readFileSync(path.join(nodeDir, 'node.crt'), 'utf8'), before);
 });
 
-test('a revoke reaches the CA host\'s node dir first and counts it as pushed', async () => {
+test("a revoke reaches the CA host's node dir first and counts it as pushed", async () => {
   assert.is((await cli(ca, ['issue-agent', 'opus@ct111'], { env: env() })).exitCode, 0);
   const serial = parseCertPem(fs.readFileSync(ca.store.issued('opus@ct111', 'crt'), 'utf8')).serial;
   const r = await cli(ca, ['revoke', 'opus@ct111'], { env: env() });
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stdout, /push ok +ct110 .*installed in the CA host's node dir/);
-  assert.ok(isRevoked(parseCrlBundle(fs.readFileSync(path.join(nodeDir, 'crl.pem'), 'utf8')), serial), 'the host now refuses opus too');
+  assert.ok(
+    isRevoked(parseCrlBundle(fs.readFileSync(path.join(nodeDir, 'crl.pem'), 'utf8')), serial),
+    'the host now refuses opus too',
+  );
 });
 
 test('CA-side renew renews the host identity when due, with the same key', async () => {

@@ -16,7 +16,11 @@ test.before(async () => {
 
 const cases: Array<[string, string[], RegExp]> = [
   ['upper case node-id', ['issue-node', 'CT111'], /node-id "CT111" must be lower case — did you mean "ct111"\?/],
-  ['SAN with a newline and basicConstraints', ['issue-node', 'ct113', '--san', 'DNS:x\nbasicConstraints=CA:TRUE'], /DNS name "x\\nbasicConstraints=CA:TRUE" has an invalid label/],
+  [
+    'SAN with a newline and basicConstraints',
+    ['issue-node', 'ct113', '--san', 'DNS:x\nbasicConstraints=CA:TRUE'],
+    /DNS name "x\\nbasicConstraints=CA:TRUE" has an invalid label/,
+  ],
   ['unknown option', ['issue-node', 'ct113', '--sans', 'DNS:x'], /Unknown argument/],
   ['revoke of an unknown CN', ['revoke', 'nobody@ct111'], /no unexpired, unrevoked certificate with CN "nobody@ct111"/],
   ['bad revocation reason', ['revoke', 'ct111', '--reason', 'because'], /Invalid values|not one of/],
@@ -24,7 +28,11 @@ const cases: Array<[string, string[], RegExp]> = [
   ['second issue-intermediate', ['issue-intermediate'], /an intermediate already exists .* rotate-intermediate/],
   ['missing CSR file', ['sign', '/nonexistent.csr', '--as', 'ct114'], /cannot read CSR file "\/nonexistent\.csr"/],
   ['no command', [], /give a command/],
-  ['sign over an operator-issued pair', ['sign', '/etc/hostname', '--as', 'ct111'], /issued\/ct111\.key belongs to a certificate this CA host made — give --out FILE/],
+  [
+    'sign over an operator-issued pair',
+    ['sign', '/etc/hostname', '--as', 'ct111'],
+    /issued\/ct111\.key belongs to a certificate this CA host made — give --out FILE/,
+  ],
   ['removeFromCRL as a reason', ['revoke', 'ct111', '--reason', 'removeFromCRL'], /removeFromCRL/],
 ];
 

@@ -17,7 +17,9 @@ test('50 issue-agent processes started at once: 50 certs, 50 rows, 50 distinct s
   const rows = await readDb(path.join(ca.store.dir, 'intermediate'));
   assert.is(rows.length, 50);
   assert.is(new Set(rows.map((r) => r.serial)).size, 50);
-  const serials = names.map((n) => parseCertPem(fs.readFileSync(path.join(ca.store.dir, 'issued', `${n}.crt`), 'utf8')).serial);
+  const serials = names.map(
+    (n) => parseCertPem(fs.readFileSync(path.join(ca.store.dir, 'issued', `${n}.crt`), 'utf8')).serial,
+  );
   assert.is(new Set(serials).size, 50);
   assert.equal([...serials].sort(), rows.map((r) => r.serial).sort(), 'every issued file is in the database');
   assert.equal(rows.map((r) => r.cn).sort(), [...names].sort());

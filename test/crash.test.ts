@@ -20,25 +20,37 @@ const KILLS = Number(process.env.RIVET_CRASH_KILLS ?? 40);
 const SECRET = 'crash test secret';
 let home: string;
 let caDir: string;
-const env = () => ({ RIVET_CA_DIR: caDir, RIVET_ENV_FILE: '/dev/null', RIVET_BOOTSTRAP_SECRET: SECRET, RIVET_LOCK_TIMEOUT_MS: '20000' });
-
-const walk = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-  const p = path.join(dir, e.name);
-  return e.isDirectory() ? walk(p) : [p];
+const env = () => ({
+  RIVET_CA_DIR: caDir,
+  RIVET_ENV_FILE: '/dev/null',
+  RIVET_BOOTSTRAP_SECRET: SECRET,
+  RIVET_LOCK_TIMEOUT_MS: '20000',
 });
+
+const walk = (dir: string): string[] =>
+  fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? walk(p) : [p];
+  });
 
 /** Every violation seen at any instant by the key-mode poller. */
 const modeViolations: string[] = [];
 function watchKeyModes(): () => void {
   const timer = setInterval(() => {
     let files: string[];
-    try { files = walk(caDir); } catch { return; }
+    try {
+      files = walk(caDir);
+    } catch {
+      return;
+    }
     for (const f of files) {
       if (!/\.key$|key[^/]*$/.test(path.basename(f)) || /\.lock/.test(f)) continue;
       try {
         const mode = fs.statSync(f).mode & 0o777;
         if (mode & 0o077) modeViolations.push(`${path.relative(caDir, f)} mode ${mode.toString(8)}`);
-      } catch { /* renamed or removed between readdir and stat */ }
+      } catch {
+        /* renamed or removed between readdir and stat */
+      }
     }
   }, 3);
   return () => clearInterval(timer);
@@ -49,15 +61,22 @@ async function invariants(): Promise<string[]> {
   const bad: string[] = [];
   const files = walk(caDir);
   const rel = (f: string) => path.relative(caDir, f);
-  const left = files.filter((f) => path.basename(f).includes('.rivet-tmp-') || /index\.txt\.new$|serial\.new$|crlnumber\.new$/.test(f));
+  const left = files.filter(
+    (f) => path.basename(f).includes('.rivet-tmp-') || /index\.txt\.new$|serial\.new$|crlnumber\.new$/.test(f),
+  );
   if (left.length) bad.push(`left behind after a successful run: ${left.map(rel).join(', ')}`);
   if (fs.existsSync(path.join(caDir, '.lock'))) bad.push('lock still held after the run finished');
   if (fs.existsSync(path.join(caDir, '.crl-pending'))) bad.push('.crl-pending left after a successful run');
   const intDir = path.join(caDir, 'intermediate');
   let db: Awaited<ReturnType<typeof readDb>> = [];
-  try { db = await readDb(intDir); } catch (err) { bad.push(`index.txt does not parse: ${(err as Error).message}`); }
+  try {
+    db = await readDb(intDir);
+  } catch (err) {
+    bad.push(`index.txt does not parse: ${(err as Error).message}`);
+  }
   const serialText = fs.readFileSync(path.join(intDir, 'serial'), 'utf8').trim();
-  if (!/^[0-9A-F]+$/i.test(serialText) && serialText !== '') bad.push(`serial does not parse: ${JSON.stringify(serialText)}`);
+  if (!/^[0-9A-F]+$/i.test(serialText) && serialText !== '')
+    bad.push(`serial does not parse: ${JSON.stringify(serialText)}`);
   const known = new Set<string>(db.map((e) => e.serial));
   if (known.size !== db.length) bad.push('duplicate serials in index.txt');
   for (const f of fs.readdirSync(path.join(intDir, 'newcerts'))) {
@@ -66,10 +85,17 @@ async function invariants(): Promise<string[]> {
   for (const f of fs.readdirSync(path.join(caDir, 'issued')).filter((n) => n.endsWith('.crt'))) {
     try {
       const leaf = new X509Certificate(fs.readFileSync(path.join(caDir, 'issued', f)));
-      if (!known.has(leaf.serialNumber.toUpperCase())) bad.push(`issued/${f} serial ${leaf.serialNumber} is not in the database`);
+      if (!known.has(leaf.serialNumber.toUpperCase()))
+        bad.push(`issued/${f} serial ${leaf.serialNumber} is not in the database`);
       const key = path.join(caDir, 'issued', f.replace(/\.crt$/, '.key'));
-      if (fs.existsSync(key) && !leaf.checkPrivateKey((await import('node:crypto')).createPrivateKey(fs.readFileSync(key)))) bad.push(`issued/${f} does not match its key`);
-    } catch (err) { bad.push(`issued/${f} does not parse: ${(err as Error).message}`); }
+      if (
+        fs.existsSync(key) &&
+        !leaf.checkPrivateKey((await import('node:crypto')).createPrivateKey(fs.readFileSync(key)))
+      )
+        bad.push(`issued/${f} does not match its key`);
+    } catch (err) {
+      bad.push(`issued/${f} does not parse: ${(err as Error).message}`);
+    }
   }
   try {
     const crls = parseCrlBundle(fs.readFileSync(path.join(caDir, 'crl.pem'), 'utf8'));
@@ -78,12 +104,18 @@ async function invariants(): Promise<string[]> {
     if (!crl) bad.push(`crl.pem holds no CRL of ${intCn}`);
     else {
       const inCrl = crl.revoked.map((r) => r.serial).sort();
-      const inDb = db.filter((e) => e.status === 'R').map((e) => e.serial).sort();
-      if (JSON.stringify(inCrl) !== JSON.stringify(inDb)) bad.push(`CRL revoked set [${inCrl.join(',')}] ≠ database [${inDb.join(',')}]`);
+      const inDb = db
+        .filter((e) => e.status === 'R')
+        .map((e) => e.serial)
+        .sort();
+      if (JSON.stringify(inCrl) !== JSON.stringify(inDb))
+        bad.push(`CRL revoked set [${inCrl.join(',')}] ≠ database [${inDb.join(',')}]`);
     }
     const own = fs.readFileSync(path.join(intDir, 'crl.pem'), 'utf8');
     if (!parseCrlBundle(own).length) bad.push('intermediate/crl.pem holds no CRL');
-  } catch (err) { bad.push(`crl.pem does not parse: ${(err as Error).message}`); }
+  } catch (err) {
+    bad.push(`crl.pem does not parse: ${(err as Error).message}`);
+  }
   return bad;
 }
 
@@ -91,23 +123,55 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts a command in its own process group; kills the whole group after `delay` ms. */
 async function killDuring(args: string[], delay: number): Promise<boolean> {
-  const child = execa(CLI, args, { env: env(), reject: false, detached: true, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
+  const child = execa(CLI, args, {
+    env: env(),
+    reject: false,
+    detached: true,
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'ignore',
+  });
   const done = child.then(() => true);
   const finished = await Promise.race([done, sleep(delay).then(() => false)]);
   if (finished) return false;
-  try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* exited in between */ }
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    /* exited in between */
+  }
   const r = await child;
   return r.signal === 'SIGKILL';
 }
 
 async function startServe(): Promise<{ child: ResultPromise; port: number }> {
-  const child = execa(CLI, ['serve', '--listen', '127.0.0.1:0', '--tls-cert', path.join(caDir, 'issued', 'ct110.crt'), '--tls-key', path.join(caDir, 'issued', 'ct110.key')],
-    { env: env(), reject: false, detached: true, stdin: 'ignore' });
+  const child = execa(
+    CLI,
+    [
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      path.join(caDir, 'issued', 'ct110.crt'),
+      '--tls-key',
+      path.join(caDir, 'issued', 'ct110.key'),
+    ],
+    { env: env(), reject: false, detached: true, stdin: 'ignore' },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     const guard = setTimeout(() => reject(new Error('serve printed no port within 20 s')), 20_000);
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => { out += d; const m = /listening on https:\/\/[^:]+:(\d+)/.exec(out); if (m) { clearTimeout(guard); resolve(Number(m[1])); } });
-    void child.then(() => { clearTimeout(guard); reject(new Error(`serve exited early: ${String(child.stderr ?? '')}`)); });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      const m = /listening on https:\/\/[^:]+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(guard);
+        resolve(Number(m[1]));
+      }
+    });
+    void child.then(() => {
+      clearTimeout(guard);
+      reject(new Error(`serve exited early: ${String(child.stderr ?? '')}`));
+    });
   });
   return { child, port };
 }
@@ -115,10 +179,32 @@ async function startServe(): Promise<{ child: ResultPromise; port: number }> {
 function enroll(port: number, node: string, csr: string, chain: string): Promise<void> {
   return new Promise((resolve) => {
     const body = JSON.stringify({ csr });
-    const req = https.request({ host: '127.0.0.1', port, servername: 'ct110.mesh', ca: chain, method: 'POST', path: '/enroll', agent: false,
-      headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => { res.resume(); res.on('end', resolve); res.on('error', () => resolve()); });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: 'ct110.mesh',
+        ca: chain,
+        method: 'POST',
+        path: '/enroll',
+        agent: false,
+        headers: {
+          authorization: `Bearer ${SECRET}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', resolve);
+        res.on('error', () => resolve());
+      },
+    );
     req.on('error', () => resolve());
-    req.setTimeout(10_000, () => { req.destroy(); resolve(); });
+    req.setTimeout(10_000, () => {
+      req.destroy();
+      resolve();
+    });
     req.end(body);
   });
 }
@@ -126,7 +212,14 @@ function enroll(port: number, node: string, csr: string, chain: string): Promise
 test(`SIGKILL at random moments, ${KILLS} times: every run after a kill succeeds and every invariant holds`, async () => {
   home = await tempDir('rivet-crash-');
   caDir = path.join(home, 'ca');
-  for (const args of [['init'], ['issue-intermediate'], ['issue-node', 'ct110'], ['issue-node', 'ct111'], ['issue-agent', 'opus@ct111'], ['issue-node', 'ct112']]) {
+  for (const args of [
+    ['init'],
+    ['issue-intermediate'],
+    ['issue-node', 'ct110'],
+    ['issue-node', 'ct111'],
+    ['issue-agent', 'opus@ct111'],
+    ['issue-node', 'ct112'],
+  ]) {
     const r = await cli(caDir, args, { env: env() });
     assert.is(r.exitCode, 0, `${args.join(' ')}: ${r.stderr}`);
   }
@@ -150,15 +243,32 @@ test(`SIGKILL at random moments, ${KILLS} times: every run after a kill succeeds
         const delay = Math.random() * 300;
         const pending = enroll(serve.port, node, csr, chain);
         await sleep(delay);
-        try { process.kill(-serve.child.pid!, 'SIGKILL'); } catch { /* gone */ }
+        try {
+          process.kill(-serve.child.pid!, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
         killed = (await serve.child).signal === 'SIGKILL';
         await pending;
       } else {
-        const args = op === 'issue-node' ? ['issue-node', `n${n++}`]
-          : op === 'roster' ? ['issue', '--roster', await (async () => { const f = path.join(home, `roster-${n}`); await fsp.writeFile(f, Array.from({ length: 4 }, () => `r${n++}`).join('\n')); return f; })()]
-            : op === 'renew' ? ['renew', 'ct111', 'ct112', '--within', '400d']
-              : op === 'revoke' ? ['revoke', revocable.shift() ?? 'ct112', '--no-push']
-                : ['crl'];
+        const args =
+          op === 'issue-node'
+            ? ['issue-node', `n${n++}`]
+            : op === 'roster'
+              ? [
+                  'issue',
+                  '--roster',
+                  await (async () => {
+                    const f = path.join(home, `roster-${n}`);
+                    await fsp.writeFile(f, Array.from({ length: 4 }, () => `r${n++}`).join('\n'));
+                    return f;
+                  })(),
+                ]
+              : op === 'renew'
+                ? ['renew', 'ct111', 'ct112', '--within', '400d']
+                : op === 'revoke'
+                  ? ['revoke', revocable.shift() ?? 'ct112', '--no-push']
+                  : ['crl'];
         if (op === 'issue-node') revocable.push(args[1]!);
         // The CLI needs ~0.3 s to start; the window reaches well into the work itself.
         killed = await killDuring(args, Math.random() * 700);
@@ -166,15 +276,19 @@ test(`SIGKILL at random moments, ${KILLS} times: every run after a kill succeeds
       if (killed) kills[op] = (kills[op] ?? 0) + 1;
       // The next command on the same CA: must succeed (recovery, lock broken), then the invariants.
       const next = await cli(caDir, attempts % 2 ? ['crl'] : ['issue-node', `a${n++}`], { env: env() });
-      if (next.exitCode !== 0) violations.push(`after killing ${op}: next command failed (${next.exitCode}): ${next.stderr.trim()}`);
-      for (const v of await invariants()) violations.push(`after ${killed ? 'killing' : 'running'} ${op} (#${attempts}): ${v}`);
+      if (next.exitCode !== 0)
+        violations.push(`after killing ${op}: next command failed (${next.exitCode}): ${next.stderr.trim()}`);
+      for (const v of await invariants())
+        violations.push(`after ${killed ? 'killing' : 'running'} ${op} (#${attempts}): ${v}`);
       if (violations.length > 20) break;
     }
   } finally {
     stopWatch();
   }
   const total = Object.values(kills).reduce((a, b) => a + b, 0);
-  process.stdout.write(`\ncrash: ${total} kills in ${attempts} attempts, ${Math.round((Date.now() - started) / 1000)} s — ${JSON.stringify(kills)}; invariant violations ${violations.length}, key-mode violations ${modeViolations.length}\n`);
+  process.stdout.write(
+    `\ncrash: ${total} kills in ${attempts} attempts, ${Math.round((Date.now() - started) / 1000)} s — ${JSON.stringify(kills)}; invariant violations ${violations.length}, key-mode violations ${modeViolations.length}\n`,
+  );
   assert.equal(violations, []);
   assert.equal([...new Set(modeViolations)], [], 'no key file wider than 0600 at any instant');
   assert.ok(total >= KILLS, `${total} kills, wanted ${KILLS}`);

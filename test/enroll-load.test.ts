@@ -25,17 +25,35 @@ test('100 concurrent enrollments while the CLI issues agents: all answered, all 
     // run), half bare ones as curl users make them (signed one by one): both paths under load.
     const csrs: string[] = [];
     for (let i = 0; i < names.length; i += 10) {
-      csrs.push(...(await Promise.all(names.slice(i, i + 10).map(async (n, k) => ((i + k) % 2
-        ? (await newCsr(fx.work, `${n}.mesh`, key)).csr
-        : await csrForKey(key, leafProfile({ kind: 'node', nodeId: nodeId(n) }, fx.ca.domain)))))));
+      csrs.push(
+        ...(await Promise.all(
+          names
+            .slice(i, i + 10)
+            .map(async (n, k) =>
+              (i + k) % 2
+                ? (await newCsr(fx.work, `${n}.mesh`, key)).csr
+                : await csrForKey(key, leafProfile({ kind: 'node', nodeId: nodeId(n) }, fx.ca.domain)),
+            ),
+        )),
+      );
     }
     // The operator's loop: issue-agent until told to stop (and at least 3 times), as a child process.
     const stop = path.join(fx.work, 'stop');
-    const loop = execa('bash', ['-c', `i=0; while [ ! -e "$STOP" ] || [ $i -lt 3 ]; do i=$((i+1)); "$CLI" issue-agent "a$i@ct110" >/dev/null || exit 1; done; echo $i`], {
-      env: { RIVET_CA_DIR: fx.ca.store.dir, RIVET_ENV_FILE: '/dev/null', STOP: stop, CLI }, reject: false,
-    });
+    const loop = execa(
+      'bash',
+      [
+        '-c',
+        `i=0; while [ ! -e "$STOP" ] || [ $i -lt 3 ]; do i=$((i+1)); "$CLI" issue-agent "a$i@ct110" >/dev/null || exit 1; done; echo $i`,
+      ],
+      {
+        env: { RIVET_CA_DIR: fx.ca.store.dir, RIVET_ENV_FILE: '/dev/null', STOP: stop, CLI },
+        reject: false,
+      },
+    );
     const started = Date.now();
-    const replies = await Promise.all(csrs.map((csr) => call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } })));
+    const replies = await Promise.all(
+      csrs.map((csr) => call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } })),
+    );
     const elapsed = Date.now() - started;
     fs.writeFileSync(stop, '');
     const cliRun = await loop;
@@ -44,22 +62,38 @@ test('100 concurrent enrollments while the CLI issues agents: all answered, all 
 
     const statuses = replies.map((r) => r.status);
     assert.is(statuses.filter((s) => s >= 500).length, 0, 'no 5xx');
-    assert.equal(statuses.filter((s) => s !== 200), [], replies.filter((r) => r.status !== 200).map((r) => r.text).join('\n'));
+    assert.equal(
+      statuses.filter((s) => s !== 200),
+      [],
+      replies
+        .filter((r) => r.status !== 200)
+        .map((r) => r.text)
+        .join('\n'),
+    );
     const certs = replies.map((r) => parseCertPem(r.json.cert));
     for (const [i, c] of certs.entries()) {
       const p = leafProfile({ kind: 'node', nodeId: nodeId(names[i]!) }, fx.ca.domain);
-      assert.equal([c.subjectCNs, c.dns, c.uris, c.ca], [[p.cn], p.dns, p.uris, false], `${names[i]}: what the profile says, whichever path signed it`);
+      assert.equal(
+        [c.subjectCNs, c.dns, c.uris, c.ca],
+        [[p.cn], p.dns, p.uris, false],
+        `${names[i]}: what the profile says, whichever path signed it`,
+      );
     }
     const serials = certs.map((c) => c.serial);
     assert.is(new Set(serials).size, 100, 'distinct serials');
-    assert.equal(replies.map((r) => r.json.cn).sort(), names.map((n) => `${n}.mesh`));
+    assert.equal(
+      replies.map((r) => r.json.cn).sort(),
+      names.map((n) => `${n}.mesh`),
+    );
     const rows = await readDb(path.join(fx.ca.store.dir, 'intermediate'));
     const inDb = new Set(rows.map((r) => r.serial));
     for (const s of serials) assert.ok(inDb.has(s), `serial ${s} is in the database`);
     assert.is(rows.filter((r) => /^a\d+@ct110$/.test(r.cn)).length, agents, 'every CLI agent is in the database too');
     assert.is(rows.length, 1 + 100 + agents);
     assert.is(new Set(rows.map((r) => r.serial)).size, rows.length);
-    process.stderr.write(`  [load] 100 enrollments in ${elapsed} ms, ${agents} CLI agents alongside, ${statuses.filter((s) => s >= 500).length} 5xx\n`);
+    process.stderr.write(
+      `  [load] 100 enrollments in ${elapsed} ms, ${agents} CLI agents alongside, ${statuses.filter((s) => s >= 500).length} 5xx\n`,
+    );
   } finally {
     await fx.close();
   }
@@ -70,7 +104,10 @@ test('twenty wrong-secret attempts from one address are throttled (429) while an
   try {
     const { csr } = await newCsr(fx.work, 'ct150.mesh');
     const statuses: number[] = [];
-    for (let i = 0; i < 20; i++) statuses.push((await call(fx, 'POST', '/enroll', { bearer: `guess-${i}`, body: { csr }, localAddress: '127.0.0.1' })).status);
+    for (let i = 0; i < 20; i++)
+      statuses.push(
+        (await call(fx, 'POST', '/enroll', { bearer: `guess-${i}`, body: { csr }, localAddress: '127.0.0.1' })).status,
+      );
     assert.equal(statuses.slice(0, 10), Array(10).fill(401));
     assert.equal(statuses.slice(10), Array(10).fill(429));
     const blocked = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr }, localAddress: '127.0.0.1' });

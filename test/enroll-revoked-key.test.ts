@@ -17,9 +17,11 @@ test.before(async () => {
   node = { cert: enrolled.cert, key: enrolled.key };
   nodeKeyFile = enrolled.keyFile;
 });
-test.after(async () => { await fx.close(); });
+test.after(async () => {
+  await fx.close();
+});
 
-test('/agents refuses to re-certify a revoked agent\'s key; a new key is accepted', async () => {
+test("/agents refuses to re-certify a revoked agent's key; a new key is accepted", async () => {
   const first = await newCsr(fx.work, 'opus@ct121');
   assert.is((await call(fx, 'POST', '/agents', { body: { csr: first.csr }, ...node })).status, 200);
   const revoked = await revoke(fx.ca, 'opus@ct121', { reason: 'keyCompromise' });
@@ -39,17 +41,28 @@ test('/enroll with the bootstrap secret refuses the key of a revoked node certif
   assert.is((await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } })).status, 200);
   await revoke(fx.ca, 'ct122', { reason: 'keyCompromise' });
   const before = caState(fx.ca);
-  const r = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await newCsr(fx.work, 'ct122.mesh', key)).csr } });
+  const r = await call(fx, 'POST', '/enroll', {
+    bearer: SECRET,
+    body: { csr: (await newCsr(fx.work, 'ct122.mesh', key)).csr },
+  });
   assert.is(r.status, 403, r.text);
   assert.is(r.json.error.code, 'revoked_key');
   assert.equal(caState(fx.ca), before, 'nothing signed');
-  assert.is((await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await newCsr(fx.work, 'ct122.mesh')).csr } })).status, 200);
+  assert.is(
+    (await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await newCsr(fx.work, 'ct122.mesh')).csr } }))
+      .status,
+    200,
+  );
 });
 
 test('renewal with the live key still works', async () => {
   // Renewal opens in the last third of a certificate's life: renew from one issued 70 days ago.
   const old = await backdated(fx.ca, { kind: 'node', nodeId: nodeId('ct121') }, nodeKeyFile, 70, { retire: true });
-  const r = await call(fx, 'POST', '/renew', { body: { csr: (await newCsr(fx.work, 'ct121.mesh', nodeKeyFile)).csr }, cert: old, key: node.key });
+  const r = await call(fx, 'POST', '/renew', {
+    body: { csr: (await newCsr(fx.work, 'ct121.mesh', nodeKeyFile)).csr },
+    cert: old,
+    key: node.key,
+  });
   assert.is(r.status, 200, r.text);
 });
 

@@ -22,8 +22,12 @@ import { writeBundleLocked } from '../lib/ca/published.ts';
 import { transaction } from '../lib/sign/transaction.ts';
 
 let fx: Fixture;
-test.before(async () => { fx = await enrollFixture(); });
-test.after(async () => { await fx.close(); });
+test.before(async () => {
+  fx = await enrollFixture();
+});
+test.after(async () => {
+  await fx.close();
+});
 
 test('enroll with curl → renew over mTLS with the issued cert → mint an agent → fetch CRL and CA', async () => {
   const { key, csr } = await newCsr(fx.work, 'ct111.mesh');
@@ -34,8 +38,21 @@ test('enroll with curl → renew over mTLS with the issued cert → mint an agen
   const secretHeader = path.join(fx.work, 'auth.hdr'); // header from a file: the secret stays out of argv
   fs.writeFileSync(secretHeader, `Authorization: Bearer ${SECRET}\n`);
   const url = `https://ct110.mesh:${fx.service.port}`;
-  const curl = await execa('curl', ['-sS', '--fail-with-body', '--cacert', chainFile, '--resolve', `ct110.mesh:${fx.service.port}:127.0.0.1`,
-    '-H', `@${secretHeader}`, '-H', 'content-type: application/json', '--data-binary', `@${body}`, `${url}/enroll`]);
+  const curl = await execa('curl', [
+    '-sS',
+    '--fail-with-body',
+    '--cacert',
+    chainFile,
+    '--resolve',
+    `ct110.mesh:${fx.service.port}:127.0.0.1`,
+    '-H',
+    `@${secretHeader}`,
+    '-H',
+    'content-type: application/json',
+    '--data-binary',
+    `@${body}`,
+    `${url}/enroll`,
+  ]);
   const enrolled = JSON.parse(String(curl.stdout));
   assert.is(enrolled.cn, 'ct111.mesh');
   const [leaf, intermediate] = parseCertsPem(enrolled.cert);
@@ -44,14 +61,20 @@ test('enroll with curl → renew over mTLS with the issued cert → mint an agen
   assert.equal(leaf!.dns, ['ct111.mesh', 'ct111-mcp.mesh', 'ct111-runtime-rpc.mesh', 'api.ct111.mesh']);
   assert.equal(leaf!.ips, ['10.1.2.3']);
   assert.equal(leaf!.uris, ['spiffe://mesh/node/ct111']);
-  assert.ok(publicKeyDer(leaf!.x509).equals(publicKeyDer(publicKeyOfPrivatePem(fs.readFileSync(key, 'utf8')))), 'certifies the CSR key');
+  assert.ok(
+    publicKeyDer(leaf!.x509).equals(publicKeyDer(publicKeyOfPrivatePem(fs.readFileSync(key, 'utf8')))),
+    'certifies the CSR key',
+  );
   assert.is(enrolled.chain, fx.chain);
   assert.is(parseCrlBundle(enrolled.crl).length, 2, 'CRL bundle: intermediate + root');
 
   const nodeKey = fs.readFileSync(key);
   // Renewal opens in the last third of a certificate's life: renew from one issued 70 days ago for
   // this key (as if this node had enrolled then), the fresh one retired.
-  const old = await backdated(fx.ca, { kind: 'node', nodeId: nodeId('ct111') }, key, 70, { sans: ['DNS:api.ct111.mesh', 'IP:10.1.2.3'].map(parseSan), retire: true });
+  const old = await backdated(fx.ca, { kind: 'node', nodeId: nodeId('ct111') }, key, 70, {
+    sans: ['DNS:api.ct111.mesh', 'IP:10.1.2.3'].map(parseSan),
+    retire: true,
+  });
   const renewCsr = await newCsr(fx.work, 'ct111.mesh', key);
   const renewed = await call(fx, 'POST', '/renew', { body: { csr: renewCsr.csr }, cert: old, key: nodeKey });
   assert.is(renewed.status, 200, renewed.text);
@@ -74,13 +97,17 @@ test('enroll with curl → renew over mTLS with the issued cert → mint an agen
   assert.is(crl.text, fs.readFileSync(fx.ca.store.crlBundle, 'utf8'));
   const chain = await call(fx, 'GET', '/ca.crt');
   assert.is(chain.status, 200);
-  assert.equal(parseCertsPem(chain.text).map((c) => c.subjectCNs[0]), ['Rivet Intermediate CA 1', 'Rivet Root CA']);
+  assert.equal(
+    parseCertsPem(chain.text).map((c) => c.subjectCNs[0]),
+    ['Rivet Intermediate CA 1', 'Rivet Root CA'],
+  );
 
   // What we got actually works for mTLS: the agent cert verifies against the fetched chain + CRLs.
   const ctx = tls.createSecureContext({ ca: chain.text, crl: splitCrlBundle(crl.text) });
   assert.ok(ctx, 'chain and CRL bundle load');
   const rows = (await readDb(path.join(fx.ca.store.dir, 'intermediate'))).map((r) => r.serial);
-  for (const s of [leaf!.serial, renewedLeaf.serial, agentLeaf.serial]) assert.ok(rows.includes(s), `serial ${s} is in the database`);
+  for (const s of [leaf!.serial, renewedLeaf.serial, agentLeaf.serial])
+    assert.ok(rows.includes(s), `serial ${s} is in the database`);
   const audit = fs.readFileSync(fx.ca.store.auditLog, 'utf8');
   assert.match(audit, /"event":"enroll","result":"ok","cn":"ct111.mesh"/);
   assert.match(audit, /"event":"renew","result":"ok"/);
@@ -88,7 +115,7 @@ test('enroll with curl → renew over mTLS with the issued cert → mint an agen
   assert.not.ok(audit.includes(SECRET), 'audit.log never holds the secret');
 });
 
-test('healthz reports liveness and the CRLs\' nextUpdate', async () => {
+test("healthz reports liveness and the CRLs' nextUpdate", async () => {
   const r = await call(fx, 'GET', '/healthz');
   assert.is(r.status, 200);
   assert.is(r.json.status, 'ok');
@@ -103,7 +130,7 @@ test('a one-time token from `rivet-ca token` enrolls its node once; the token is
   assert.match(token, /^rvt_[A-Za-z0-9_-]{43}$/);
   const store = fs.readFileSync(path.join(fx.ca.store.dir, 'enroll-tokens.json'), 'utf8');
   assert.not.ok(store.includes(token), 'token store holds no token');
-  assert.is((fs.statSync(path.join(fx.ca.store.dir, 'enroll-tokens.json')).mode & 0o777), 0o600);
+  assert.is(fs.statSync(path.join(fx.ca.store.dir, 'enroll-tokens.json')).mode & 0o777, 0o600);
   assert.not.ok(fs.readFileSync(fx.ca.store.auditLog, 'utf8').includes(token), 'audit.log holds no token');
   const { csr } = await newCsr(fx.work, 'ct120.mesh');
   const first = await call(fx, 'POST', '/enroll', { bearer: token, body: { csr } });
@@ -122,21 +149,47 @@ test('unknown paths are 404 and wrong methods 405, as JSON errors', async () => 
 });
 
 test('`rivet-ca serve` runs as a process: prints its port, warns about MESH_SECRET, enrolls, stops on SIGTERM', async () => {
-  const child = execa(CLI, ['serve', '--listen', '127.0.0.1:0', '--tls-cert', fx.ca.store.issued('ct110', 'crt'), '--tls-key', fx.ca.store.issued('ct110', 'key')], {
-    env: { RIVET_CA_DIR: fx.ca.store.dir, RIVET_ENV_FILE: '/dev/null', MESH_SECRET: 'legacy secret value' }, reject: false,
-  });
+  const child = execa(
+    CLI,
+    [
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      fx.ca.store.issued('ct110', 'crt'),
+      '--tls-key',
+      fx.ca.store.issued('ct110', 'key'),
+    ],
+    {
+      env: { RIVET_CA_DIR: fx.ca.store.dir, RIVET_ENV_FILE: '/dev/null', MESH_SECRET: 'legacy secret value' },
+      reject: false,
+    },
+  );
   try {
     const port = await new Promise<number>((resolve, reject) => {
       const guard = setTimeout(() => reject(new Error('serve printed no port within 20 s')), 20_000);
       child.stdout!.on('data', (d: Buffer) => {
         const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(d.toString());
-        if (m) { clearTimeout(guard); resolve(Number(m[1])); }
+        if (m) {
+          clearTimeout(guard);
+          resolve(Number(m[1]));
+        }
       });
     });
-    const health = await execa('curl', ['-sS', '--cacert', fx.ca.store.chainFile, '--resolve', `ct110.mesh:${port}:127.0.0.1`, `https://ct110.mesh:${port}/healthz`]);
+    const health = await execa('curl', [
+      '-sS',
+      '--cacert',
+      fx.ca.store.chainFile,
+      '--resolve',
+      `ct110.mesh:${port}:127.0.0.1`,
+      `https://ct110.mesh:${port}/healthz`,
+    ]);
     assert.is(JSON.parse(String(health.stdout)).status, 'ok');
     const { csr } = await newCsr(fx.work, 'ct160.mesh');
-    const r = await call({ ...fx, service: { ...fx.service, port } }, 'POST', '/enroll', { bearer: 'legacy secret value', body: { csr } });
+    const r = await call({ ...fx, service: { ...fx.service, port } }, 'POST', '/enroll', {
+      bearer: 'legacy secret value',
+      body: { csr },
+    });
     assert.is(r.status, 200, r.text);
   } finally {
     child.kill('SIGTERM');
@@ -162,16 +215,23 @@ test('`rivet-ca token` refuses a bad node-id and a bad --ttl with exit 2, mintin
 test('the service re-signs a CRL that is due, at start and while running, so it never lapses', async () => {
   const ca = await freshCa();
   await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
-  const makeDue = () => transaction(ca, 'test: CRL nearly lapsed', async () => {
-    await signCrl(await ca.store.current(), 1); // one hour left: well inside the 3-day window
-    await writeBundleLocked(ca);
-  });
+  const makeDue = () =>
+    transaction(ca, 'test: CRL nearly lapsed', async () => {
+      await signCrl(await ca.store.current(), 1); // one hour left: well inside the 3-day window
+      await writeBundleLocked(ca);
+    });
   const intermediateNext = () => parseCrlBundle(fs.readFileSync(ca.store.crlBundle, 'utf8'))[0]!.nextUpdate!.getTime();
   await makeDue();
   assert.ok(intermediateNext() < Date.now() + 2 * 3_600_000);
   const service = await startEnrollService({
-    ca, sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS), secret: SECRET, host: '127.0.0.1', port: 0,
-    tlsCert: ca.store.issued('ct110', 'crt'), tlsKey: ca.store.issued('ct110', 'key'), limits: { crlRefreshMs: 200, reloadCheckMs: 100 },
+    ca,
+    sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS),
+    secret: SECRET,
+    host: '127.0.0.1',
+    port: 0,
+    tlsCert: ca.store.issued('ct110', 'crt'),
+    tlsKey: ca.store.issued('ct110', 'key'),
+    limits: { crlRefreshMs: 200, reloadCheckMs: 100 },
   });
   try {
     assert.ok(intermediateNext() > Date.now() + 6 * 86_400_000, 're-signed at start');
@@ -181,7 +241,11 @@ test('the service re-signs a CRL that is due, at start and while running, so it 
       assert.ok(Date.now() < deadline, 'CRL re-signed by the running service within 10 s');
       await new Promise((r) => setTimeout(r, 100));
     }
-    const health = await call({ ca, service, chain: fs.readFileSync(ca.store.chainFile, 'utf8'), work: '', close: async () => {} }, 'GET', '/healthz');
+    const health = await call(
+      { ca, service, chain: fs.readFileSync(ca.store.chainFile, 'utf8'), work: '', close: async () => {} },
+      'GET',
+      '/healthz',
+    );
     assert.is(health.json.status, 'ok');
   } finally {
     await service.close();

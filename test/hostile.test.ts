@@ -15,10 +15,28 @@ import { forgeCsrDer, toPem, type CsrSpec } from './hostile/forge.ts';
 import { corpus, expandDeep } from './hostile/corpus.ts';
 
 type CliCase = { name: string; args: string[]; files?: Record<string, string>; err: string };
-type CsrCase = { name: string; spec: CsrSpec; wrap?: string; sign: { err?: string; issued?: boolean }; enroll: { status?: number; code?: string; issued?: boolean } };
+type CsrCase = {
+  name: string;
+  spec: CsrSpec;
+  wrap?: string;
+  sign: { err?: string; issued?: boolean };
+  enroll: { status?: number; code?: string; issued?: boolean };
+};
 type HttpCase = {
-  name: string; method: string; path: string; auth?: 'secret'; headers?: Record<string, string>; body?: string; bodyHex?: string; json?: unknown;
-  csr?: string; sans?: string[]; sansRepeat?: [string, number]; raw?: string; status: number; code?: string;
+  name: string;
+  method: string;
+  path: string;
+  auth?: 'secret';
+  headers?: Record<string, string>;
+  body?: string;
+  bodyHex?: string;
+  json?: unknown;
+  csr?: string;
+  sans?: string[];
+  sansRepeat?: [string, number];
+  raw?: string;
+  status: number;
+  code?: string;
 };
 
 const cliCases = corpus<CliCase>('cli.jsonl');
@@ -37,10 +55,15 @@ test.before(async () => {
 test.after(async () => {
   await fx.close();
   const total = counts.cli + counts.sign + counts.enroll + counts.http;
-  process.stdout.write(`\nhostile corpus: ${total} cases passed — CLI ${counts.cli}, CSR via sign ${counts.sign}, CSR via /enroll ${counts.enroll}, HTTP API ${counts.http}\n`);
+  process.stdout.write(
+    `\nhostile corpus: ${total} cases passed — CLI ${counts.cli}, CSR via sign ${counts.sign}, CSR via /enroll ${counts.enroll}, HTTP API ${counts.http}\n`,
+  );
 });
 
-if (process.env.HOSTILE_LOG) test.before.each((ctx) => { process.stderr.write(`hostile: ${ctx.__test__}\n`); });
+if (process.env.HOSTILE_LOG)
+  test.before.each((ctx) => {
+    process.stderr.write(`hostile: ${ctx.__test__}\n`);
+  });
 
 const STACK = /\n\s+at .+[:(]\d+|at .*\.(ts|js|mjs):\d+/;
 
@@ -59,9 +82,10 @@ cliCases.forEach((raw, i) => {
     const c = expandDeep(raw, `hc${i}`);
     const dir = fs.mkdtempSync(path.join(work, 'cli-'));
     const files: Record<string, string> = {};
-    for (const [name, content] of Object.entries(c.files ?? {})) fs.writeFileSync(files[name] = path.join(dir, name), content);
-    if (!files.csr) fs.writeFileSync(files.csr = path.join(dir, 'csr'), await validCsr());
-    const args = c.args.map((a) => a === '{dir:}' ? dir : a.replace(/^\{file:(\w+)\}$/, (_, n: string) => files[n]!));
+    for (const [name, content] of Object.entries(c.files ?? {}))
+      fs.writeFileSync((files[name] = path.join(dir, name)), content);
+    if (!files.csr) fs.writeFileSync((files.csr = path.join(dir, 'csr')), await validCsr());
+    const args = c.args.map((a) => (a === '{dir:}' ? dir : a.replace(/^\{file:(\w+)\}$/, (_, n: string) => files[n]!)));
     const before = snapshot(fx.ca.store.dir);
     const r = await cli(fx.ca, args);
     assertOneLineRefusal(r, c.err, c.name);
@@ -76,19 +100,32 @@ function wrap(der: Buffer, how = 'pem'): Buffer {
   const pem = toPem(der);
   const body = der.subarray(der[1]! & 0x80 ? 2 + (der[1]! & 0x7f) : 2);
   switch (how) {
-    case 'pem': return Buffer.from(pem);
-    case 'truncate-half': return Buffer.from(toPem(der.subarray(0, der.length >> 1)));
-    case 'cut-pem': return Buffer.from(pem.slice(0, pem.length >> 1));
-    case 'der': return der;
-    case 'label-certificate': return Buffer.from(toPem(der, 'CERTIFICATE'));
-    case 'two': return Buffer.from(pem + pem);
-    case 'empty': return Buffer.from('-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n');
-    case 'nul-inside': return Buffer.from(`${pem.slice(0, 70)}\0\0${pem.slice(70)}`);
-    case 'der-trailing': return Buffer.from(toPem(Buffer.concat([der, Buffer.from('garbage')])));
-    case 'indefinite': return Buffer.from(toPem(Buffer.concat([Buffer.from([0x30, 0x80]), body, Buffer.from([0, 0])])));
-    case 'huge-length': return Buffer.from(toPem(Buffer.concat([Buffer.from([0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), body])));
-    case 'oversized': return Buffer.from(`${'x'.repeat(70_000)}\n${pem}`);
-    default: throw new Error(`unknown wrap ${how}`);
+    case 'pem':
+      return Buffer.from(pem);
+    case 'truncate-half':
+      return Buffer.from(toPem(der.subarray(0, der.length >> 1)));
+    case 'cut-pem':
+      return Buffer.from(pem.slice(0, pem.length >> 1));
+    case 'der':
+      return der;
+    case 'label-certificate':
+      return Buffer.from(toPem(der, 'CERTIFICATE'));
+    case 'two':
+      return Buffer.from(pem + pem);
+    case 'empty':
+      return Buffer.from('-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n');
+    case 'nul-inside':
+      return Buffer.from(`${pem.slice(0, 70)}\0\0${pem.slice(70)}`);
+    case 'der-trailing':
+      return Buffer.from(toPem(Buffer.concat([der, Buffer.from('garbage')])));
+    case 'indefinite':
+      return Buffer.from(toPem(Buffer.concat([Buffer.from([0x30, 0x80]), body, Buffer.from([0, 0])])));
+    case 'huge-length':
+      return Buffer.from(toPem(Buffer.concat([Buffer.from([0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), body])));
+    case 'oversized':
+      return Buffer.from(`${'x'.repeat(70_000)}\n${pem}`);
+    default:
+      throw new Error(`unknown wrap ${how}`);
   }
 }
 
@@ -97,7 +134,10 @@ function assertProfileOnly(pem: string, node: string) {
   const leaf = new X509Certificate(pem);
   assert.is(leaf.ca, false, 'leaf is CA:FALSE');
   assert.is(leaf.subject, `CN=${node}.mesh`);
-  assert.is(leaf.subjectAltName, `DNS:${node}.mesh, DNS:${node}-mcp.mesh, DNS:${node}-runtime-rpc.mesh, URI:spiffe://mesh/node/${node}`);
+  assert.is(
+    leaf.subjectAltName,
+    `DNS:${node}.mesh, DNS:${node}-mcp.mesh, DNS:${node}-runtime-rpc.mesh, URI:spiffe://mesh/node/${node}`,
+  );
 }
 
 csrCases.forEach((raw, i) => {
@@ -123,7 +163,12 @@ csrCases.forEach((raw, i) => {
     const c = expandDeep(raw, node);
     const csr = wrap(await forgeCsrDer(c.spec), c.wrap).toString('latin1');
     const before = caState(fx.ca);
-    const r = await request({ method: 'POST', path: '/enroll', headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ csr })) });
+    const r = await request({
+      method: 'POST',
+      path: '/enroll',
+      headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ csr })),
+    });
     assert.not.match(r.text, STACK, 'no stack trace');
     if (c.enroll.issued) {
       assert.is(r.status, 200, r.text);
@@ -145,19 +190,38 @@ type Reply = { status: number; text: string; head: string };
  * One request over a raw TLS socket, so the corpus can send what a well-behaved client library
  * would refuse to (control characters, conflicting framing, lies about the length).
  */
-function request(opts: { method: string; path: string; headers?: Record<string, string>; body?: Buffer; raw?: string }): Promise<Reply> {
+function request(opts: {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  raw?: string;
+}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = tls.connect({ host: '127.0.0.1', port: fx.service.port, servername: 'ct110.mesh', ca: fx.chain }, () => {
-      if (opts.raw !== undefined) return void socket.write(opts.raw);
-      const head = [`${opts.method} ${opts.path} HTTP/1.1`, 'Host: ct110.mesh', 'Connection: close',
-        ...Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}`), ...(opts.body ? [`Content-Length: ${opts.body.length}`] : [])].join('\r\n');
-      socket.write(`${head}\r\n\r\n`);
-      if (opts.body) socket.write(opts.body);
-    });
-    const guard = setTimeout(() => { socket.destroy(); reject(new Error(`no complete reply within 20 s to ${opts.method} ${opts.path}`)); }, 20_000);
+    const socket = tls.connect(
+      { host: '127.0.0.1', port: fx.service.port, servername: 'ct110.mesh', ca: fx.chain },
+      () => {
+        if (opts.raw !== undefined) return void socket.write(opts.raw);
+        const head = [
+          `${opts.method} ${opts.path} HTTP/1.1`,
+          'Host: ct110.mesh',
+          'Connection: close',
+          ...Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
+          ...(opts.body ? [`Content-Length: ${opts.body.length}`] : []),
+        ].join('\r\n');
+        socket.write(`${head}\r\n\r\n`);
+        if (opts.body) socket.write(opts.body);
+      },
+    );
+    const guard = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete reply within 20 s to ${opts.method} ${opts.path}`));
+    }, 20_000);
     socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('error', () => { /* a reset after the reply is fine */ });
+    socket.on('error', () => {
+      /* a reset after the reply is fine */
+    });
     socket.on('close', () => {
       clearTimeout(guard);
       const all = Buffer.concat(chunks).toString('utf8');
@@ -167,9 +231,11 @@ function request(opts: { method: string; path: string; headers?: Record<string, 
       if (/transfer-encoding: chunked/i.test(head)) {
         let out = '';
         for (let rest = text; ;) {
-          const nl = rest.indexOf('\r\n'); const n = parseInt(rest.slice(0, nl), 16);
+          const nl = rest.indexOf('\r\n');
+          const n = parseInt(rest.slice(0, nl), 16);
           if (!(n > 0)) break;
-          out += rest.slice(nl + 2, nl + 2 + n); rest = rest.slice(nl + 4 + n);
+          out += rest.slice(nl + 2, nl + 2 + n);
+          rest = rest.slice(nl + 4 + n);
         }
         text = out;
       }
@@ -187,7 +253,10 @@ httpCases.forEach((raw, i) => {
   test(`HTTP API: ${raw.name} → ${raw.status}${raw.code ? ` ${raw.code}` : ''}`, async () => {
     const node = `hh${i}`;
     const c = expandDeep(raw, node);
-    const headers: Record<string, string> = { ...(c.auth === 'secret' ? { authorization: `Bearer ${SECRET}` } : {}), ...c.headers };
+    const headers: Record<string, string> = {
+      ...(c.auth === 'secret' ? { authorization: `Bearer ${SECRET}` } : {}),
+      ...c.headers,
+    };
     let body: Buffer | undefined;
     if (c.body !== undefined) body = Buffer.from(c.body);
     if (c.bodyHex !== undefined) body = Buffer.from(c.bodyHex, 'hex');
@@ -213,7 +282,12 @@ httpCases.forEach((raw, i) => {
 test('the corpus holds at least 60 cases, and every one ran', () => {
   const total = cliCases.length + 2 * csrCases.length + httpCases.length;
   assert.ok(total >= 60, `corpus has ${total} cases`);
-  assert.equal(counts, { cli: cliCases.length, sign: csrCases.length, enroll: csrCases.length, http: httpCases.length });
+  assert.equal(counts, {
+    cli: cliCases.length,
+    sign: csrCases.length,
+    enroll: csrCases.length,
+    http: httpCases.length,
+  });
 });
 
 test.run();

@@ -25,19 +25,91 @@ import { cli, tempDir, type CliResult } from './helpers/ca.ts';
 import { loadMeshTls, meshServerOptions, peerIdentity } from '../lib/index.ts';
 
 type Purpose = 'server' | 'client';
-type Case = { name: string; cn: string; ca: 'ours' | 'foreign'; purpose: Purpose; host: string; accept: boolean; why: string };
+type Case = {
+  name: string;
+  cn: string;
+  ca: 'ours' | 'foreign';
+  purpose: Purpose;
+  host: string;
+  accept: boolean;
+  why: string;
+};
 
 const CASES: Case[] = [
   { name: 'node as server', cn: 'ct111', ca: 'ours', purpose: 'server', host: 'ct111.mesh', accept: true, why: 'good' },
   { name: 'node as client', cn: 'ct111', ca: 'ours', purpose: 'client', host: 'ct111.mesh', accept: true, why: 'good' },
-  { name: 'agent as client', cn: 'opus@ct111', ca: 'ours', purpose: 'client', host: 'ct111.mesh', accept: true, why: 'good' },
-  { name: 'agent as server', cn: 'opus@ct111', ca: 'ours', purpose: 'server', host: 'ct111.mesh', accept: false, why: 'wrong EKU' },
-  { name: 'revoked node as server', cn: 'ct112', ca: 'ours', purpose: 'server', host: 'ct112.mesh', accept: false, why: 'revoked' },
-  { name: 'revoked agent as client', cn: 'haiku@ct112', ca: 'ours', purpose: 'client', host: 'ct112.mesh', accept: false, why: 'revoked' },
-  { name: 'expired node as server', cn: 'ct113', ca: 'ours', purpose: 'server', host: 'ct113.mesh', accept: false, why: 'expired' },
-  { name: 'expired agent as client', cn: 'old@ct113', ca: 'ours', purpose: 'client', host: 'ct113.mesh', accept: false, why: 'expired' },
-  { name: 'foreign-CA node as server', cn: 'ct111', ca: 'foreign', purpose: 'server', host: 'ct111.mesh', accept: false, why: 'foreign CA' },
-  { name: 'foreign-CA agent as client', cn: 'opus@ct111', ca: 'foreign', purpose: 'client', host: 'ct111.mesh', accept: false, why: 'foreign CA' },
+  {
+    name: 'agent as client',
+    cn: 'opus@ct111',
+    ca: 'ours',
+    purpose: 'client',
+    host: 'ct111.mesh',
+    accept: true,
+    why: 'good',
+  },
+  {
+    name: 'agent as server',
+    cn: 'opus@ct111',
+    ca: 'ours',
+    purpose: 'server',
+    host: 'ct111.mesh',
+    accept: false,
+    why: 'wrong EKU',
+  },
+  {
+    name: 'revoked node as server',
+    cn: 'ct112',
+    ca: 'ours',
+    purpose: 'server',
+    host: 'ct112.mesh',
+    accept: false,
+    why: 'revoked',
+  },
+  {
+    name: 'revoked agent as client',
+    cn: 'haiku@ct112',
+    ca: 'ours',
+    purpose: 'client',
+    host: 'ct112.mesh',
+    accept: false,
+    why: 'revoked',
+  },
+  {
+    name: 'expired node as server',
+    cn: 'ct113',
+    ca: 'ours',
+    purpose: 'server',
+    host: 'ct113.mesh',
+    accept: false,
+    why: 'expired',
+  },
+  {
+    name: 'expired agent as client',
+    cn: 'old@ct113',
+    ca: 'ours',
+    purpose: 'client',
+    host: 'ct113.mesh',
+    accept: false,
+    why: 'expired',
+  },
+  {
+    name: 'foreign-CA node as server',
+    cn: 'ct111',
+    ca: 'foreign',
+    purpose: 'server',
+    host: 'ct111.mesh',
+    accept: false,
+    why: 'foreign CA',
+  },
+  {
+    name: 'foreign-CA agent as client',
+    cn: 'opus@ct111',
+    ca: 'foreign',
+    purpose: 'client',
+    host: 'ct111.mesh',
+    accept: false,
+    why: 'foreign CA',
+  },
 ];
 
 let home: string;
@@ -65,9 +137,22 @@ test.before(async () => {
     // --no-uri-constraint: Python cryptography refuses every chain whose CA constrains URIs (by
     // design, pyca/cryptography#10570), so this matrix judges DNS and IP constraints only. The
     // default, URI-constrained CA is judged in test/name-constraints.test.ts, Python's refusal pinned.
-    [ours, [['init'], ['issue-intermediate', '--no-uri-constraint'], ['issue-node', 'ct110'], ['issue-node', 'ct111'], ['issue-agent', 'opus@ct111'], ['issue-node', 'ct112'],
-      ['issue-agent', 'haiku@ct112'], ['revoke', 'ct112', '--reason', 'keyCompromise', '--node-only', '--no-push'], ['revoke', 'haiku@ct112', '--no-push'],
-      ['issue-node', 'ct113', '--days', '1', '--not-before', back], ['issue-agent', 'old@ct113', '--days', '1', '--not-before', back]]],
+    [
+      ours,
+      [
+        ['init'],
+        ['issue-intermediate', '--no-uri-constraint'],
+        ['issue-node', 'ct110'],
+        ['issue-node', 'ct111'],
+        ['issue-agent', 'opus@ct111'],
+        ['issue-node', 'ct112'],
+        ['issue-agent', 'haiku@ct112'],
+        ['revoke', 'ct112', '--reason', 'keyCompromise', '--node-only', '--no-push'],
+        ['revoke', 'haiku@ct112', '--no-push'],
+        ['issue-node', 'ct113', '--days', '1', '--not-before', back],
+        ['issue-agent', 'old@ct113', '--days', '1', '--not-before', back],
+      ],
+    ],
     [foreign, [['init'], ['issue-intermediate'], ['issue-node', 'ct111'], ['issue-agent', 'opus@ct111']]],
   ] as Array<[string, string[][]]>) {
     for (const args of steps) must(await cli(dir, args), `${path.basename(dir)}: ${args.join(' ')}`);
@@ -76,11 +161,20 @@ test.before(async () => {
 
 test.after(async () => {
   // Every server this file started stops here, each within 5 s, even after a failure.
-  for (const stop of stops.reverse()) await Promise.race([stop().catch(() => {}), new Promise((r) => setTimeout(r, 5_000).unref())]);
+  for (const stop of stops.reverse())
+    await Promise.race([stop().catch(() => {}), new Promise((r) => setTimeout(r, 5_000).unref())]);
   const names = CASES.map((c) => c.name);
-  const rows = [...matrix.entries()].map(([v, m]) => `  ${v.padEnd(34)} ${names.map((n) => (m.has(n) ? (m.get(n) ? 'agree' : 'DISAGREE') : '-').padEnd(9)).join('')}`);
-  process.stdout.write(`\ninterop matrix (verifier × case):\n  ${''.padEnd(34)} ${names.map((_, i) => `#${i + 1}`.padEnd(9)).join('')}\n${rows.join('\n')}\n`
-    + names.map((n, i) => `  #${i + 1} ${n} → ${CASES[i]!.accept ? 'accept' : `refuse (${CASES[i]!.why})`}`).join('\n') + '\n');
+  const rows = [...matrix.entries()].map(
+    ([v, m]) =>
+      `  ${v.padEnd(34)} ${names.map((n) => (m.has(n) ? (m.get(n) ? 'agree' : 'DISAGREE') : '-').padEnd(9)).join('')}`,
+  );
+  process.stdout.write(
+    `\ninterop matrix (verifier × case):\n  ${''.padEnd(34)} ${names.map((_, i) => `#${i + 1}`.padEnd(9)).join('')}\n${rows.join('\n')}\n` +
+      names
+        .map((n, i) => `  #${i + 1} ${n} → ${CASES[i]!.accept ? 'accept' : `refuse (${CASES[i]!.why})`}`)
+        .join('\n') +
+      '\n',
+  );
 });
 
 /** Records the verdict and returns a line for the failure message when it disagrees. */
@@ -88,7 +182,9 @@ function judge(verifier: string, c: Case, accepted: boolean, detail: string, exp
   const m = matrix.get(verifier) ?? new Map<string, boolean>();
   matrix.set(verifier, m);
   m.set(c.name, accepted === expected);
-  return accepted === expected ? undefined : `${verifier} ${accepted ? 'ACCEPTED' : 'REFUSED'} "${c.name}" (want ${expected ? 'accept' : 'refuse'}): ${detail.trim().slice(0, 400)}`;
+  return accepted === expected
+    ? undefined
+    : `${verifier} ${accepted ? 'ACCEPTED' : 'REFUSED'} "${c.name}" (want ${expected ? 'accept' : 'refuse'}): ${detail.trim().slice(0, 400)}`;
 }
 
 function report(problems: Array<string | undefined>): void {
@@ -99,7 +195,11 @@ function report(problems: Array<string | undefined>): void {
 test('rivet-ca verify (our own verdict) matches the expected one on every case', async () => {
   const problems = [];
   for (const c of CASES) {
-    const r = await cli(ours, ['verify', certOf(c), ...(c.purpose === 'server' ? ['--server-name', c.host] : ['--client'])]);
+    const r = await cli(ours, [
+      'verify',
+      certOf(c),
+      ...(c.purpose === 'server' ? ['--server-name', c.host] : ['--client']),
+    ]);
     problems.push(judge('rivet-ca verify', c, r.exitCode === 0, r.stdout + r.stderr));
   }
   report(problems);
@@ -108,13 +208,35 @@ test('rivet-ca verify (our own verdict) matches the expected one on every case',
 test('openssl verify -x509_strict -crl_check_all agrees on every case', async () => {
   const problems = [];
   for (const c of CASES) {
-    const r = await execa('openssl', ['verify', '-x509_strict', '-crl_check_all', '-CAfile', rootPem(), '-untrusted', intPem(), '-CRLfile', crlBundle(),
-      '-purpose', c.purpose === 'server' ? 'sslserver' : 'sslclient', ...(c.purpose === 'server' ? ['-verify_hostname', c.host] : []), certOf(c)],
-    { reject: false, env: { OPENSSL_CONF: '/dev/null' } });
+    const r = await execa(
+      'openssl',
+      [
+        'verify',
+        '-x509_strict',
+        '-crl_check_all',
+        '-CAfile',
+        rootPem(),
+        '-untrusted',
+        intPem(),
+        '-CRLfile',
+        crlBundle(),
+        '-purpose',
+        c.purpose === 'server' ? 'sslserver' : 'sslclient',
+        ...(c.purpose === 'server' ? ['-verify_hostname', c.host] : []),
+        certOf(c),
+      ],
+      { reject: false, env: { OPENSSL_CONF: '/dev/null' } },
+    );
     const out = `${r.stdout}\n${r.stderr}`;
     problems.push(judge('openssl verify', c, r.exitCode === 0, out));
-    const reason = { 'wrong EKU': /unsuitable certificate purpose|unsupported certificate purpose/, revoked: /certificate revoked/, expired: /certificate has expired/, 'foreign CA': /unable to get local issuer certificate|certificate signature failure/ }[c.why];
-    if (!c.accept && r.exitCode !== 0 && reason && !reason.test(out)) problems.push(`openssl verify refused "${c.name}" for another reason: ${out}`);
+    const reason = {
+      'wrong EKU': /unsuitable certificate purpose|unsupported certificate purpose/,
+      revoked: /certificate revoked/,
+      expired: /certificate has expired/,
+      'foreign CA': /unable to get local issuer certificate|certificate signature failure/,
+    }[c.why];
+    if (!c.accept && r.exitCode !== 0 && reason && !reason.test(out))
+      problems.push(`openssl verify refused "${c.name}" for another reason: ${out}`);
   }
   report(problems);
 });
@@ -124,17 +246,55 @@ test('GnuTLS certtool --verify (CA + CRL bundle + key purpose) and --verify-chai
   const chain = path.join(home, 'certtool-chain.pem');
   for (const c of CASES) {
     const purpose = c.purpose === 'server' ? '1.3.6.1.5.5.7.3.1' : '1.3.6.1.5.5.7.3.2';
-    const r = await execa('certtool', ['--verify', '--load-ca-certificate', rootPem(), '--load-crl', crlBundle(), '--verify-purpose', purpose,
-      // No name for the wrong-EKU case, so that the purpose alone must refuse it.
-      ...(c.purpose === 'server' && c.why !== 'wrong EKU' ? ['--verify-hostname', c.host] : []), '--infile', certOf(c)], { reject: false });
+    const r = await execa(
+      'certtool',
+      [
+        '--verify',
+        '--load-ca-certificate',
+        rootPem(),
+        '--load-crl',
+        crlBundle(),
+        '--verify-purpose',
+        purpose,
+        // No name for the wrong-EKU case, so that the purpose alone must refuse it.
+        ...(c.purpose === 'server' && c.why !== 'wrong EKU' ? ['--verify-hostname', c.host] : []),
+        '--infile',
+        certOf(c),
+      ],
+      { reject: false },
+    );
     const out = `${r.stdout}\n${r.stderr}`;
-    if (c.why === 'wrong EKU' && !/does not match the intended purpose/.test(out)) problems.push(`certtool refused "${c.name}" for another reason than its purpose: ${out}`);
-    problems.push(judge('gnutls certtool --verify', c, r.exitCode === 0 && /Verified\. The certificate is trusted/.test(out), out.split('\n').filter((l) => /verif/i.test(l)).join(' ')));
+    if (c.why === 'wrong EKU' && !/does not match the intended purpose/.test(out))
+      problems.push(`certtool refused "${c.name}" for another reason than its purpose: ${out}`);
+    problems.push(
+      judge(
+        'gnutls certtool --verify',
+        c,
+        r.exitCode === 0 && /Verified\. The certificate is trusted/.test(out),
+        out
+          .split('\n')
+          .filter((l) => /verif/i.test(l))
+          .join(' '),
+      ),
+    );
     // --verify-chain takes no trust anchor, CRL or purpose: it checks the signatures and validity
     // periods along leaf → our intermediate → our root. So it must refuse only expired and foreign.
-    await fsp.writeFile(chain, fs.readFileSync(certOf(c), 'utf8').split(/(?<=-----END CERTIFICATE-----\n)/)[0]! + fs.readFileSync(intPem(), 'utf8') + fs.readFileSync(rootPem(), 'utf8'));
+    await fsp.writeFile(
+      chain,
+      fs.readFileSync(certOf(c), 'utf8').split(/(?<=-----END CERTIFICATE-----\n)/)[0]! +
+        fs.readFileSync(intPem(), 'utf8') +
+        fs.readFileSync(rootPem(), 'utf8'),
+    );
     const ch = await execa('certtool', ['--verify-chain', '--infile', chain], { reject: false });
-    problems.push(judge('gnutls certtool --verify-chain', c, ch.exitCode === 0, `${ch.stdout}\n${ch.stderr}`, c.why === 'good' || c.why === 'revoked' || c.why === 'wrong EKU'));
+    problems.push(
+      judge(
+        'gnutls certtool --verify-chain',
+        c,
+        ch.exitCode === 0,
+        `${ch.stdout}\n${ch.stderr}`,
+        c.why === 'good' || c.why === 'revoked' || c.why === 'wrong EKU',
+      ),
+    );
   }
   report(problems);
 });
@@ -147,9 +307,18 @@ async function presenter(cert: string, key: string): Promise<number> {
     s.end('HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nserved\n');
   });
   server.on('tlsClientError', () => {});
-  server.on('connection', (s: net.Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  stops.push(() => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }));
+  stops.push(
+    () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return (server.address() as AddressInfo).port;
 }
 
@@ -162,11 +331,21 @@ async function libServer(): Promise<number> {
   await fsp.copyFile(path.join(ours, 'intermediate', 'chain.pem'), path.join(dir, 'rivet-ca.crt'));
   await fsp.copyFile(crlBundle(), path.join(dir, 'crl.pem'));
   const server = https.createServer(meshServerOptions(loadMeshTls({ dir, domain: 'mesh' } as never)), (req, res) => {
-    try { res.writeHead(200).end(`whoami ${peerIdentity(req.socket as tls.TLSSocket).cn}\n`); } catch (err) { res.writeHead(403).end(String(err)); }
+    try {
+      res.writeHead(200).end(`whoami ${peerIdentity(req.socket as tls.TLSSocket).cn}\n`);
+    } catch (err) {
+      res.writeHead(403).end(String(err));
+    }
   });
   server.on('tlsClientError', () => {});
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  stops.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  stops.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return (server.address() as AddressInfo).port;
 }
 
@@ -177,13 +356,54 @@ test('gnutls-cli: verifies our server certs (CRL, purpose, name) and its client 
     // GnuTLS checks each CRL against the trust list as it loads them, so it gets what a node
     // installs as rivet-ca.crt (intermediate + root, DESIGN §2), not the root alone.
     const common = ['--x509cafile', path.join(ours, 'intermediate', 'chain.pem'), '--x509crlfile', crlBundle()];
-    const args = c.purpose === 'server'
-      ? ['--port', String(await presenter(certOf(c), keyOf(c))), '--sni-hostname', c.host, '--verify-hostname', c.host, ...common, '127.0.0.1']
-      : ['--port', String(mesh), '--sni-hostname', 'ct110.mesh', '--verify-hostname', 'ct110.mesh', ...common, '--x509certfile', certOf(c), '--x509keyfile', keyOf(c), '127.0.0.1'];
-    const r = await execa('gnutls-cli', args, { reject: false, input: 'GET / HTTP/1.0\r\nHost: x\r\n\r\n', timeout: 20_000 });
+    const args =
+      c.purpose === 'server'
+        ? [
+            '--port',
+            String(await presenter(certOf(c), keyOf(c))),
+            '--sni-hostname',
+            c.host,
+            '--verify-hostname',
+            c.host,
+            ...common,
+            '127.0.0.1',
+          ]
+        : [
+            '--port',
+            String(mesh),
+            '--sni-hostname',
+            'ct110.mesh',
+            '--verify-hostname',
+            'ct110.mesh',
+            ...common,
+            '--x509certfile',
+            certOf(c),
+            '--x509keyfile',
+            keyOf(c),
+            '127.0.0.1',
+          ];
+    const r = await execa('gnutls-cli', args, {
+      reject: false,
+      input: 'GET / HTTP/1.0\r\nHost: x\r\n\r\n',
+      timeout: 20_000,
+    });
     const out = `${r.stdout}\n${r.stderr}`;
-    const ok = r.exitCode === 0 && (c.purpose === 'server' ? /served/.test(out) : new RegExp(`whoami ${c.cn === 'ct111' ? 'ct111\\.mesh' : c.cn}`).test(out));
-    problems.push(judge(c.purpose === 'server' ? 'gnutls-cli (judges server)' : 'gnutls-cli → lib server (client)', c, ok, out.split('\n').filter((l) => /\*\*\*|verif|error|alert/i.test(l)).join(' | ')));
+    const ok =
+      r.exitCode === 0 &&
+      (c.purpose === 'server'
+        ? /served/.test(out)
+        : new RegExp(`whoami ${c.cn === 'ct111' ? 'ct111\\.mesh' : c.cn}`).test(out));
+    problems.push(
+      judge(
+        c.purpose === 'server' ? 'gnutls-cli (judges server)' : 'gnutls-cli → lib server (client)',
+        c,
+        ok,
+        out
+          .split('\n')
+          .filter((l) => /\*\*\*|verif|error|alert/i.test(l))
+          .join(' | '),
+      ),
+    );
   }
   report(problems);
 });
@@ -219,14 +439,33 @@ for c in req['cases']:
 print(json.dumps(out))
 `;
 
-test('Python cryptography\'s RFC 5280 verifier (server and client policies) agrees on every case', async () => {
-  const probe = await execa('python3', ['-c', 'import cryptography, cryptography.x509.verification as v; v.PolicyBuilder.build_client_verifier; print(cryptography.__version__)'], { reject: false });
-  assert.is(probe.exitCode, 0, `python3 with cryptography >= 43 (x509.verification with client verifier) is required — run test/setup/install-deps.sh: ${probe.stderr}`);
-  const input = JSON.stringify({ root: rootPem(), crl: crlBundle(), cases: CASES.map((c) => ({ name: c.name, cert: certOf(c), purpose: c.purpose, host: c.host })) });
+test("Python cryptography's RFC 5280 verifier (server and client policies) agrees on every case", async () => {
+  const probe = await execa(
+    'python3',
+    [
+      '-c',
+      'import cryptography, cryptography.x509.verification as v; v.PolicyBuilder.build_client_verifier; print(cryptography.__version__)',
+    ],
+    { reject: false },
+  );
+  assert.is(
+    probe.exitCode,
+    0,
+    `python3 with cryptography >= 43 (x509.verification with client verifier) is required — run test/setup/install-deps.sh: ${probe.stderr}`,
+  );
+  const input = JSON.stringify({
+    root: rootPem(),
+    crl: crlBundle(),
+    cases: CASES.map((c) => ({ name: c.name, cert: certOf(c), purpose: c.purpose, host: c.host })),
+  });
   const r = await execa('python3', ['-c', PY], { input, reject: false });
   assert.is(r.exitCode, 0, r.stderr);
   const verdicts = JSON.parse(String(r.stdout)) as Record<string, { ok: boolean; why: string }>;
-  report(CASES.map((c) => judge(`python cryptography ${String(probe.stdout).trim()}`, c, verdicts[c.name]!.ok, verdicts[c.name]!.why)));
+  report(
+    CASES.map((c) =>
+      judge(`python cryptography ${String(probe.stdout).trim()}`, c, verdicts[c.name]!.ok, verdicts[c.name]!.why),
+    ),
+  );
 });
 
 async function freePort(): Promise<number> {
@@ -242,7 +481,10 @@ async function waitForPort(port: number, child: ResultPromise, log: string): Pro
   while (Date.now() < deadline) {
     if (child.exitCode !== null && child.exitCode !== undefined) break;
     const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
     });
     if (up) return;
@@ -280,37 +522,79 @@ http {
     ssl_crl ${p(crlBundle())};
     location / { return 200 "client $ssl_client_s_dn\\n"; }
   }
-${serverCases.map((c) => `  server {
+${serverCases
+  .map(
+    (c) => `  server {
     listen 127.0.0.1:${ports.get(c)} ssl;
     ssl_certificate ${p(certOf(c))};
     ssl_certificate_key ${p(keyOf(c))};
     location / { return 200 "served\\n"; }
-  }`).join('\n')}
+  }`,
+  )
+  .join('\n')}
 }
 `;
   const confFile = path.join(prefix, 'nginx.conf');
   await fsp.writeFile(confFile, conf);
   const errorLog = path.join(prefix, 'error.log');
   const nginx = execa('nginx', ['-p', prefix, '-c', confFile, '-e', errorLog], { reject: false, stdio: 'ignore' });
-  stops.push(async () => { nginx.kill('SIGTERM'); const t = setTimeout(() => nginx.kill('SIGKILL'), 3_000); await nginx; clearTimeout(t); });
+  stops.push(async () => {
+    nginx.kill('SIGTERM');
+    const t = setTimeout(() => nginx.kill('SIGKILL'), 3_000);
+    await nginx;
+    clearTimeout(t);
+  });
   await waitForPort(mtlsPort, nginx, errorLog);
   for (const port of ports.values()) await waitForPort(port, nginx, errorLog);
 
   const problems = [];
   for (const c of CASES) {
-    const args = c.purpose === 'client'
-      ? ['--cacert', rootPem(), '--resolve', `ct110.mesh:${mtlsPort}:127.0.0.1`, '--cert', certOf(c), '--key', keyOf(c), `https://ct110.mesh:${mtlsPort}/`]
-      : ['--cacert', rootPem(), '--crlfile', crlBundle(), '--resolve', `${c.host}:${ports.get(c)}:127.0.0.1`, `https://${c.host}:${ports.get(c)}/`];
-    const r = await execa('curl', ['-sS', '--max-time', '10', '-w', '\nHTTP %{http_code}\n', ...args], { reject: false });
+    const args =
+      c.purpose === 'client'
+        ? [
+            '--cacert',
+            rootPem(),
+            '--resolve',
+            `ct110.mesh:${mtlsPort}:127.0.0.1`,
+            '--cert',
+            certOf(c),
+            '--key',
+            keyOf(c),
+            `https://ct110.mesh:${mtlsPort}/`,
+          ]
+        : [
+            '--cacert',
+            rootPem(),
+            '--crlfile',
+            crlBundle(),
+            '--resolve',
+            `${c.host}:${ports.get(c)}:127.0.0.1`,
+            `https://${c.host}:${ports.get(c)}/`,
+          ];
+    const r = await execa('curl', ['-sS', '--max-time', '10', '-w', '\nHTTP %{http_code}\n', ...args], {
+      reject: false,
+    });
     const out = `${r.stdout}\n${r.stderr}`;
-    const ok = r.exitCode === 0 && /HTTP 200/.test(out) && (c.purpose === 'server' ? /served/.test(out) : /client .*CN=/.test(out));
-    problems.push(judge(c.purpose === 'client' ? 'nginx ssl_verify_client (judges client)' : 'curl → nginx (judges server)', c, ok, out));
+    const ok =
+      r.exitCode === 0 &&
+      /HTTP 200/.test(out) &&
+      (c.purpose === 'server' ? /served/.test(out) : /client .*CN=/.test(out));
+    problems.push(
+      judge(
+        c.purpose === 'client' ? 'nginx ssl_verify_client (judges client)' : 'curl → nginx (judges server)',
+        c,
+        ok,
+        out,
+      ),
+    );
   }
   report(problems);
 });
 
 test('every verifier agreed with the expected verdict on every case it judged', () => {
-  const disagreements = [...matrix.entries()].flatMap(([v, m]) => [...m.entries()].filter(([, ok]) => !ok).map(([n]) => `${v}: ${n}`));
+  const disagreements = [...matrix.entries()].flatMap(([v, m]) =>
+    [...m.entries()].filter(([, ok]) => !ok).map(([n]) => `${v}: ${n}`),
+  );
   assert.equal(disagreements, []);
   assert.ok(matrix.size >= 7, `verifiers that ran: ${[...matrix.keys()].join(', ')}`);
 });

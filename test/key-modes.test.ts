@@ -17,12 +17,20 @@ test('the CLI under umask 000 creates no key file wider than 0600, at any moment
     while (polling) {
       for (const f of fs.readdirSync(issuedDir)) {
         if (!/key/.test(f)) continue;
-        try { const m = fs.statSync(path.join(issuedDir, f)).mode & 0o777; if (m !== 0o600) seen.push(`${f} ${m.toString(8)}`); } catch { /* renamed away */ }
+        try {
+          const m = fs.statSync(path.join(issuedDir, f)).mode & 0o777;
+          if (m !== 0o600) seen.push(`${f} ${m.toString(8)}`);
+        } catch {
+          /* renamed away */
+        }
       }
       await new Promise((r) => setImmediate(r));
     }
   })();
-  const r = await execa('sh', ['-c', `umask 000 && exec "$0" "$@"`, CLI, 'issue-node', 'ct111'], { reject: false, env: { RIVET_CA_DIR: ca.store.dir } });
+  const r = await execa('sh', ['-c', `umask 000 && exec "$0" "$@"`, CLI, 'issue-node', 'ct111'], {
+    reject: false,
+    env: { RIVET_CA_DIR: ca.store.dir },
+  });
   polling = false;
   await poller;
   assert.is(r.exitCode, 0, String(r.stderr));

@@ -14,7 +14,10 @@ function rivet(...args: string[]) {
   return rivetWith({ RIVET_DEBUG: '1' }, ...args);
 }
 function rivetWith(env: Record<string, string>, ...args: string[]) {
-  const r = spawnSync(path.join(dir, 'scripts', 'rivet-ca.mts'), args, { encoding: 'utf8', env: { ...process.env, RIVET_DEBUG: '', RIVET_NO_BUNDLE: '', ...env } });
+  const r = spawnSync(path.join(dir, 'scripts', 'rivet-ca.mts'), args, {
+    encoding: 'utf8',
+    env: { ...process.env, RIVET_DEBUG: '', RIVET_NO_BUNDLE: '', ...env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 function build() {
@@ -31,7 +34,8 @@ function sameLengthEdit(rel: string, from: string, to: string) {
 
 test.before(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rivet-launch-'));
-  for (const f of ['scripts', 'lib', 'templates', 'package.json', 'package-lock.json', 'tsconfig.json']) fs.cpSync(path.join(repo, f), path.join(dir, f), { recursive: true });
+  for (const f of ['scripts', 'lib', 'templates', 'package.json', 'package-lock.json', 'tsconfig.json'])
+    fs.cpSync(path.join(repo, f), path.join(dir, f), { recursive: true });
   fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'));
   build();
 });
@@ -41,7 +45,10 @@ test('runs the bundle, makes its code cache once, then uses it', () => {
   const first = rivet('--help');
   assert.is(first.code, 0, first.stderr);
   assert.match(first.stderr, /running dist\/rivet-ca\.cjs \(code cache made\)/);
-  assert.ok(fs.readdirSync(path.join(dir, 'dist')).some((f) => f.endsWith('.codecache')), 'a code cache in dist/');
+  assert.ok(
+    fs.readdirSync(path.join(dir, 'dist')).some((f) => f.endsWith('.codecache')),
+    'a code cache in dist/',
+  );
   const second = rivet('--help');
   assert.match(second.stderr, /code cache used/);
   assert.is(second.stdout, first.stdout);
@@ -58,8 +65,11 @@ test('an edited input runs through tsx, with the edit', () => {
 test('a stale bundle is said on stderr in one line, without RIVET_DEBUG too, naming the changed file', () => {
   const r = rivetWith({}, 'issue-agent', 'ct1', '--ca-dir', path.join(dir, 'no-ca'));
   assert.is(r.code, 2);
-  assert.is(r.stderr, 'rivet-ca: note: dist/rivet-ca.cjs is stale (scripts/cli/authority.ts changed) — running from source through tsx, slower; `make build` rebuilds it\n'
-    + 'rivet-ca: "ct1" is a node identity — this command wants <agent-id>@<node-id>\n');
+  assert.is(
+    r.stderr,
+    'rivet-ca: note: dist/rivet-ca.cjs is stale (scripts/cli/authority.ts changed) — running from source through tsx, slower; `make build` rebuilds it\n' +
+      'rivet-ca: "ct1" is a node identity — this command wants <agent-id>@<node-id>\n',
+  );
 });
 
 test('after a rebuild the old code cache is not used, even for a bundle of the same length', () => {
@@ -68,7 +78,11 @@ test('after a rebuild the old code cache is not used, even for a bundle of the s
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stderr, /code cache made/);
   assert.match(r.stdout, /create the ROOT CA/);
-  assert.is(fs.readdirSync(path.join(dir, 'dist')).filter((f) => f.endsWith('.codecache')).length, 1, 'only the new bundle\'s cache');
+  assert.is(
+    fs.readdirSync(path.join(dir, 'dist')).filter((f) => f.endsWith('.codecache')).length,
+    1,
+    "only the new bundle's cache",
+  );
 });
 
 test('a bundle changed after the build is not run', () => {

@@ -28,8 +28,12 @@ async function bridge(args: string[]): Promise<Bridged & { error?: Error }> {
     stderr: 'pipe',
   });
   let err = '';
-  transport.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
-  const exit = new Promise<number | null>((resolve) => { transport.onclose = () => resolve(null); });
+  transport.stderr!.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const exit = new Promise<number | null>((resolve) => {
+    transport.onclose = () => resolve(null);
+  });
   const client = new Client({ name: 'claude-desktop-stand-in', version: '1.0.0' });
   try {
     await client.connect(transport);
@@ -54,18 +58,31 @@ test.before(async () => {
   fs.copyFileSync(path.join(kit.caDir, 'crl.pem'), path.join(laptop, 'crl.pem'));
   server = await startMcpServer(dir, { 'phil@external': ['whoami'] });
 });
-test.after(async () => { await server.close(); });
+test.after(async () => {
+  await server.close();
+});
 
 test('StdioClientTransport spawns the bridge with phil.p12 and calls a tool on the mesh MCP server', async () => {
   const b = await bridge(['--p12', p12, '--passphrase-file', passFile, '--node-dir', laptop]);
   assert.is(b.error, undefined, `${b.error?.message}\n${b.stderr()}`);
   const { tools } = await b.client.listTools();
   assert.ok(tools.some((t) => t.name === 'whoami'));
-  assert.not.ok(tools.some((t) => t.name === 'secret.read'), 'the remote allow-list applies through the bridge');
-  const r = await b.client.callTool({ name: 'whoami' }) as { content: Array<{ text: string }> };
-  assert.equal(JSON.parse(r.content[0]!.text).identity, { kind: 'user', cn: 'phil@external', nodeId: 'external', user: 'phil' });
+  assert.not.ok(
+    tools.some((t) => t.name === 'secret.read'),
+    'the remote allow-list applies through the bridge',
+  );
+  const r = (await b.client.callTool({ name: 'whoami' })) as { content: Array<{ text: string }> };
+  assert.equal(JSON.parse(r.content[0]!.text).identity, {
+    kind: 'user',
+    cn: 'phil@external',
+    nodeId: 'external',
+    user: 'phil',
+  });
   // A refusal arrives as the server sent it: 403, forbidden.
-  try { await b.client.callTool({ name: 'secret.read' }); assert.unreachable('refused'); } catch (err) {
+  try {
+    await b.client.callTool({ name: 'secret.read' });
+    assert.unreachable('refused');
+  } catch (err) {
     assert.is((err as { code: number }).code, 403);
     assert.is((err as { data: { code: string } }).data.code, 'forbidden');
   }
@@ -75,7 +92,14 @@ test('StdioClientTransport spawns the bridge with phil.p12 and calls a tool on t
 
 test('the same identity as cert + key works too', async () => {
   const issued = path.join(kit.caDir, 'issued');
-  const b = await bridge(['--cert', path.join(issued, 'phil@external.crt'), '--key', path.join(issued, 'phil@external.key'), '--node-dir', laptop]);
+  const b = await bridge([
+    '--cert',
+    path.join(issued, 'phil@external.crt'),
+    '--key',
+    path.join(issued, 'phil@external.key'),
+    '--node-dir',
+    laptop,
+  ]);
   assert.is(b.error, undefined, `${b.error?.message}\n${b.stderr()}`);
   assert.ok((await b.client.listTools()).tools.some((t) => t.name === 'whoami'));
   await b.client.close();
@@ -90,7 +114,7 @@ test('a wrong p12 passphrase is one line naming the file, exit 2, before any con
   assert.not.match(b.stderr(), /not the passphrase/, 'the passphrase is never shown');
 });
 
-test('with phil revoked, a bridge whose CRL still predates it fails saying so: the server\'s refusal carries cert_revoked', async () => {
+test("with phil revoked, a bridge whose CRL still predates it fails saying so: the server's refusal carries cert_revoked", async () => {
   const r = await kit.cli(['revoke', 'phil@external']);
   assert.is(r.exitCode, 0, r.stderr);
   const serverDir = path.join(kit.home, 'nodes', 'ct110');

@@ -32,9 +32,17 @@ test.before(async () => {
   opus = loadMeshTls({ dir: dirs.ct111!, agent: 'opus' });
   grok = loadMeshTls({ dir: dirs.ct111!, agent: 'grok' });
   // What anyone can fetch from GET /ca.crt and /crl.pem, kept from before the revocation.
-  Object.assign(saved, { rootCrt: caFile('root/ca.crt'), rootCrl: caFile('root/crl.pem'), chain: caFile('intermediate/chain.pem'), crlBefore: caFile('crl.pem') });
+  Object.assign(saved, {
+    rootCrt: caFile('root/ca.crt'),
+    rootCrl: caFile('root/crl.pem'),
+    chain: caFile('intermediate/chain.pem'),
+    crlBefore: caFile('crl.pem'),
+  });
   const connectTo = `ct111.mesh:3000:127.0.0.1:${strict.port},ct112.mesh:3000:127.0.0.1:${legacy.port}`;
-  const r = await kit.cli(['revoke', 'opus@ct111'], { RIVET_NODE_DIR: dirs.ct110!, RIVET_CRL_PUSH_CONNECT_TO: connectTo });
+  const r = await kit.cli(['revoke', 'opus@ct111'], {
+    RIVET_NODE_DIR: dirs.ct110!,
+    RIVET_CRL_PUSH_CONNECT_TO: connectTo,
+  });
   assert.is(r.exitCode, 0, r.stderr);
   assert.match(r.stdout, /push ok +ct111 \d+ ms — installed/);
   assert.match(r.stdout, /push ok +ct112 \d+ ms — installed/);
@@ -46,9 +54,15 @@ test.after(async () => {
 
 /** Both servers, fresh handshakes: grok accepted, opus (revoked) refused. */
 async function stillEnforced(when: string): Promise<void> {
-  for (const [name, s] of [['ct111', strict], ['ct112', legacy]] as const) {
+  for (const [name, s] of [
+    ['ct111', strict],
+    ['ct112', legacy],
+  ] as const) {
     const g = await probe(s.port, grok, '/whoami', { servername: `${name}.mesh` });
-    assert.ok(g.ok && g.status === 200 && g.json.cn === 'grok@ct111', `${when}: ${name} refused grok: ${JSON.stringify(g)}`);
+    assert.ok(
+      g.ok && g.status === 200 && g.json.cn === 'grok@ct111',
+      `${when}: ${name} refused grok: ${JSON.stringify(g)}`,
+    );
     const o = await probe(s.port, opus, '/whoami', { servername: `${name}.mesh` });
     // On the legacy server a refused cert still completes the handshake; it must not be accepted as opus.
     assert.ok(!o.ok || o.status === 401, `${when}: ${name} accepted the revoked opus: ${JSON.stringify(o)}`);
@@ -56,11 +70,17 @@ async function stillEnforced(when: string): Promise<void> {
 }
 
 type Sender = { cert?: string | Buffer; key?: string | Buffer };
-const sender = (dir: string): Sender => ({ cert: fs.readFileSync(path.join(dir, 'node.crt')), key: fs.readFileSync(path.join(dir, 'node.key')) });
+const sender = (dir: string): Sender => ({
+  cert: fs.readFileSync(path.join(dir, 'node.crt')),
+  key: fs.readFileSync(path.join(dir, 'node.key')),
+});
 
 function post(server: MeshServer, node: string, who: Sender, body: string) {
   return probe(server.port, { ...who, ca: fs.readFileSync(path.join(server.dir, 'rivet-ca.crt')) }, '/api/mesh/crl', {
-    servername: `${node}.mesh`, method: 'POST', headers: { 'content-type': 'application/x-pem-file', 'content-length': Buffer.byteLength(body) }, body,
+    servername: `${node}.mesh`,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-pem-file', 'content-length': Buffer.byteLength(body) },
+    body,
   });
 }
 
@@ -74,33 +94,52 @@ async function twoSteps(server: MeshServer, node: string, who: Sender) {
   return [one, two] as const;
 }
 
-test('a valid node cert that is not the CA host\'s may not push at all (403 forbidden)', async () => {
+test("a valid node cert that is not the CA host's may not push at all (403 forbidden)", async () => {
   const refusedBefore = strict.refusals.length;
   const [one, two] = await twoSteps(strict, 'ct111', sender(dirs.ct112!));
   for (const r of [one, two]) {
     assert.ok(r.ok && r.status === 403 && r.json.error.code === 'forbidden', JSON.stringify(r));
-    if (r.ok) assert.match(r.json.error.message, /"ct112\.mesh" may not push CRLs — only the node certificate of ct110/);
+    if (r.ok)
+      assert.match(r.json.error.message, /"ct112\.mesh" may not push CRLs — only the node certificate of ct110/);
   }
-  assert.equal(strict.refusals.slice(refusedBefore), [{ code: 'forbidden', from: 'ct112.mesh' }, { code: 'forbidden', from: 'ct112.mesh' }], 'onRefused saw both');
+  assert.equal(
+    strict.refusals.slice(refusedBefore),
+    [
+      { code: 'forbidden', from: 'ct112.mesh' },
+      { code: 'forbidden', from: 'ct112.mesh' },
+    ],
+    'onRefused saw both',
+  );
   const st = await nodeStatus(dirs.ct111!, { withinMs: 0 });
   assert.is(st.lastRefusal?.code, 'forbidden');
   assert.is(st.lastRefusal?.source, 'push');
   assert.is(st.caHost, 'ct110');
 });
 
-test('the CA host\'s own cert replaying old material changes nothing: 409 ca_still_live, then 409 crl_rollback', async () => {
+test("the CA host's own cert replaying old material changes nothing: 409 ca_still_live, then 409 crl_rollback", async () => {
   const [one, two] = await twoSteps(strict, 'ct111', sender(dirs.ct110!));
   assert.ok(one.ok && one.status === 409 && one.json.error.code === 'ca_still_live', JSON.stringify(one));
-  if (one.ok) assert.match(one.json.error.message, /the served chain leaves out "Rivet Intermediate CA 1", but its certificates can still be valid here/);
+  if (one.ok)
+    assert.match(
+      one.json.error.message,
+      /the served chain leaves out "Rivet Intermediate CA 1", but its certificates can still be valid here/,
+    );
   assert.ok(two.ok && two.status === 409 && two.json.error.code === 'crl_rollback', JSON.stringify(two));
-  if (two.ok) assert.match(two.json.error.message, /"Rivet Intermediate CA 1" crlNumber \d+ is older than the installed \d+ — rollback is not allowed/);
+  if (two.ok)
+    assert.match(
+      two.json.error.message,
+      /"Rivet Intermediate CA 1" crlNumber \d+ is older than the installed \d+ — rollback is not allowed/,
+    );
   const st = await nodeStatus(dirs.ct111!, { withinMs: 0 });
   assert.is(st.lastRefusal?.code, 'crl_rollback');
   assert.is(st.lastRefusal?.from, 'ct110.mesh');
   // The high-water marks still say what the push installed, whatever was offered since.
   const marks = [...(await readCrlState(dirs.ct111!)).marks.values()];
   const [installedInt] = (await import('../lib/index.ts')).parseCrlBundle(caFile('crl.pem'));
-  assert.ok(marks.some((m) => m.ca === 'Rivet Intermediate CA 1' && m.crlNumber === installedInt!.crlNumber), JSON.stringify(marks, (_, v) => typeof v === 'bigint' ? String(v) : v));
+  assert.ok(
+    marks.some((m) => m.ca === 'Rivet Intermediate CA 1' && m.crlNumber === installedInt!.crlNumber),
+    JSON.stringify(marks, (_, v) => (typeof v === 'bigint' ? String(v) : v)),
+  );
 });
 
 test('step one alone, sent again, is still refused by a node that never saw it', async () => {
@@ -125,21 +164,33 @@ test('on a legacyClients server, a client without a certificate (or with a forei
   const logged = legacy.tlsErrors.length;
   const [f1, f2] = await twoSteps(legacy, 'ct112', sender(foreignDir));
   for (const r of [f1, f2]) assert.ok(!r.ok || r.status === 401 || r.status === 403, JSON.stringify(r));
-  assert.ok(legacy.tlsErrors.slice(logged).some((l) => /^refused /.test(l)), legacy.tlsErrors.slice(logged).join('\n'));
+  assert.ok(
+    legacy.tlsErrors.slice(logged).some((l) => /^refused /.test(l)),
+    legacy.tlsErrors.slice(logged).join('\n'),
+  );
 });
 
-test('with no CA host recorded and no allowFrom, every push is refused (fail closed), the CA host\'s included', async () => {
+test("with no CA host recorded and no allowFrom, every push is refused (fail closed), the CA host's included", async () => {
   const dir = await kit.nodeDir('ct113', [], { caHost: null });
   const bare = await startMeshServer(dir);
   try {
     const before = files(dir);
     const r = await post(bare, 'ct113', sender(dirs.ct110!), `${caFile('intermediate/chain.pem')}${caFile('crl.pem')}`);
     assert.ok(r.ok && r.status === 403 && r.json.error.code === 'push_sender_unknown', JSON.stringify(r));
-    if (r.ok) assert.match(r.json.error.message, /no CA host recorded \(node\.json has no caHost\) and crlReceiver was given no allowFrom/);
+    if (r.ok)
+      assert.match(
+        r.json.error.message,
+        /no CA host recorded \(node\.json has no caHost\) and crlReceiver was given no allowFrom/,
+      );
     assert.equal(files(dir), before);
     const st = await nodeStatus(dir, { withinMs: 0 });
-    assert.ok(st.problems.some((p) => /no CA host recorded in node\.json: crlReceiver refuses every CRL push/.test(p)), st.problems.join('\n'));
-  } finally { await bare.close(); }
+    assert.ok(
+      st.problems.some((p) => /no CA host recorded in node\.json: crlReceiver refuses every CRL push/.test(p)),
+      st.problems.join('\n'),
+    );
+  } finally {
+    await bare.close();
+  }
 });
 
 test.run();

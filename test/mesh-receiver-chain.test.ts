@@ -29,17 +29,25 @@ let chainWithInt1 = '';
 const caFile = (f: string) => fs.readFileSync(path.join(kit.caDir, f), 'utf8');
 const must = async (args: string[], env: Record<string, string> = {}, faketime?: string) => {
   const r = faketime
-    ? await execa('faketime', ['-f', `${faketime} x1`, CLI, ...args], { reject: false, env: { RIVET_CA_DIR: kit.caDir, RIVET_ENV_FILE: '/dev/null', ...env } })
+    ? await execa('faketime', ['-f', `${faketime} x1`, CLI, ...args], {
+        reject: false,
+        env: { RIVET_CA_DIR: kit.caDir, RIVET_ENV_FILE: '/dev/null', ...env },
+      })
     : await kit.cli(args, env);
   assert.is(r.exitCode, 0, `${args.join(' ')}: ${r.stderr}`);
 };
-const deliver = (dir: string, opts: { now?: Date } = {}) => installCrlBundle(dir, caFile('crl.pem'), { chain: caFile('intermediate/chain.pem'), ...opts });
-const chainNames = (dir: string) => fs.readFileSync(path.join(dir, 'rivet-ca.crt'), 'utf8').match(/BEGIN CERTIFICATE/g)!.length;
-const crlIssuers = (dir: string) => parseCrlBundle(fs.readFileSync(path.join(dir, 'crl.pem'), 'utf8')).map((c) => c.issuerCNs[0]);
+const deliver = (dir: string, opts: { now?: Date } = {}) =>
+  installCrlBundle(dir, caFile('crl.pem'), { chain: caFile('intermediate/chain.pem'), ...opts });
+const chainNames = (dir: string) =>
+  fs.readFileSync(path.join(dir, 'rivet-ca.crt'), 'utf8').match(/BEGIN CERTIFICATE/g)!.length;
+const crlIssuers = (dir: string) =>
+  parseCrlBundle(fs.readFileSync(path.join(dir, 'crl.pem'), 'utf8')).map((c) => c.issuerCNs[0]);
 const both = (dir: string) => ['rivet-ca.crt', 'crl.pem'].map((f) => fs.readFileSync(path.join(dir, f), 'utf8'));
 
 async function refusedWith(code: string, p: Promise<unknown>): Promise<CrlRefused> {
-  try { await p; } catch (err) {
+  try {
+    await p;
+  } catch (err) {
     assert.instance(err, CrlRefused);
     assert.is((err as CrlRefused).code, code, (err as Error).message);
     return err as CrlRefused;
@@ -53,7 +61,8 @@ test.before(async () => {
     const dir = await tempDir(`rivet-chain-${name}-`);
     fs.copyFileSync(path.join(kit.caDir, 'intermediate', 'chain.pem'), path.join(dir, 'rivet-ca.crt'));
     fs.copyFileSync(path.join(kit.caDir, 'crl.pem'), path.join(dir, 'crl.pem'));
-    if (name === 'a') dirA = dir; else dirB = dir;
+    if (name === 'a') dirA = dir;
+    else dirB = dir;
   }
   int1 = new X509Certificate(caFile('intermediate/int.crt'));
   await must(['rotate-intermediate']);
@@ -64,7 +73,9 @@ test.before(async () => {
   for (const d of [dirA, dirB]) assert.ok((await deliver(d)).installed);
   assert.equal(crlIssuers(dirA), ['Rivet Intermediate CA 2', 'Rivet Intermediate CA 1', 'Rivet Root CA']);
 });
-test.after(() => { for (const d of [kit?.home, dirA, dirB]) if (d) fs.rmSync(d, { recursive: true, force: true }); });
+test.after(() => {
+  for (const d of [kit?.home, dirA, dirB]) if (d) fs.rmSync(d, { recursive: true, force: true });
+});
 
 test('tidy retires intermediate 1: the node keeps it (its certificates can still be valid here), refusing once', async () => {
   await must(['tidy']); // intermediate 1 issued nothing, so tidy retires it now
@@ -72,18 +83,27 @@ test('tidy retires intermediate 1: the node keeps it (its certificates can still
   const before = both(dirA);
   const err = await refusedWith('ca_still_live', deliver(dirA));
   assert.is(err.status, 409);
-  assert.match(err.message, /the served chain leaves out "Rivet Intermediate CA 1", but its certificates can still be valid here/);
+  assert.match(
+    err.message,
+    /the served chain leaves out "Rivet Intermediate CA 1", but its certificates can still be valid here/,
+  );
   assert.equal(both(dirA), before);
   const again = await deliver(dirA);
   assert.is(again.reason, 'unchanged', 'reported once; the node now lists it as kept');
-  assert.equal(again.kept?.map((k) => k.ca), ['Rivet Intermediate CA 1']);
+  assert.equal(
+    again.kept?.map((k) => k.ca),
+    ['Rivet Intermediate CA 1'],
+  );
 });
 
 test('newer CRLs for the others are installed while intermediate 1 is kept with its CRL', async () => {
   await must(['crl']);
   const r = await deliver(dirA);
   assert.ok(r.installed);
-  assert.equal(r.kept?.map((k) => k.ca), ['Rivet Intermediate CA 1']);
+  assert.equal(
+    r.kept?.map((k) => k.ca),
+    ['Rivet Intermediate CA 1'],
+  );
   assert.is(chainNames(dirA), 3);
   assert.equal(crlIssuers(dirA), ['Rivet Intermediate CA 2', 'Rivet Intermediate CA 1', 'Rivet Root CA']);
 });
@@ -92,28 +112,40 @@ test('once the CRL the node holds for intermediate 1 has lapsed, the next delive
   await must(['crl'], {}, '+8d'); // the CA signs at its +8 d; the node checks at the same time
   const r = await deliver(dirA, { now: new Date(Date.now() + 8 * DAY_MS + 60_000) });
   assert.ok(r.installed);
-  assert.equal(r.dropped, [{ ca: 'Rivet Intermediate CA 1', why: 'the CRL this node holds for it has lapsed, so none of its certificates verifies here anyway' }]);
+  assert.equal(r.dropped, [
+    {
+      ca: 'Rivet Intermediate CA 1',
+      why: 'the CRL this node holds for it has lapsed, so none of its certificates verifies here anyway',
+    },
+  ]);
   assert.is(chainNames(dirA), 2);
   assert.equal(crlIssuers(dirA), ['Rivet Intermediate CA 2', 'Rivet Root CA']);
 });
 
-test('the root\'s CRL revoking intermediate 1 drops it at once; its mark survives, so its old CRL cannot bring it back', async () => {
+test("the root's CRL revoking intermediate 1 drops it at once; its mark survives, so its old CRL cannot bring it back", async () => {
   const ca = openCa(kit.caDir, meshDomain('mesh'));
-  await transaction(ca, 'root ceremony: revoke the retired intermediate', () => revokeSerial(ca.store.root(), int1.serialNumber, 'cessationOfOperation', ca.root));
+  await transaction(ca, 'root ceremony: revoke the retired intermediate', () =>
+    revokeSerial(ca.store.root(), int1.serialNumber, 'cessationOfOperation', ca.root),
+  );
   await rootCrl(ca);
   await must(['crl']); // real time again, after the +8 d CRLs above
   const r = await deliver(dirB);
   assert.ok(r.installed);
-  assert.equal(r.dropped, [{ ca: 'Rivet Intermediate CA 1', why: 'the root\'s CRL revokes it' }]);
+  assert.equal(r.dropped, [{ ca: 'Rivet Intermediate CA 1', why: "the root's CRL revokes it" }]);
   assert.is(chainNames(dirB), 2);
   assert.not.ok(crlIssuers(dirB).includes('Rivet Intermediate CA 1'), 'its CRL left crl.pem');
   // Bring intermediate 1 back (its certificate is genuine, signed by the root) with its CRL from
   // before the node's newest: refused on the persisted mark alone.
-  const oldInt1 = int1Old.split(/(?<=-----END X509 CRL-----\n)/).find((p) => parseCrlBundle(p)[0]?.issuerCNs[0] === 'Rivet Intermediate CA 1')!;
+  const oldInt1 = int1Old
+    .split(/(?<=-----END X509 CRL-----\n)/)
+    .find((p) => parseCrlBundle(p)[0]?.issuerCNs[0] === 'Rivet Intermediate CA 1')!;
   const body = `${oldInt1}${caFile('crl.pem')}`;
   const before = both(dirB);
   const err = await refusedWith('crl_rollback', installCrlBundle(dirB, body, { chain: chainWithInt1 }));
-  assert.match(err.message, /"Rivet Intermediate CA 1" crlNumber \d+ is older than the installed \d+ — rollback is not allowed/);
+  assert.match(
+    err.message,
+    /"Rivet Intermediate CA 1" crlNumber \d+ is older than the installed \d+ — rollback is not allowed/,
+  );
   assert.equal(both(dirB), before);
 });
 

@@ -23,7 +23,10 @@ let grok: MeshTls;
 
 /** The real CLI with the CA host's clock moved by `offset` (e.g. '+120'); nothing else is faked. */
 const caAhead = (offset: string, args: string[], env: Record<string, string> = {}) =>
-  execa('faketime', ['-f', `${offset} x1`, CLI, ...args], { reject: false, env: { RIVET_CA_DIR: kit.caDir, RIVET_ENV_FILE: '/dev/null', ...env } });
+  execa('faketime', ['-f', `${offset} x1`, CLI, ...args], {
+    reject: false,
+    env: { RIVET_CA_DIR: kit.caDir, RIVET_ENV_FILE: '/dev/null', ...env },
+  });
 
 test.before(async () => {
   kit = await makeKit(['ct110', 'ct111', 'opus@ct111', 'grok@ct111']);
@@ -57,7 +60,10 @@ test('CA clock 120 s ahead: valid clients are accepted throughout revoke + push,
       if (!r.ok || r.status !== 200) failures.push(JSON.stringify(r));
     }
   })();
-  const r = await caAhead('+120', ['revoke', 'opus@ct111'], { RIVET_NODE_DIR: dirs.ct110!, RIVET_CRL_PUSH_CONNECT_TO: `ct111.mesh:3000:127.0.0.1:${server.port}` });
+  const r = await caAhead('+120', ['revoke', 'opus@ct111'], {
+    RIVET_NODE_DIR: dirs.ct110!,
+    RIVET_CRL_PUSH_CONNECT_TO: `ct111.mesh:3000:127.0.0.1:${server.port}`,
+  });
   const after = await probe(server.port, opus);
   // Keep probing a second past the push: a CRL dated ahead would fail every one of these.
   await new Promise((res) => setTimeout(res, 1000));
@@ -67,24 +73,50 @@ test('CA clock 120 s ahead: valid clients are accepted throughout revoke + push,
   assert.match(String(r.stdout), /push ok +ct111 \d+ ms — installed/);
   assert.not.ok(after.ok, `opus accepted after the push: ${JSON.stringify(after)}`);
   assert.equal(failures, [], `grok refused ${failures.length} of ${probes} times`);
-  assert.equal(server.tlsErrors.filter((e) => /not yet valid/i.test(e)), []);
+  assert.equal(
+    server.tlsErrors.filter((e) => /not yet valid/i.test(e)),
+    [],
+  );
   const installed = parseCrlBundle(fs.readFileSync(path.join(dirs.ct111!, 'crl.pem'), 'utf8'));
   const int = new X509Certificate(fs.readFileSync(path.join(kit.caDir, 'intermediate', 'int.crt')));
-  assert.ok(installed[0]!.thisUpdate.getTime() <= Date.now(), `thisUpdate ${installed[0]!.thisUpdate.toISOString()} is in this node's past`);
+  assert.ok(
+    installed[0]!.thisUpdate.getTime() <= Date.now(),
+    `thisUpdate ${installed[0]!.thisUpdate.toISOString()} is in this node's past`,
+  );
   assert.ok(installed[0]!.thisUpdate.getTime() >= new Date(int.validFrom).getTime(), 'not before its issuer');
-  console.log(`    ${probes} handshakes as grok@ct111 during revoke + push with the CA 120 s ahead: ${failures.length} refused; opus refused right after`);
+  console.log(
+    `    ${probes} handshakes as grok@ct111 during revoke + push with the CA 120 s ahead: ${failures.length} refused; opus refused right after`,
+  );
 });
 
-test('CA clock 10 minutes ahead: a CRL dated after this node\'s clock is refused (409 crl_not_yet_valid), the installed one kept', async () => {
+test("CA clock 10 minutes ahead: a CRL dated after this node's clock is refused (409 crl_not_yet_valid), the installed one kept", async () => {
   const r = await caAhead('+600', ['crl']);
   assert.is(r.exitCode, 0, String(r.stderr));
   const body = `${fs.readFileSync(path.join(kit.caDir, 'intermediate', 'chain.pem'), 'utf8')}${fs.readFileSync(path.join(kit.caDir, 'crl.pem'), 'utf8')}`;
   const before = fs.readFileSync(path.join(dirs.ct111!, 'crl.pem'), 'utf8');
-  const pushed = await probe(server.port, { cert: fs.readFileSync(path.join(dirs.ct110!, 'node.crt')), key: fs.readFileSync(path.join(dirs.ct110!, 'node.key')), ca: fs.readFileSync(path.join(dirs.ct111!, 'rivet-ca.crt')) }, '/api/mesh/crl', {
-    method: 'POST', body, headers: { 'content-length': Buffer.byteLength(body) },
-  });
-  assert.ok(pushed.ok && pushed.status === 409 && pushed.json.error.code === 'crl_not_yet_valid', JSON.stringify(pushed));
-  if (pushed.ok) assert.match(pushed.json.error.message, /starts at \S+, \d+ s after this node's clock .* every handshake would fail with CRL_NOT_YET_VALID; the installed CRLs stay/);
+  const pushed = await probe(
+    server.port,
+    {
+      cert: fs.readFileSync(path.join(dirs.ct110!, 'node.crt')),
+      key: fs.readFileSync(path.join(dirs.ct110!, 'node.key')),
+      ca: fs.readFileSync(path.join(dirs.ct111!, 'rivet-ca.crt')),
+    },
+    '/api/mesh/crl',
+    {
+      method: 'POST',
+      body,
+      headers: { 'content-length': Buffer.byteLength(body) },
+    },
+  );
+  assert.ok(
+    pushed.ok && pushed.status === 409 && pushed.json.error.code === 'crl_not_yet_valid',
+    JSON.stringify(pushed),
+  );
+  if (pushed.ok)
+    assert.match(
+      pushed.json.error.message,
+      /starts at \S+, \d+ s after this node's clock .* every handshake would fail with CRL_NOT_YET_VALID; the installed CRLs stay/,
+    );
   assert.is(fs.readFileSync(path.join(dirs.ct111!, 'crl.pem'), 'utf8'), before, 'crl.pem untouched');
   const g = await probe(server.port, grok);
   assert.ok(g.ok && g.status === 200, `grok refused after the refused push: ${JSON.stringify(g)}`);

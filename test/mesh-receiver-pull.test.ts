@@ -31,18 +31,44 @@ const setDatahub = (url: string) => {
 test.before(async () => {
   s = await startServed();
   dir = path.join(s.home, 'ct111');
-  mustOk(await s.provision(dir, ['enroll', '--node-id', 'ct111', ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, '--agent', 'opus', '--agent', 'grok'], { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll');
+  mustOk(
+    await s.provision(
+      dir,
+      [
+        'enroll',
+        '--node-id',
+        'ct111',
+        ...s.datahubArgs,
+        '--ca-fingerprint',
+        s.fingerprint,
+        '--agent',
+        'opus',
+        '--agent',
+        'grok',
+      ],
+      { RIVET_BOOTSTRAP_SECRET: SECRET },
+    ),
+    'enroll',
+  );
   mesh = await startMeshServer(dir);
   opus = loadMeshTls({ dir, agent: 'opus' });
   grok = loadMeshTls({ dir, agent: 'grok' });
   const read = (f: string) => fs.readFileSync(f, 'utf8');
-  Object.assign(saved, { rootCrt: read(s.ca.store.root().cert), rootCrl: read(s.ca.store.root().crl), chain: read(s.ca.store.chainFile), crlBefore: read(s.ca.store.crlBundle) });
-  // A datahub that serves whatever the test puts in `served`, with the CA host's own certificate.
-  hub = https.createServer({ cert: fs.readFileSync(path.join(s.hostDir, 'node.crt')), key: fs.readFileSync(path.join(s.hostDir, 'node.key')) }, (req, res) => {
-    const body = req.url === '/ca.crt' ? served.chain : req.url === '/crl.pem' ? served.crl : undefined;
-    if (body === undefined) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(body);
+  Object.assign(saved, {
+    rootCrt: read(s.ca.store.root().cert),
+    rootCrl: read(s.ca.store.root().crl),
+    chain: read(s.ca.store.chainFile),
+    crlBefore: read(s.ca.store.crlBundle),
   });
+  // A datahub that serves whatever the test puts in `served`, with the CA host's own certificate.
+  hub = https.createServer(
+    { cert: fs.readFileSync(path.join(s.hostDir, 'node.crt')), key: fs.readFileSync(path.join(s.hostDir, 'node.key')) },
+    (req, res) => {
+      const body = req.url === '/ca.crt' ? served.chain : req.url === '/crl.pem' ? served.crl : undefined;
+      if (body === undefined) return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(body);
+    },
+  );
   await new Promise<void>((r) => hub.listen(0, '127.0.0.1', r));
 });
 test.after(async () => {
@@ -66,17 +92,32 @@ async function status() {
   return JSON.parse((await s.provision(dir, ['status', '--json'])).stdout);
 }
 
-test('enrollment records the CA host; its push is taken, another node\'s is not', async () => {
+test("enrollment records the CA host; its push is taken, another node's is not", async () => {
   const settings = JSON.parse(fs.readFileSync(settingsFile(), 'utf8'));
   assert.is(settings.caHost, 'ct110');
   mustOk(await s.rivet(['issue-node', 'ct112']), 'issue-node ct112');
-  const post = (stem: string, certFile: string, keyFile: string) => probe(mesh.port, { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile), ca: fs.readFileSync(path.join(dir, 'rivet-ca.crt')) }, '/api/mesh/crl', {
-    method: 'POST', body: `${saved.chain}${saved.crlBefore}`, headers: { 'content-length': Buffer.byteLength(`${saved.chain}${saved.crlBefore}`) },
-  });
+  const post = (stem: string, certFile: string, keyFile: string) =>
+    probe(
+      mesh.port,
+      {
+        cert: fs.readFileSync(certFile),
+        key: fs.readFileSync(keyFile),
+        ca: fs.readFileSync(path.join(dir, 'rivet-ca.crt')),
+      },
+      '/api/mesh/crl',
+      {
+        method: 'POST',
+        body: `${saved.chain}${saved.crlBefore}`,
+        headers: { 'content-length': Buffer.byteLength(`${saved.chain}${saved.crlBefore}`) },
+      },
+    );
   const fromHost = await post('ct110', path.join(s.hostDir, 'node.crt'), path.join(s.hostDir, 'node.key'));
   assert.ok(fromHost.ok && fromHost.status === 200 && fromHost.json.reason === 'unchanged', JSON.stringify(fromHost));
   const fromOther = await post('ct112', s.ca.store.issued('ct112', 'crt'), s.ca.store.issued('ct112', 'key'));
-  assert.ok(fromOther.ok && fromOther.status === 403 && fromOther.json.error.code === 'forbidden', JSON.stringify(fromOther));
+  assert.ok(
+    fromOther.ok && fromOther.status === 403 && fromOther.json.error.code === 'forbidden',
+    JSON.stringify(fromOther),
+  );
 });
 
 test('a node enrolled before the CA host was recorded learns it on the next `provision-ct enroll`, no secret needed', async () => {
@@ -102,14 +143,20 @@ test('after a revocation the node pulls the new CRL; then a datahub serving a ro
   setDatahub(`https://127.0.0.1:${(hub.address() as AddressInfo).port}`);
   const r = await s.provision(dir, ['fetch-crl']);
   assert.is(r.exitCode, 1, r.stdout);
-  assert.match(r.stderr, /the served chain leaves out "Rivet Intermediate CA 1", but its certificates can still be valid here/);
+  assert.match(
+    r.stderr,
+    /the served chain leaves out "Rivet Intermediate CA 1", but its certificates can still be valid here/,
+  );
   assert.equal(files(), before, 'rivet-ca.crt and crl.pem untouched');
   await enforced('after the root-only chain');
   const st = await status();
   assert.is(st.lastRefusal.code, 'ca_still_live');
   assert.is(st.lastRefusal.source, 'pull');
   assert.match(st.lastRefusal.from, /^https:\/\/ct110\.mesh:\d+$/);
-  assert.equal(st.kept.map((k: { ca: string }) => k.ca), ['Rivet Intermediate CA 1']);
+  assert.equal(
+    st.kept.map((k: { ca: string }) => k.ca),
+    ['Rivet Intermediate CA 1'],
+  );
 });
 
 test('a datahub serving the bundle from before the revocation changes nothing; status shows the rollback refused', async () => {
@@ -117,11 +164,17 @@ test('a datahub serving the bundle from before the revocation changes nothing; s
   Object.assign(served, { chain: saved.chain, crl: saved.crlBefore });
   const r = await s.provision(dir, ['fetch-crl']);
   assert.is(r.exitCode, 1, r.stdout);
-  assert.match(r.stderr, /"Rivet Intermediate CA 1" crlNumber \d+ is older than the installed \d+ — rollback is not allowed/);
+  assert.match(
+    r.stderr,
+    /"Rivet Intermediate CA 1" crlNumber \d+ is older than the installed \d+ — rollback is not allowed/,
+  );
   assert.equal(files(), before);
   await enforced('after the old bundle');
   const text = await s.provision(dir, ['status']);
-  assert.match(text.stdout, /refused +\S+ by pull from https:\/\/ct110\.mesh:\d+: crl_rollback — CRL bundle refused: "Rivet Intermediate CA 1" crlNumber/);
+  assert.match(
+    text.stdout,
+    /refused +\S+ by pull from https:\/\/ct110\.mesh:\d+: crl_rollback — CRL bundle refused: "Rivet Intermediate CA 1" crlNumber/,
+  );
   const st = await status();
   assert.is(st.lastRefusal.code, 'crl_rollback');
 });

@@ -76,10 +76,33 @@ func main() {
 /** A CA made with the real CLI; `flags` go to issue-intermediate. Issues one node, agent and user. */
 async function makeCa(name: string, flags: string[]): Promise<{ dir: string; ours: Leaf[] }> {
   const dir = path.join(home, name);
-  for (const args of [['init'], ['issue-intermediate', ...flags],
-    ['issue-node', 'ct111', '--san', 'DNS:localhost', '--san', 'DNS:ct111-api.mesh', '--san', 'IP:127.0.0.1', '--san', 'IP:10.1.2.3', '--san', 'IP:fd00::1'],
-    ['issue-node', 'ct110'], ['issue-agent', 'opus@ct111'], ['issue-user', 'alice@external']]) must(await cli(dir, args), `${name}: ${args.join(' ')}`);
-  const ours = ['ct111', 'opus@ct111', 'alice@external'].map((cn) => ({ name: `issued ${cn}`, cert: path.join(dir, 'issued', `${cn}.crt`), key: path.join(dir, 'issued', `${cn}.key`) }));
+  for (const args of [
+    ['init'],
+    ['issue-intermediate', ...flags],
+    [
+      'issue-node',
+      'ct111',
+      '--san',
+      'DNS:localhost',
+      '--san',
+      'DNS:ct111-api.mesh',
+      '--san',
+      'IP:127.0.0.1',
+      '--san',
+      'IP:10.1.2.3',
+      '--san',
+      'IP:fd00::1',
+    ],
+    ['issue-node', 'ct110'],
+    ['issue-agent', 'opus@ct111'],
+    ['issue-user', 'alice@external'],
+  ])
+    must(await cli(dir, args), `${name}: ${args.join(' ')}`);
+  const ours = ['ct111', 'opus@ct111', 'alice@external'].map((cn) => ({
+    name: `issued ${cn}`,
+    cert: path.join(dir, 'issued', `${cn}.crt`),
+    key: path.join(dir, 'issued', `${cn}.key`),
+  }));
   return { dir, ours };
 }
 
@@ -88,36 +111,115 @@ async function steal(dir: string, tag: string, cn: string, san: string, eku = 's
   const work = path.join(dir, 'stolen');
   await fsp.mkdir(work, { recursive: true });
   const base = path.join(work, tag);
-  fs.writeFileSync(`${base}.ext`, `[x]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = ${eku}\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\nsubjectAltName = ${san}\n`);
-  await execa('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', `${base}.key`, '-subj', `/CN=${cn}`, '-out', `${base}.csr`], { env: NOCONF });
-  await execa('openssl', ['x509', '-req', '-in', `${base}.csr`, '-CA', path.join(dir, 'intermediate', 'int.crt'), '-CAkey', path.join(dir, 'intermediate', 'int.key'),
-    '-days', '30', '-extfile', `${base}.ext`, '-extensions', 'x', '-out', `${base}.leaf`], { env: NOCONF });
-  fs.writeFileSync(`${base}.crt`, fs.readFileSync(`${base}.leaf`, 'utf8') + fs.readFileSync(path.join(dir, 'intermediate', 'int.crt'), 'utf8'));
+  fs.writeFileSync(
+    `${base}.ext`,
+    `[x]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = ${eku}\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\nsubjectAltName = ${san}\n`,
+  );
+  await execa(
+    'openssl',
+    [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-noenc',
+      '-keyout',
+      `${base}.key`,
+      '-subj',
+      `/CN=${cn}`,
+      '-out',
+      `${base}.csr`,
+    ],
+    { env: NOCONF },
+  );
+  await execa(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${base}.csr`,
+      '-CA',
+      path.join(dir, 'intermediate', 'int.crt'),
+      '-CAkey',
+      path.join(dir, 'intermediate', 'int.key'),
+      '-days',
+      '30',
+      '-extfile',
+      `${base}.ext`,
+      '-extensions',
+      'x',
+      '-out',
+      `${base}.leaf`,
+    ],
+    { env: NOCONF },
+  );
+  fs.writeFileSync(
+    `${base}.crt`,
+    fs.readFileSync(`${base}.leaf`, 'utf8') + fs.readFileSync(path.join(dir, 'intermediate', 'int.crt'), 'utf8'),
+  );
   return { name: `stolen-key ${san}`, cert: `${base}.crt`, key: `${base}.key` };
 }
 
-const stolenSet = (dir: string) => Promise.all([
-  steal(dir, 'dns', 'www.example.com', 'DNS:www.example.com'),
-  steal(dir, 'ip', '8.8.8.8', 'IP:8.8.8.8'),
-  steal(dir, 'uri', 'evil.example', 'URI:spiffe://evil.example/x'),
-]);
+const stolenSet = (dir: string) =>
+  Promise.all([
+    steal(dir, 'dns', 'www.example.com', 'DNS:www.example.com'),
+    steal(dir, 'ip', '8.8.8.8', 'IP:8.8.8.8'),
+    steal(dir, 'uri', 'evil.example', 'URI:spiffe://evil.example/x'),
+  ]);
 
 async function opensslVerify(dir: string, leaf: Leaf): Promise<Verdict> {
-  const r = await execa('openssl', ['verify', '-x509_strict', '-crl_check_all', '-CRLfile', path.join(dir, 'crl.pem'), '-CAfile', path.join(dir, 'root', 'ca.crt'),
-    '-untrusted', path.join(dir, 'intermediate', 'int.crt'), leaf.cert], { reject: false, env: NOCONF });
+  const r = await execa(
+    'openssl',
+    [
+      'verify',
+      '-x509_strict',
+      '-crl_check_all',
+      '-CRLfile',
+      path.join(dir, 'crl.pem'),
+      '-CAfile',
+      path.join(dir, 'root', 'ca.crt'),
+      '-untrusted',
+      path.join(dir, 'intermediate', 'int.crt'),
+      leaf.cert,
+    ],
+    { reject: false, env: NOCONF },
+  );
   return { ok: r.exitCode === 0, why: `${r.stdout} ${r.stderr}`.replace(/\s+/g, ' ').trim() };
 }
 
 async function certtool(dir: string, leaf: Leaf): Promise<Verdict> {
-  const r = await execa('certtool', ['--verify', '--load-ca-certificate', path.join(dir, 'root', 'ca.crt'), '--load-crl', path.join(dir, 'crl.pem'), '--infile', leaf.cert], { reject: false });
+  const r = await execa(
+    'certtool',
+    [
+      '--verify',
+      '--load-ca-certificate',
+      path.join(dir, 'root', 'ca.crt'),
+      '--load-crl',
+      path.join(dir, 'crl.pem'),
+      '--infile',
+      leaf.cert,
+    ],
+    { reject: false },
+  );
   const out = `${r.stdout}\n${r.stderr}`;
-  return { ok: r.exitCode === 0 && /Verified\. The certificate is trusted/.test(out), why: out.split('\n').filter((l) => /verification output/i.test(l)).join(' ') };
+  return {
+    ok: r.exitCode === 0 && /Verified\. The certificate is trusted/.test(out),
+    why: out
+      .split('\n')
+      .filter((l) => /verification output/i.test(l))
+      .join(' '),
+  };
 }
 
 async function goVerify(dir: string, leaves: Leaf[]): Promise<Verdict[]> {
   const r = await execa(goverify, [path.join(dir, 'root', 'ca.crt'), ...leaves.map((l) => l.cert)], { reject: false });
   assert.is(r.exitCode, 0, r.stderr);
-  return String(r.stdout).split('\n').map((line) => ({ ok: line === 'OK', why: line }));
+  return String(r.stdout)
+    .split('\n')
+    .map((line) => ({ ok: line === 'OK', why: line }));
 }
 
 /** A mesh server built only from lib/ (ct110's node dir); a leaf is accepted when its handshake is. */
@@ -133,21 +235,45 @@ async function libServer(dir: string): Promise<(leaf: Leaf) => Promise<Verdict>>
     res.writeHead(200).end(`authorized ${(req.socket as tls.TLSSocket).authorized}`);
   });
   // A refused client certificate shows as a reset; the socket says why (its authorizationError).
-  server.on('tlsClientError', (err, socket) => { lastRefusal = `${err.message} ${String(socket?.authorizationError ?? '')}`; });
+  server.on('tlsClientError', (err, socket) => {
+    lastRefusal = `${err.message} ${String(socket?.authorizationError ?? '')}`;
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  stops.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  stops.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const { port } = server.address() as AddressInfo;
   const ca = fs.readFileSync(path.join(dir, 'intermediate', 'chain.pem'));
-  return (leaf) => new Promise((resolve) => {
-    lastRefusal = '';
-    const req = https.request({ host: '127.0.0.1', port, servername: 'ct110.mesh', ca, cert: fs.readFileSync(leaf.cert), key: fs.readFileSync(leaf.key), agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => { body += c.toString(); });
-      res.on('end', () => resolve({ ok: body === 'authorized true', why: body }));
+  return (leaf) =>
+    new Promise((resolve) => {
+      lastRefusal = '';
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port,
+          servername: 'ct110.mesh',
+          ca,
+          cert: fs.readFileSync(leaf.cert),
+          key: fs.readFileSync(leaf.key),
+          agent: false,
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          res.on('end', () => resolve({ ok: body === 'authorized true', why: body }));
+        },
+      );
+      req.on('error', (err) =>
+        setTimeout(() => resolve({ ok: false, why: `${err.message}; server: ${lastRefusal}` }), 50),
+      );
+      req.end();
     });
-    req.on('error', (err) => setTimeout(() => resolve({ ok: false, why: `${err.message}; server: ${lastRefusal}` }), 50));
-    req.end();
-  });
 }
 
 /** Every verifier's verdict on every leaf, as `verifier: leaf → verdict` lines for messages. */
@@ -161,12 +287,18 @@ async function judgeAll(dir: string, leaves: Leaf[]): Promise<Map<string, Verdic
   return out;
 }
 
-function expectAll(verdicts: Map<string, Verdict[]>, leaves: Leaf[], ok: boolean, reason?: Record<string, RegExp>): void {
+function expectAll(
+  verdicts: Map<string, Verdict[]>,
+  leaves: Leaf[],
+  ok: boolean,
+  reason?: Record<string, RegExp>,
+): void {
   const problems: string[] = [];
   for (const [verifier, list] of verdicts) {
     list.forEach((v, i) => {
       if (v.ok !== ok) problems.push(`${verifier} ${v.ok ? 'ACCEPTED' : 'refused'} ${leaves[i]!.name}: ${v.why}`);
-      else if (!ok && reason?.[verifier] && !reason[verifier]!.test(v.why)) problems.push(`${verifier} refused ${leaves[i]!.name} for another reason: ${v.why}`);
+      else if (!ok && reason?.[verifier] && !reason[verifier]!.test(v.why))
+        problems.push(`${verifier} refused ${leaves[i]!.name} for another reason: ${v.why}`);
     });
   }
   assert.equal(problems, [], problems.join('\n'));
@@ -177,12 +309,28 @@ test.before(async () => {
   home = await tempDir('rivet-nc-');
   fs.writeFileSync(path.join(home, 'goverify.go'), GO);
   goverify = path.join(home, 'goverify');
-  const env = { GOCACHE: path.join(home, 'gocache'), GOPATH: path.join(home, 'gopath'), HOME: home, GOFLAGS: '', GO111MODULE: 'auto' };
-  const built = await execa('go', ['build', '-o', goverify, path.join(home, 'goverify.go')], { reject: false, env, cwd: home });
-  assert.is(built.exitCode, 0, `go build failed — is golang-go installed (test/setup/install-deps.sh)? ${built.stderr}`);
+  const env = {
+    GOCACHE: path.join(home, 'gocache'),
+    GOPATH: path.join(home, 'gopath'),
+    HOME: home,
+    GOFLAGS: '',
+    GO111MODULE: 'auto',
+  };
+  const built = await execa('go', ['build', '-o', goverify, path.join(home, 'goverify.go')], {
+    reject: false,
+    env,
+    cwd: home,
+  });
+  assert.is(
+    built.exitCode,
+    0,
+    `go build failed — is golang-go installed (test/setup/install-deps.sh)? ${built.stderr}`,
+  );
 });
 
-test.after(async () => { for (const stop of stops.reverse()) await stop().catch(() => {}); });
+test.after(async () => {
+  for (const stop of stops.reverse()) await stop().catch(() => {});
+});
 
 test('without name constraints the stolen-key certificates pass every verifier (the attack this closes)', async () => {
   const { dir } = await makeCa('open', ['--no-name-constraints']);
@@ -215,7 +363,10 @@ test('pinned: GnuTLS does not enforce permitted URI subtrees; OpenSSL and Go do'
   assert.not.ok((await opensslVerify(dir, leaf)).ok, 'openssl refuses');
   assert.not.ok((await goVerify(dir, [leaf]))[0]!.ok, 'go refuses');
   const g = await certtool(dir, leaf);
-  assert.ok(g.ok, `GnuTLS now enforces URI constraints — update docs/LIBRARY.md (name constraints) and this pin: ${g.why}`);
+  assert.ok(
+    g.ok,
+    `GnuTLS now enforces URI constraints — update docs/LIBRARY.md (name constraints) and this pin: ${g.why}`,
+  );
 });
 
 test('pinned: Python cryptography refuses any chain whose CA constrains URIs; --no-uri-constraint is for such meshes', async () => {
@@ -230,13 +381,23 @@ for f in sys.argv[2:]:
         PolicyBuilder().store(store).build_client_verifier().verify(certs[0], certs[1:]); print('OK')
     except Exception as e: print('REFUSED', e)
 `;
-  const run = async (dir: string, leaves: Leaf[]) => String((await execa('python3', ['-c', py, path.join(dir, 'root', 'ca.crt'), ...leaves.map((l) => l.cert)])).stdout).split('\n');
+  const run = async (dir: string, leaves: Leaf[]) =>
+    String(
+      (await execa('python3', ['-c', py, path.join(dir, 'root', 'ca.crt'), ...leaves.map((l) => l.cert)])).stdout,
+    ).split('\n');
   const constrained = path.join(home, 'issued');
-  assert.match((await run(constrained, [{ name: 'ct111', cert: path.join(constrained, 'issued', 'ct111.crt'), key: '' }]))[0]!, /REFUSED .*unsupported name constraint/);
+  assert.match(
+    (await run(constrained, [{ name: 'ct111', cert: path.join(constrained, 'issued', 'ct111.crt'), key: '' }]))[0]!,
+    /REFUSED .*unsupported name constraint/,
+  );
   const { dir, ours } = await makeCa('no-uri', ['--no-uri-constraint']);
   const stolen = await stolenSet(dir);
   const lines = await run(dir, [...ours, ...stolen]);
-  assert.equal(lines.slice(0, ours.length), ours.map(() => 'OK'), lines.join('\n'));
+  assert.equal(
+    lines.slice(0, ours.length),
+    ours.map(() => 'OK'),
+    lines.join('\n'),
+  );
   assert.match(lines[ours.length]!, /REFUSED .*no permitted name constraints matched/, 'DNS still constrained');
   assert.match(lines[ours.length + 1]!, /REFUSED .*no permitted name constraints matched/, 'IP still constrained');
   assert.is(lines[ours.length + 2], 'OK', 'without the URI constraint a foreign SPIFFE ID is not refused');

@@ -20,13 +20,16 @@ test('a node cannot take a name another node carries as an alias or listener nam
   for (const taken of ['ct1-mcp', 'ct1-grafana']) {
     const r = await cli(ca, ['issue-node', taken]);
     assert.is(r.exitCode, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`DNS name ${taken}\\.mesh already belongs to node ct1\\.mesh .* pick another node-id or revoke`));
+    assert.match(
+      r.stderr,
+      new RegExp(`DNS name ${taken}\\.mesh already belongs to node ct1\\.mesh .* pick another node-id or revoke`),
+    );
   }
   assert.equal(snapshot(ca.store.dir), before);
 });
 
-test('an alias may not be another live node\'s name', async () => {
-  assert.is((await cli(ca, ['issue-node', 'ct2-db'])).exitCode, 0, 'ct2-db is nobody\'s alias yet');
+test("an alias may not be another live node's name", async () => {
+  assert.is((await cli(ca, ['issue-node', 'ct2-db'])).exitCode, 0, "ct2-db is nobody's alias yet");
   const r = await cli(ca, ['issue-node', 'ct2', '--force', '--san', 'DNS:ct2-db.mesh']);
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, /DNS name ct2-db\.mesh is the name of node ct2-db, which holds a valid certificate/);
@@ -48,24 +51,39 @@ test('a roster whose nodes would share a name is refused before anything is issu
   assert.equal(snapshot(ca.store.dir), before);
 });
 
-test('the enrollment service refuses, with 409, a node-id that is another node\'s listener name or an alias onto another node', async () => {
+test("the enrollment service refuses, with 409, a node-id that is another node's listener name or an alias onto another node", async () => {
   const fx = await enrollFixture();
   try {
-    const first = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await newCsr(fx.work, 'ct5.mesh')).csr, sans: ['DNS:ct5-api.mesh'] } });
+    const first = await call(fx, 'POST', '/enroll', {
+      bearer: SECRET,
+      body: { csr: (await newCsr(fx.work, 'ct5.mesh')).csr, sans: ['DNS:ct5-api.mesh'] },
+    });
     assert.is(first.status, 200, first.text);
     const before = caState(fx.ca);
-    const squat = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await newCsr(fx.work, 'ct5-api.mesh')).csr } });
+    const squat = await call(fx, 'POST', '/enroll', {
+      bearer: SECRET,
+      body: { csr: (await newCsr(fx.work, 'ct5-api.mesh')).csr },
+    });
     assert.is(squat.status, 409, squat.text);
     assert.is(squat.json.error.code, 'name_taken');
     assert.match(squat.json.error.message, /ct5-api\.mesh already belongs to node ct5\.mesh/);
     assert.equal(caState(fx.ca), before, 'nothing issued');
-    assert.is((await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await newCsr(fx.work, 'ct8-db.mesh')).csr } })).status, 200);
+    assert.is(
+      (await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await newCsr(fx.work, 'ct8-db.mesh')).csr } }))
+        .status,
+      200,
+    );
     const mid = caState(fx.ca);
-    const alias = await call(fx, 'POST', '/enroll', { bearer: SECRET, body: { csr: (await newCsr(fx.work, 'ct8.mesh')).csr, sans: ['DNS:ct8-db.mesh'] } });
+    const alias = await call(fx, 'POST', '/enroll', {
+      bearer: SECRET,
+      body: { csr: (await newCsr(fx.work, 'ct8.mesh')).csr, sans: ['DNS:ct8-db.mesh'] },
+    });
     assert.is(alias.status, 409, alias.text);
     assert.match(alias.json.error.message, /DNS name ct8-db\.mesh is the name of node ct8-db/);
     assert.equal(caState(fx.ca), mid, 'nothing issued');
-  } finally { await fx.close(); }
+  } finally {
+    await fx.close();
+  }
 });
 
 test.run();

@@ -52,15 +52,37 @@ test('a CA dir pre-created by another user, enroll-tokens.json swapped by them: 
   await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
   // The other user's token for a node of their choosing, put in place by a rename in their directory.
   const token = `rvt_${crypto.randomBytes(32).toString('base64url')}`;
-  const store = [{ hash: crypto.createHash('sha256').update(token).digest('hex'), node: 'ct666', created: new Date().toISOString(), expires: new Date(Date.now() + 3_600_000).toISOString() }];
+  const store = [
+    {
+      hash: crypto.createHash('sha256').update(token).digest('hex'),
+      node: 'ct666',
+      created: new Date().toISOString(),
+      expires: new Date(Date.now() + 3_600_000).toISOString(),
+    },
+  ];
   await asOther('cat > "$1/.swap" && mv -f "$1/.swap" "$1/enroll-tokens.json"', [dir], JSON.stringify(store));
   assert.is(fs.statSync(path.join(dir, 'enroll-tokens.json')).uid, OTHER, 'the swap worked at the OS level');
   const before = snapshot(dir);
 
-  const serve = await cli(dir, ['serve', '--listen', '127.0.0.1:0', '--tls-cert', ca.store.issued('ct110', 'crt'), '--tls-key', ca.store.issued('ct110', 'key')], { env: { RIVET_BOOTSTRAP_SECRET: 'x' } });
+  const serve = await cli(
+    dir,
+    [
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      ca.store.issued('ct110', 'crt'),
+      '--tls-key',
+      ca.store.issued('ct110', 'key'),
+    ],
+    { env: { RIVET_BOOTSTRAP_SECRET: 'x' } },
+  );
   assert.is(serve.exitCode, 2, serve.stderr);
   assert.is(serve.stderr.trim().split('\n').length, 1, `one line: ${serve.stderr}`);
-  assert.match(serve.stderr, new RegExp(`^rivet-ca: CA directory ${dir}: ${dir} is owned by uid ${OTHER}, not by root or by uid 0 running this`));
+  assert.match(
+    serve.stderr,
+    new RegExp(`^rivet-ca: CA directory ${dir}: ${dir} is owned by uid ${OTHER}, not by root or by uid 0 running this`),
+  );
   assert.is(fixLine(serve.stderr), `chown -R root: ${dir} && chmod -R go-w ${dir}`);
   for (const args of [['token', 'ct667'], ['list'], ['issue-node', 'ct111'], ['init']]) {
     const r = await cli(dir, args);
@@ -70,18 +92,40 @@ test('a CA dir pre-created by another user, enroll-tokens.json swapped by them: 
   }
   const doctor = await cli(dir, ['doctor']);
   assert.is(doctor.exitCode, 1, doctor.stdout);
-  assert.match(doctor.stdout, new RegExp(`FAIL  ${dir} is owned by uid ${OTHER}.* — chown -R root: ${dir} && chmod -R go-w ${dir}`));
+  assert.match(
+    doctor.stdout,
+    new RegExp(`FAIL  ${dir} is owned by uid ${OTHER}.* — chown -R root: ${dir} && chmod -R go-w ${dir}`),
+  );
   assert.match(doctor.stdout, /FAIL {2}.*enroll-tokens\.json is owned by uid 65534/);
   // The library's service refuses too: the token of the other user never meets /enroll.
   const started = await startEnrollService({
-    ca, sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS), secret: 'x', host: '127.0.0.1', port: 0, tlsCert: ca.store.issued('ct110', 'crt'), tlsKey: ca.store.issued('ct110', 'key'),
-  }).then(async (s) => { await s.close(); return 'started'; }, (err: Error) => err);
+    ca,
+    sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS),
+    secret: 'x',
+    host: '127.0.0.1',
+    port: 0,
+    tlsCert: ca.store.issued('ct110', 'crt'),
+    tlsKey: ca.store.issued('ct110', 'key'),
+  }).then(
+    async (s) => {
+      await s.close();
+      return 'started';
+    },
+    (err: Error) => err,
+  );
   assert.instance(started, UsageError);
   assert.is((started as UsageError).code, 'unsafe_ownership');
   assert.equal(snapshot(dir), before, 'the CA dir is byte-identical: nothing was read into effect, nothing written');
 
   // The printed fix works (what the other user changed meanwhile is for the operator to review).
-  mustOk(await execa('sh', ['-c', fixLine(serve.stderr)!], { reject: false }).then((r) => ({ exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) })), 'the fix');
+  mustOk(
+    await execa('sh', ['-c', fixLine(serve.stderr)!], { reject: false }).then((r) => ({
+      exitCode: r.exitCode ?? -1,
+      stdout: String(r.stdout),
+      stderr: String(r.stderr),
+    })),
+    'the fix',
+  );
   assert.equal(ownershipProblems(dir), []);
   assert.is((await cli(dir, ['list'])).exitCode, 0);
 });
@@ -100,7 +144,13 @@ test('a group-writable file, a world-writable directory above, a link owned by a
   fs.chmodSync(parent, 0o777); // anyone may rename the CA dir away and put their own in its place
   const b = await cli(ca, ['list']);
   assert.is(b.exitCode, 2);
-  assert.match(b.stderr, new RegExp(`${parent} is writable by its group and others \\(mode 0777\\).*fix: chown root: ${parent} && chmod go-w ${parent}$`, 'm'));
+  assert.match(
+    b.stderr,
+    new RegExp(
+      `${parent} is writable by its group and others \\(mode 0777\\).*fix: chown root: ${parent} && chmod go-w ${parent}$`,
+      'm',
+    ),
+  );
   fs.chmodSync(parent, 0o1777); // sticky, like /tmp: only an entry's owner may rename it
   assert.is((await cli(ca, ['list'])).exitCode, 0, 'a sticky world-writable directory above is fine');
   fs.chmodSync(parent, 0o700);
@@ -112,35 +162,64 @@ test('a group-writable file, a world-writable directory above, a link owned by a
   assert.is(c.exitCode, 2);
   assert.match(c.stderr, new RegExp(`${link} is owned by uid ${OTHER}`));
   const d = await cli(path.join(base, 'not-yet'), ['list']);
-  assert.not.match(d.stderr, /owned by|writable by/, 'a CA dir that does not exist yet under a safe parent is not an ownership problem');
+  assert.not.match(
+    d.stderr,
+    /owned by|writable by/,
+    'a CA dir that does not exist yet under a safe parent is not an ownership problem',
+  );
 });
 
-test('a node dir that is another user\'s, rivet-ca.crt swapped by them for another CA: renew and fetch-crl refuse, loadMeshTls refuses, status is red; nothing changes', async () => {
+test("a node dir that is another user's, rivet-ca.crt swapped by them for another CA: renew and fetch-crl refuse, loadMeshTls refuses, status is red; nothing changes", async () => {
   const served = await startServed();
   try {
     const nodeDir = path.join(served.home, 'ct150');
-    mustOk(await served.provision(nodeDir, ['enroll', '--node-id', 'ct150', ...served.datahubArgs, '--ca-fingerprint', served.fingerprint], { RIVET_BOOTSTRAP_SECRET: 'bootstrap secret: do not log me 7f3a' }), 'enroll');
+    mustOk(
+      await served.provision(
+        nodeDir,
+        ['enroll', '--node-id', 'ct150', ...served.datahubArgs, '--ca-fingerprint', served.fingerprint],
+        { RIVET_BOOTSTRAP_SECRET: 'bootstrap secret: do not log me 7f3a' },
+      ),
+      'enroll',
+    );
     fs.chmodSync(served.home, 0o755);
     fs.chownSync(nodeDir, OTHER, OTHER); // as if they had pre-created it
     const other = await freshCa();
-    await asOther('cat > "$1/.swap" && mv -f "$1/.swap" "$1/rivet-ca.crt"', [nodeDir], fs.readFileSync(other.store.chainFile, 'utf8'));
+    await asOther(
+      'cat > "$1/.swap" && mv -f "$1/.swap" "$1/rivet-ca.crt"',
+      [nodeDir],
+      fs.readFileSync(other.store.chainFile, 'utf8'),
+    );
     const before = snapshot(nodeDir);
     for (const cmd of [['renew'], ['fetch-crl']]) {
       const r = await served.provision(nodeDir, cmd);
       assert.is(r.exitCode, 2, `${cmd[0]}: ${r.stdout}${r.stderr}`);
-      assert.match(r.stderr, new RegExp(`^provision-ct: node directory ${nodeDir}: ${nodeDir} is owned by uid ${OTHER}.*fix: chown -R root: ${nodeDir} && chmod -R go-w ${nodeDir}$`));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^provision-ct: node directory ${nodeDir}: ${nodeDir} is owned by uid ${OTHER}.*fix: chown -R root: ${nodeDir} && chmod -R go-w ${nodeDir}$`,
+        ),
+      );
     }
     const status = await served.provision(nodeDir, ['status']);
     assert.is(status.exitCode, 1, status.stdout);
     assert.match(status.stdout, /rivet-ca\.crt is owned by uid 65534, .* — another user could swap this node's files/);
-    assert.throws(() => loadMeshTls({ dir: nodeDir }), (err: Error) => err instanceof UsageError && err.code === 'unsafe_ownership');
+    assert.throws(
+      () => loadMeshTls({ dir: nodeDir }),
+      (err: Error) => err instanceof UsageError && err.code === 'unsafe_ownership',
+    );
     assert.equal(snapshot(nodeDir), before, 'the node dir is byte-identical');
-    const json = await execa(PROVISION, ['status', '--json'], { reject: false, env: { RIVET_NODE_DIR: nodeDir, RIVET_ENV_FILE: '/dev/null' } });
-    assert.ok((JSON.parse(String(json.stdout)) as { problems: string[] }).problems.some((p) => p.includes('owned by uid 65534')));
+    const json = await execa(PROVISION, ['status', '--json'], {
+      reject: false,
+      env: { RIVET_NODE_DIR: nodeDir, RIVET_ENV_FILE: '/dev/null' },
+    });
+    assert.ok(
+      (JSON.parse(String(json.stdout)) as { problems: string[] }).problems.some((p) =>
+        p.includes('owned by uid 65534'),
+      ),
+    );
   } finally {
     await served.close();
   }
 });
-
 
 test.run();

@@ -15,14 +15,32 @@ let work: string;
 let consumer: string;
 let tgz: string;
 let node24: string;
-const SDK = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).devDependencies['@modelcontextprotocol/sdk'];
+const SDK = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).devDependencies[
+  '@modelcontextprotocol/sdk'
+];
 const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string>; timeout?: number } = {}) =>
-  execa(cmd, args, { cwd: opts.cwd, env: { RIVET_ENV_FILE: '/dev/null', ...opts.env }, timeout: opts.timeout ?? 240_000, reject: false, all: true });
+  execa(cmd, args, {
+    cwd: opts.cwd,
+    env: { RIVET_ENV_FILE: '/dev/null', ...opts.env },
+    timeout: opts.timeout ?? 240_000,
+    reject: false,
+    all: true,
+  });
 
 test.before(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'rivet-package-'));
   const src = path.join(work, 'src');
-  for (const f of ['lib', 'scripts', 'templates', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md']) fs.cpSync(path.join(ROOT, f), path.join(src, f), { recursive: true });
+  for (const f of [
+    'lib',
+    'scripts',
+    'templates',
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'README.md',
+  ])
+    fs.cpSync(path.join(ROOT, f), path.join(src, f), { recursive: true });
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(src, 'node_modules'));
   const packed = await sh('npm', ['pack', '--json', '--pack-destination', work], { cwd: src });
   assert.is(packed.exitCode, 0, packed.all);
@@ -31,8 +49,23 @@ test.before(async () => {
   (globalThis as { files?: string[] }).files = info[0].files.map((f: { path: string }) => f.path);
   consumer = path.join(work, 'consumer');
   fs.mkdirSync(consumer);
-  fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'mesh-service', private: true, type: 'module' }));
-  const installed = await sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tgz, `@modelcontextprotocol/sdk@${SDK}`, '@types/node@20'], { cwd: consumer });
+  fs.writeFileSync(
+    path.join(consumer, 'package.json'),
+    JSON.stringify({ name: 'mesh-service', private: true, type: 'module' }),
+  );
+  const installed = await sh(
+    'npm',
+    [
+      'install',
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      tgz,
+      `@modelcontextprotocol/sdk@${SDK}`,
+      '@types/node@20',
+    ],
+    { cwd: consumer },
+  );
   assert.is(installed.exitCode, 0, installed.all);
   const lts = await sh(path.join(ROOT, 'test', 'setup', 'node-lts.sh'), []);
   assert.is(lts.exitCode, 0, lts.all);
@@ -42,14 +75,31 @@ test.after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 test('the tarball holds compiled ESM, .d.ts, the CLIs and templates — no sources, tests or certificates', () => {
   const files = (globalThis as { files?: string[] }).files!;
-  for (const f of ['dist-lib/lib/index.js', 'dist-lib/lib/index.d.ts', 'dist-lib/lib/mcp.js', 'dist-lib/lib/mcp.d.ts', 'dist-lib/scripts/rivet-ca.mjs', 'scripts/launch.mjs', 'scripts/rivet-ca.mts', 'templates/node.cnf']) {
+  for (const f of [
+    'dist-lib/lib/index.js',
+    'dist-lib/lib/index.d.ts',
+    'dist-lib/lib/mcp.js',
+    'dist-lib/lib/mcp.d.ts',
+    'dist-lib/scripts/rivet-ca.mjs',
+    'scripts/launch.mjs',
+    'scripts/rivet-ca.mts',
+    'templates/node.cnf',
+  ]) {
     assert.ok(files.includes(f), `ships ${f}`);
   }
-  const unwanted = files.filter((f) => /^(test|bench|examples|docs|dist)\//.test(f) || /\.(key|crt|pem|p12|tgz)$/.test(f) || (/^lib\//.test(f) && f.endsWith('.ts')));
+  const unwanted = files.filter(
+    (f) =>
+      /^(test|bench|examples|docs|dist)\//.test(f) ||
+      /\.(key|crt|pem|p12|tgz)$/.test(f) ||
+      (/^lib\//.test(f) && f.endsWith('.ts')),
+  );
   assert.equal(unwanted, []);
 });
 
-for (const [name, node] of [['Node 20', () => process.execPath], ['the current LTS', () => node24]] as const) {
+for (const [name, node] of [
+  ['Node 20', () => process.execPath],
+  ['the current LTS', () => node24],
+] as const) {
   test(`import('rivet-ca') and import('rivet-ca/mcp') work in plain ${name}`, async () => {
     const probe = `const lib = await import('rivet-ca'); const mcp = await import('rivet-ca/mcp');
       console.log(process.versions.node, typeof lib.loadMeshTls, typeof lib.authorize, typeof mcp.mountMcp, typeof mcp.meshMcpTransport, typeof mcp.startMcpBridge);`;
@@ -69,7 +119,10 @@ for (const [name, node] of [['Node 20', () => process.execPath], ['the current L
     // A real CA operation: the compiled CLI finds templates/ and drives openssl.
     const caDir = path.join(work, `ca-${node().length}`);
     for (const args of [['init'], ['issue-intermediate'], ['issue-node', 'ct111']]) {
-      const r = await sh('npx', ['--no-install', 'rivet-ca', ...args], { cwd: consumer, env: { ...env, RIVET_CA_DIR: caDir } });
+      const r = await sh('npx', ['--no-install', 'rivet-ca', ...args], {
+        cwd: consumer,
+        env: { ...env, RIVET_CA_DIR: caDir },
+      });
       assert.is(r.exitCode, 0, r.all);
     }
     assert.ok(fs.existsSync(path.join(caDir, 'issued', 'ct111.crt')));
@@ -77,10 +130,21 @@ for (const [name, node] of [['Node 20', () => process.execPath], ['the current L
 }
 
 test('a TypeScript consumer type-checks with moduleResolution nodenext (declarations included)', async () => {
-  fs.writeFileSync(path.join(consumer, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
-    files: ['service.ts'],
-  }));
+  fs.writeFileSync(
+    path.join(consumer, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+      },
+      files: ['service.ts'],
+    }),
+  );
   const good = `import https from 'node:https';
 import { loadMeshTls, meshServerOptions, allowListFrom, RivetError, type PeerIdentity } from 'rivet-ca';
 import { mountMcp, meshMcpTransport, meshIdentityOf, type McpMesh } from 'rivet-ca/mcp';
@@ -103,7 +167,10 @@ void mesh; void transport; void code;
   const ok = await sh(tsc, ['-p', consumer]);
   assert.is(ok.exitCode, 0, ok.all);
   // The check has teeth: a wrong type or an unknown error code is caught through our .d.ts.
-  fs.writeFileSync(path.join(consumer, 'service.ts'), `${good}const n: number = loadMeshTls().domain;\nnew RivetError('x', 'no_such_code');\n`);
+  fs.writeFileSync(
+    path.join(consumer, 'service.ts'),
+    `${good}const n: number = loadMeshTls().domain;\nnew RivetError('x', 'no_such_code');\n`,
+  );
   const bad = await sh(tsc, ['-p', consumer]);
   assert.is(bad.exitCode, 2, bad.all);
   assert.match(bad.stdout, /Type 'MeshDomain' is not assignable to type 'number'/);

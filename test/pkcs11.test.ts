@@ -25,7 +25,10 @@ test.before(async () => {
   await execa('sh', [path.join(ROOT, 'test', 'setup', 'install-deps.sh')], { stdio: 'inherit' });
   work = await tempDir('rivet-pkcs11-');
   fs.mkdirSync(path.join(work, 'tokens'));
-  fs.writeFileSync(path.join(work, 'softhsm2.conf'), `directories.tokendir = ${work}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  fs.writeFileSync(
+    path.join(work, 'softhsm2.conf'),
+    `directories.tokendir = ${work}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n`,
+  );
   const real = execaSync('sh', ['-c', 'command -v openssl']).stdout.trim();
   argvLog = path.join(work, 'openssl-argv.log');
   const shim = path.join(work, 'openssl-shim');
@@ -34,20 +37,53 @@ test.before(async () => {
   fs.writeFileSync(path.join(work, 'pass'), `${PASSPHRASE}\n`, { mode: 0o600 });
   env = { SOFTHSM2_CONF: path.join(work, 'softhsm2.conf'), RIVET_OPENSSL: shim };
   // A fresh token and a key pair made inside it (the HSM's own tooling; the PIN by env, not argv).
-  await execa('softhsm2-util', ['--init-token', '--free', '--label', 'rivet-root', '--pin', PIN, '--so-pin', '11223344'], { env });
-  await execa('pkcs11-tool', ['--module', MODULE, '--token-label', 'rivet-root', '--login', '--pin', 'env:RIVET_TEST_PIN',
-    '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'rivet-root-key', '--id', '01'], { env: { ...env, RIVET_TEST_PIN: PIN } });
+  await execa(
+    'softhsm2-util',
+    ['--init-token', '--free', '--label', 'rivet-root', '--pin', PIN, '--so-pin', '11223344'],
+    { env },
+  );
+  await execa(
+    'pkcs11-tool',
+    [
+      '--module',
+      MODULE,
+      '--token-label',
+      'rivet-root',
+      '--login',
+      '--pin',
+      'env:RIVET_TEST_PIN',
+      '--keypairgen',
+      '--key-type',
+      'EC:prime256v1',
+      '--label',
+      'rivet-root-key',
+      '--id',
+      '01',
+    ],
+    { env: { ...env, RIVET_TEST_PIN: PIN } },
+  );
 });
 
-const keyFiles = (dir: string) => fs.readdirSync(dir, { recursive: true }).map(String).filter((n) => /\.key$/.test(n) && n.includes('root'));
+const keyFiles = (dir: string) =>
+  fs
+    .readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((n) => /\.key$/.test(n) && n.includes('root'));
 
 test('the whole lifecycle with the root in SoftHSM: init, intermediate, rotate, root CRL', async () => {
   const dir = path.join(work, 'ca');
   const rootEnv = { ...env, RIVET_ROOT_PASSPHRASE_FILE: path.join(work, 'pin') };
-  const init = await cli(dir, ['init', '--pkcs11', URI, '--pkcs11-module', MODULE, '--pin-file', path.join(work, 'pin')], { env });
+  const init = await cli(
+    dir,
+    ['init', '--pkcs11', URI, '--pkcs11-module', MODULE, '--pin-file', path.join(work, 'pin')],
+    { env },
+  );
   assert.is(init.exitCode, 0, init.stderr);
   assert.match(init.stdout, /key in PKCS#11 token pkcs11:token=rivet-root;object=rivet-root-key;type=private/);
-  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'root', 'pkcs11.json'), 'utf8')), { uri: `${URI};type=private`, module: MODULE });
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'root', 'pkcs11.json'), 'utf8')), {
+    uri: `${URI};type=private`,
+    module: MODULE,
+  });
 
   const noPin = await cli(dir, ['issue-intermediate'], { env });
   assert.is(noPin.exitCode, 2);
@@ -67,13 +103,24 @@ test('the whole lifecycle with the root in SoftHSM: init, intermediate, rotate, 
 
   // Everything chains to the token-signed root, CRLs included.
   for (const leaf of ['ct111', 'ct112']) {
-    const v = await opensslOk(['verify', '-crl_check_all', '-CRLfile', path.join(dir, 'crl.pem'), '-CAfile', path.join(dir, 'intermediate', 'chain.pem'), path.join(dir, 'issued', `${leaf}.crt`)]);
+    const v = await opensslOk([
+      'verify',
+      '-crl_check_all',
+      '-CRLfile',
+      path.join(dir, 'crl.pem'),
+      '-CAfile',
+      path.join(dir, 'intermediate', 'chain.pem'),
+      path.join(dir, 'issued', `${leaf}.crt`),
+    ]);
     if (leaf === 'ct111') assert.match(v.out, /certificate revoked/);
     else assert.ok(v.ok, v.out);
   }
   assert.equal(keyFiles(dir), [], 'no root key file ever existed');
   const log = fs.readFileSync(argvLog, 'utf8');
-  assert.ok(log.split('\n').filter((l) => l.includes('-engine pkcs11 -keyform engine')).length >= 4, 'root signing went through the token');
+  assert.ok(
+    log.split('\n').filter((l) => l.includes('-engine pkcs11 -keyform engine')).length >= 4,
+    'root signing went through the token',
+  );
   const offline = await cli(dir, ['root', 'offline', '--to', path.join(work, 'usb')], { env });
   assert.is(offline.exitCode, 2);
   assert.match(offline.stderr, /in a PKCS#11 token .* never on disk/);
@@ -83,7 +130,10 @@ test('the whole lifecycle with the root in SoftHSM: init, intermediate, rotate, 
 });
 
 test('a PIN in the URI is refused, so it can never reach argv', () => {
-  assert.throws(() => parsePkcs11Uri('pkcs11:token=rivet-root;object=k?pin-value=1234'), (e: Error) => e instanceof UsageError && /must not carry the PIN/.test(e.message));
+  assert.throws(
+    () => parsePkcs11Uri('pkcs11:token=rivet-root;object=k?pin-value=1234'),
+    (e: Error) => e instanceof UsageError && /must not carry the PIN/.test(e.message),
+  );
   assert.throws(() => parsePkcs11Uri('pkcs11:token=rivet-root'), /names no key/);
   assert.throws(() => parsePkcs11Uri('pkcs11:object=k;type=cert'), /type=private/);
   assert.throws(() => parsePkcs11Uri('pkcs11:object=k"; rm -rf'), /not valid/);
@@ -95,15 +145,24 @@ test('no PIN or passphrase appears in any openssl argv (token root and encrypted
   const pass = path.join(work, 'pass');
   const penv = { ...env, RIVET_ROOT_PASSPHRASE_FILE: pass };
   assert.is((await cli(dir, ['init', '--passphrase-file', pass], { env })).exitCode, 0);
-  for (const args of [['issue-intermediate'], ['issue-node', 'ct111'], ['rotate-intermediate'], ['root', 'crl'], ['crl'],
-    ['root', 'offline', '--to', path.join(work, 'usb-pass')], ['root', 'online', '--from', path.join(work, 'usb-pass')], ['export-p12', 'ct111', '--passphrase-file', pass]]) {
+  for (const args of [
+    ['issue-intermediate'],
+    ['issue-node', 'ct111'],
+    ['rotate-intermediate'],
+    ['root', 'crl'],
+    ['crl'],
+    ['root', 'offline', '--to', path.join(work, 'usb-pass')],
+    ['root', 'online', '--from', path.join(work, 'usb-pass')],
+    ['export-p12', 'ct111', '--passphrase-file', pass],
+  ]) {
     const r = await cli(dir, args, { env: penv });
     assert.is(r.exitCode, 0, `${args.join(' ')}: ${r.stderr}`);
   }
   const log = fs.readFileSync(argvLog, 'utf8');
   assert.ok(log.split('\n').length > 20, 'the shim saw the openssl runs');
   assert.ok(log.includes('-passin env:'), 'secrets went by environment');
-  for (const secret of [PIN, PASSPHRASE, 'quartz-lantern']) assert.not.ok(log.includes(secret), `${secret} leaked into argv`);
+  for (const secret of [PIN, PASSPHRASE, 'quartz-lantern'])
+    assert.not.ok(log.includes(secret), `${secret} leaked into argv`);
   assert.not.match(log, /pass:|pin-value|-pin /);
 });
 

@@ -19,7 +19,12 @@ let pass: string;
 const PASS = 'correct horse battery';
 
 function refusal(fn: () => unknown): RivetError {
-  try { fn(); } catch (err) { if (err instanceof RivetError) return err; throw err; }
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof RivetError) return err;
+    throw err;
+  }
   throw new Error('expected a refusal');
 }
 
@@ -37,14 +42,21 @@ test('a p12 from issue-user gives the issued key and certificate chain, leaf fir
   const got = readPkcs12(fs.readFileSync(p12), PASS, p12);
   const issued = path.join(kit.caDir, 'issued');
   assert.is(got.cert, fs.readFileSync(path.join(issued, 'phil@external.crt'), 'utf8'));
-  const want = createPrivateKey(fs.readFileSync(path.join(issued, 'phil@external.key'))).export({ type: 'pkcs8', format: 'der' });
+  const want = createPrivateKey(fs.readFileSync(path.join(issued, 'phil@external.key'))).export({
+    type: 'pkcs8',
+    format: 'der',
+  });
   assert.ok(createPrivateKey(got.key).export({ type: 'pkcs8', format: 'der' }).equals(want));
 });
 
 test('loadMeshTls takes p12 + passphraseFile or cert + key, with the chain and CRL of dir', () => {
   const a = loadMeshTls({ dir, p12, passphraseFile: pass });
   const issued = path.join(kit.caDir, 'issued');
-  const b = loadMeshTls({ dir, cert: path.join(issued, 'phil@external.crt'), key: path.join(issued, 'phil@external.key') });
+  const b = loadMeshTls({
+    dir,
+    cert: path.join(issued, 'phil@external.crt'),
+    key: path.join(issued, 'phil@external.key'),
+  });
   assert.is(a.cert.toString(), b.cert.toString());
   assert.ok(a.ca.equals(fs.readFileSync(path.join(dir, 'rivet-ca.crt'))));
   assert.ok(a.crl.length >= 2, 'the CRL bundle as one PEM per CRL');
@@ -61,14 +73,30 @@ test('a wrong passphrase, a damaged file and a legacy p12 are bad_p12 errors nam
   assert.is(refusal(() => readPkcs12(Buffer.from('not a p12\n\0'), PASS, 'text.p12')).code, 'bad_p12');
   const legacy = path.join(kit.home, 'legacy.p12');
   const issued = path.join(kit.caDir, 'issued');
-  const made = await execa('openssl', ['pkcs12', '-export', '-legacy', '-in', path.join(issued, 'phil@external.crt'), '-inkey', path.join(issued, 'phil@external.key'), '-passout', 'env:P', '-out', legacy], { env: { P: PASS, OPENSSL_CONF: '/dev/null' }, reject: false });
+  const made = await execa(
+    'openssl',
+    [
+      'pkcs12',
+      '-export',
+      '-legacy',
+      '-in',
+      path.join(issued, 'phil@external.crt'),
+      '-inkey',
+      path.join(issued, 'phil@external.key'),
+      '-passout',
+      'env:P',
+      '-out',
+      legacy,
+    ],
+    { env: { P: PASS, OPENSSL_CONF: '/dev/null' }, reject: false },
+  );
   assert.is(made.exitCode, 0, made.stderr);
   const e = refusal(() => readPkcs12(fs.readFileSync(legacy), PASS, legacy));
   assert.is(e.code, 'bad_p12');
   assert.match(e.message, /re-export it with `rivet-ca export-p12`/);
 });
 
-test('a follower of a p12 identity reloads the p12 when the CRL changes, never the node\'s own cert', async () => {
+test("a follower of a p12 identity reloads the p12 when the CRL changes, never the node's own cert", async () => {
   const phil = loadMeshTls({ dir, p12, passphraseFile: pass });
   const applied: MeshTls[] = [];
   const follow = followMeshTls({ dir, agent: phil.agent, domain: phil.domain }, phil, (m) => applied.push(m));
@@ -80,7 +108,9 @@ test('a follower of a p12 identity reloads the p12 when the CRL changes, never t
     assert.is(applied.length, 1, 'the new CRL was applied');
     assert.is(applied[0]!.cert.toString(), phil.cert.toString(), 'still phil@external, not ct111');
     assert.not.equal(applied[0]!.crl.map(String), phil.crl.map(String));
-  } finally { follow.stop(); }
+  } finally {
+    follow.stop();
+  }
 });
 
 test('one identity per call: mixing agent, cert/key and p12 is refused naming what was given', () => {

@@ -23,32 +23,77 @@ async function recordingProxy(s: Served, cert: Buffer, key: Buffer, ownChain?: s
   const server = https.createServer({ cert, key }, (req, res) => {
     seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization });
     if (ownChain && req.url === '/ca.crt') return void res.writeHead(200).end(ownChain);
-    const up = https.request({ host: '127.0.0.1', port: s.port, servername: 'ct110.mesh', method: req.method, path: req.url, headers: req.headers, rejectUnauthorized: false, agent: false }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const up = https.request(
+      {
+        host: '127.0.0.1',
+        port: s.port,
+        servername: 'ct110.mesh',
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        rejectUnauthorized: false,
+        agent: false,
+      },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     up.on('error', () => res.writeHead(502).end());
     req.pipe(up);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port, seen, close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }) };
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 let s: Served;
 let proxy: Proxy;
 test.before(async () => {
   s = await startServed();
-  proxy = await recordingProxy(s, fs.readFileSync(path.join(s.hostDir, 'node.crt')), fs.readFileSync(path.join(s.hostDir, 'node.key')));
+  proxy = await recordingProxy(
+    s,
+    fs.readFileSync(path.join(s.hostDir, 'node.crt')),
+    fs.readFileSync(path.join(s.hostDir, 'node.key')),
+  );
 });
-test.after(async () => { await proxy.close(); await s.close(); });
+test.after(async () => {
+  await proxy.close();
+  await s.close();
+});
 
-const viaProxy = (port: number, node: string, fp: string, extra: string[] = []) =>
-  ['enroll', '--node-id', node, '--datahub', `https://127.0.0.1:${port}`, '--servername', 'ct110.mesh', '--ca-fingerprint', fp, ...extra];
+const viaProxy = (port: number, node: string, fp: string, extra: string[] = []) => [
+  'enroll',
+  '--node-id',
+  node,
+  '--datahub',
+  `https://127.0.0.1:${port}`,
+  '--servername',
+  'ct110.mesh',
+  '--ca-fingerprint',
+  fp,
+  ...extra,
+];
 
 test('control: with the right fingerprint the proxy sees GET /ca.crt, then the secret at POST /enroll', async () => {
   proxy.seen.length = 0;
-  mustOk(await s.provision(path.join(s.home, 'ct130'), viaProxy(proxy.port, 'ct130', s.fingerprint), { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll');
-  assert.equal(proxy.seen.map((r) => `${r.method} ${r.url}`), ['GET /ca.crt', 'POST /enroll']);
+  mustOk(
+    await s.provision(path.join(s.home, 'ct130'), viaProxy(proxy.port, 'ct130', s.fingerprint), {
+      RIVET_BOOTSTRAP_SECRET: SECRET,
+    }),
+    'enroll',
+  );
+  assert.equal(
+    proxy.seen.map((r) => `${r.method} ${r.url}`),
+    ['GET /ca.crt', 'POST /enroll'],
+  );
   assert.is(proxy.seen[0]!.authorization, undefined);
   assert.is(proxy.seen[1]!.authorization, `Bearer ${SECRET}`);
 });
@@ -60,15 +105,25 @@ test('a wrong --ca-fingerprint stops before the secret is sent; nothing is writt
   const r = await s.provision(dir, viaProxy(proxy.port, 'ct131', wrong), { RIVET_BOOTSTRAP_SECRET: SECRET });
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, `has fingerprint ${s.fingerprint}, not the pinned ${wrong} — nothing was sent`);
-  assert.equal(proxy.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`), ['GET /ca.crt no-auth']);
+  assert.equal(
+    proxy.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`),
+    ['GET /ca.crt no-auth'],
+  );
   assert.equal(filesUnder(dir), [], 'no key, no cert, no settings');
   assert.not.match(r.stderr, SECRET);
 });
 
 test('fingerprints are compared ignoring colons and case', async () => {
   const hex = s.fingerprint.slice('sha256:'.length).toUpperCase().match(/../g)!.join(':');
-  mustOk(await s.provision(path.join(s.home, 'ct132'), viaProxy(proxy.port, 'ct132', `SHA256:${hex}`), { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll');
-  const bad = await s.provision(path.join(s.home, 'ct133'), viaProxy(proxy.port, 'ct133', 'sha256:1234'), { RIVET_BOOTSTRAP_SECRET: SECRET });
+  mustOk(
+    await s.provision(path.join(s.home, 'ct132'), viaProxy(proxy.port, 'ct132', `SHA256:${hex}`), {
+      RIVET_BOOTSTRAP_SECRET: SECRET,
+    }),
+    'enroll',
+  );
+  const bad = await s.provision(path.join(s.home, 'ct133'), viaProxy(proxy.port, 'ct133', 'sha256:1234'), {
+    RIVET_BOOTSTRAP_SECRET: SECRET,
+  });
   assert.is(bad.exitCode, 2);
   assert.match(bad.stderr, /--ca-fingerprint "sha256:1234" must be the root's SHA-256/);
 });
@@ -76,7 +131,10 @@ test('fingerprints are compared ignoring colons and case', async () => {
 test('an impostor with its own CA never gets the secret: its chain fails the pin, a relayed genuine chain fails TLS', async () => {
   const evil = await freshCa();
   await issueWithNewKey(evil, { kind: 'node', nodeId: nodeId('ct110') });
-  const [cert, key] = [fs.readFileSync(evil.store.issued('ct110', 'crt')), fs.readFileSync(evil.store.issued('ct110', 'key'))];
+  const [cert, key] = [
+    fs.readFileSync(evil.store.issued('ct110', 'crt')),
+    fs.readFileSync(evil.store.issued('ct110', 'key')),
+  ];
   const own = await recordingProxy(s, cert, key, fs.readFileSync(evil.store.chainFile, 'utf8'));
   const relay = await recordingProxy(s, cert, key);
   try {
@@ -84,24 +142,51 @@ test('an impostor with its own CA never gets the secret: its chain fails the pin
     const r = await s.provision(dir, viaProxy(own.port, 'ct134', s.fingerprint), { RIVET_BOOTSTRAP_SECRET: SECRET });
     assert.is(r.exitCode, 2);
     assert.match(r.stderr, /not the pinned sha256:[0-9a-f]{64} — nothing was sent/);
-    assert.equal(own.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`), ['GET /ca.crt no-auth']);
+    assert.equal(
+      own.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`),
+      ['GET /ca.crt no-auth'],
+    );
     assert.equal(filesUnder(dir), []);
-    const relayed = await s.provision(dir, viaProxy(relay.port, 'ct134', s.fingerprint), { RIVET_BOOTSTRAP_SECRET: SECRET });
+    const relayed = await s.provision(dir, viaProxy(relay.port, 'ct134', s.fingerprint), {
+      RIVET_BOOTSTRAP_SECRET: SECRET,
+    });
     assert.is(relayed.exitCode, 1);
     assert.match(relayed.stderr, /cannot reach .*\/enroll.*(certificate|signature)/i);
-    assert.equal(relay.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`), ['GET /ca.crt no-auth']);
+    assert.equal(
+      relay.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`),
+      ['GET /ca.crt no-auth'],
+    );
     assert.not.ok(filesUnder(dir).includes('node.crt'));
-  } finally { await own.close(); await relay.close(); }
+  } finally {
+    await own.close();
+    await relay.close();
+  }
 });
 
 test('a server name the datahub certificate does not carry fails the TLS check before the secret', async () => {
   proxy.seen.length = 0;
   const dir = path.join(s.home, 'ct135');
-  const args = ['enroll', '--node-id', 'ct135', '--datahub', `https://127.0.0.1:${proxy.port}`, '--servername', 'ct999.mesh', '--ca-fingerprint', s.fingerprint];
+  const args = [
+    'enroll',
+    '--node-id',
+    'ct135',
+    '--datahub',
+    `https://127.0.0.1:${proxy.port}`,
+    '--servername',
+    'ct999.mesh',
+    '--ca-fingerprint',
+    s.fingerprint,
+  ];
   const r = await s.provision(dir, args, { RIVET_BOOTSTRAP_SECRET: SECRET });
   assert.is(r.exitCode, 1);
-  assert.match(r.stderr, /cannot reach "https:\/\/ct999\.mesh:\d+\/enroll": .*(IP|Hostname).* — is the datahub up, and --datahub \(and --servername\) right\?/);
-  assert.equal(proxy.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`), ['GET /ca.crt no-auth']);
+  assert.match(
+    r.stderr,
+    /cannot reach "https:\/\/ct999\.mesh:\d+\/enroll": .*(IP|Hostname).* — is the datahub up, and --datahub \(and --servername\) right\?/,
+  );
+  assert.equal(
+    proxy.seen.map((x) => `${x.method} ${x.url} ${x.authorization ?? 'no-auth'}`),
+    ['GET /ca.crt no-auth'],
+  );
   assert.not.ok(filesUnder(dir).includes('node.crt'));
 });
 
@@ -111,7 +196,11 @@ test('an address --datahub without --servername is refused before any request: e
   for (const host of ['127.0.0.1', 'localhost', '[::1]']) {
     proxy.seen.length = 0;
     const dir = path.join(s.home, 'ct136');
-    const r = await s.provision(dir, ['enroll', '--node-id', 'ct136', '--datahub', `https://${host}:${proxy.port}`, '--ca-fingerprint', s.fingerprint], { RIVET_BOOTSTRAP_SECRET: SECRET });
+    const r = await s.provision(
+      dir,
+      ['enroll', '--node-id', 'ct136', '--datahub', `https://${host}:${proxy.port}`, '--ca-fingerprint', s.fingerprint],
+      { RIVET_BOOTSTRAP_SECRET: SECRET },
+    );
     assert.is(r.exitCode, 2, r.stderr);
     assert.match(r.stderr, /names the datahub by address — add --servername <its node name>/);
     assert.equal(proxy.seen, [], `${host}: no request at all`);

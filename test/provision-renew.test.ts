@@ -13,8 +13,12 @@ import { parseCertPem } from '../lib/x509/cert.ts';
 import { DAY_MS } from '../lib/core/duration.ts';
 
 let s: Served;
-test.before(async () => { s = await startServed(); });
-test.after(async () => { await s.close(); });
+test.before(async () => {
+  s = await startServed();
+});
+test.after(async () => {
+  await s.close();
+});
 
 /**
  * Enrolls `node` with provision-ct, then replaces node.crt by one for the same key issued
@@ -23,15 +27,54 @@ test.after(async () => { await s.close(); });
  */
 async function enrolledAged(node: string, ageDays: number, agents = ['opus']): Promise<string> {
   const dir = path.join(s.home, node);
-  mustOk(await s.provision(dir, ['enroll', '--node-id', node, ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, ...agents.flatMap((a) => ['--agent', a])], { RIVET_BOOTSTRAP_SECRET: SECRET }), `enroll ${node}`);
+  mustOk(
+    await s.provision(
+      dir,
+      [
+        'enroll',
+        '--node-id',
+        node,
+        ...s.datahubArgs,
+        '--ca-fingerprint',
+        s.fingerprint,
+        ...agents.flatMap((a) => ['--agent', a]),
+      ],
+      { RIVET_BOOTSTRAP_SECRET: SECRET },
+    ),
+    `enroll ${node}`,
+  );
   const enrolledSerial = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8')).serial;
   const csr = path.join(s.home, `${node}.csr`);
-  await execa('openssl', ['req', '-new', '-key', path.join(dir, 'node.key'), '-subj', `/CN=${node}.mesh`, '-out', csr], { env: { OPENSSL_CONF: '/dev/null' } });
+  await execa(
+    'openssl',
+    ['req', '-new', '-key', path.join(dir, 'node.key'), '-subj', `/CN=${node}.mesh`, '-out', csr],
+    { env: { OPENSSL_CONF: '/dev/null' } },
+  );
   const notBefore = new Date(Date.now() - ageDays * DAY_MS).toISOString().replace(/\.\d+Z$/, 'Z');
-  mustOk(await s.rivet(['sign', csr, '--as', node, '--days', '90', '--not-before', notBefore, '--out', path.join(dir, 'node.crt')]), 'sign back-dated');
+  mustOk(
+    await s.rivet([
+      'sign',
+      csr,
+      '--as',
+      node,
+      '--days',
+      '90',
+      '--not-before',
+      notBefore,
+      '--out',
+      path.join(dir, 'node.crt'),
+    ]),
+    'sign back-dated',
+  );
   const leaf = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8'));
-  assert.ok(Math.abs(leaf.notBefore.getTime() - (Date.now() - ageDays * DAY_MS)) < 60_000, `node.crt of ${node} starts ${ageDays} days ago`);
-  mustOk(await s.rivet(['revoke', node, '--serial', enrolledSerial, '--reason', 'superseded', '--no-push']), 'retire the enrollment cert');
+  assert.ok(
+    Math.abs(leaf.notBefore.getTime() - (Date.now() - ageDays * DAY_MS)) < 60_000,
+    `node.crt of ${node} starts ${ageDays} days ago`,
+  );
+  mustOk(
+    await s.rivet(['revoke', node, '--serial', enrolledSerial, '--reason', 'superseded', '--no-push']),
+    'retire the enrollment cert',
+  );
   mustOk(await s.provision(dir, ['fetch-crl']), 'fetch-crl');
   return dir;
 }
@@ -42,7 +85,12 @@ test('a node cert 80 days old (10 left) renews: same key, new cert for 90 days, 
   const old = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8'));
   const agentSerial = parseCertPem(fs.readFileSync(path.join(dir, 'agents/opus.crt'), 'utf8')).serial;
   const r = mustOk(await s.provision(dir, ['renew']), 'renew');
-  assert.match(r.stdout, new RegExp(`renewed  ct140\\.mesh: serial [0-9A-F]+, until .*\\(was serial ${old.serial}, (9|10) days left; key unchanged\\)`));
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `renewed  ct140\\.mesh: serial [0-9A-F]+, until .*\\(was serial ${old.serial}, (9|10) days left; key unchanged\\)`,
+    ),
+  );
   assert.match(r.stdout, /renewed {2}opus@ct140: .*with node ct140/);
   const now = parseCertPem(fs.readFileSync(path.join(dir, 'node.crt'), 'utf8'));
   assert.is.not(now.serial, old.serial);
@@ -72,14 +120,23 @@ test('a revoked node cannot renew, even when due; its files stay; status says re
   const r = await s.provision(dir, ['renew']);
   assert.is(r.exitCode, 1);
   assert.match(r.stdout, /crl\.pem: updated/, 'the CRL is pulled first');
-  assert.match(r.stdout, /FAILED {3}ct142\.mesh: \/renew refused \(HTTP 401 \w+\): .*revoked.*only a new enrollment \(provision-ct enroll --force/);
+  assert.match(
+    r.stdout,
+    /FAILED {3}ct142\.mesh: \/renew refused \(HTTP 401 \w+\): .*revoked.*only a new enrollment \(provision-ct enroll --force/,
+  );
   assert.ok(fs.readFileSync(path.join(dir, 'node.crt')).equals(crt), 'node.crt unchanged');
   const st = await s.provision(dir, ['status']);
   assert.is(st.exitCode, 1);
   assert.match(st.stdout, /cert {7}ct142\.mesh: revoked/);
   assert.match(st.stdout, /attention {2}ct142\.mesh: revoked — re-enroll with --force/);
-  const audit = fs.readFileSync(s.ca.store.auditLog, 'utf8').split('\n').filter((l) => l.includes('"event":"renew"') && l.includes('ct142'));
-  assert.ok(audit.some((l) => l.includes('"result":"refused"')), 'the service audited the refusal');
+  const audit = fs
+    .readFileSync(s.ca.store.auditLog, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"event":"renew"') && l.includes('ct142'));
+  assert.ok(
+    audit.some((l) => l.includes('"result":"refused"')),
+    'the service audited the refusal',
+  );
   assert.not.ok(audit.some((l) => l.includes('"result":"ok"')));
 });
 

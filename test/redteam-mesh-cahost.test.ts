@@ -15,55 +15,112 @@ import { startServed, mustOk, SECRET, type Served } from './helpers/provision.ts
 
 let s: Served;
 let relay: { port: number; seen: string[]; close: () => Promise<void> };
-const settings = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'node.json'), 'utf8')) as { caHost?: string };
+const settings = (dir: string) =>
+  JSON.parse(fs.readFileSync(path.join(dir, 'node.json'), 'utf8')) as { caHost?: string };
 
 /** A TLS-terminating relay to the real service, answering with `dir`'s node certificate. */
 async function startRelay(dir: string) {
   const seen: string[] = [];
-  const server = https.createServer({ cert: fs.readFileSync(path.join(dir, 'node.crt')), key: fs.readFileSync(path.join(dir, 'node.key')) }, (req, res) => {
-    seen.push(`${req.method} ${req.url}`);
-    const up = https.request({ host: '127.0.0.1', port: s.port, servername: 'ct110.mesh', method: req.method, path: req.url, headers: req.headers, rejectUnauthorized: false, agent: false }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.writeHead(502).end());
-    req.pipe(up);
-  });
+  const server = https.createServer(
+    { cert: fs.readFileSync(path.join(dir, 'node.crt')), key: fs.readFileSync(path.join(dir, 'node.key')) },
+    (req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const up = https.request(
+        {
+          host: '127.0.0.1',
+          port: s.port,
+          servername: 'ct110.mesh',
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+          rejectUnauthorized: false,
+          agent: false,
+        },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', () => res.writeHead(502).end());
+      req.pipe(up);
+    },
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port, seen, close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }) };
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 test.before(async () => {
   s = await startServed();
   // The attacker: the bootstrap secret buys a node cert carrying the address new nodes dial.
   const evil = path.join(s.home, 'ct666');
-  mustOk(await s.provision(evil, ['enroll', '--node-id', 'ct666', ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, '--san', 'IP:127.0.0.1'], { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll ct666');
+  mustOk(
+    await s.provision(
+      evil,
+      ['enroll', '--node-id', 'ct666', ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, '--san', 'IP:127.0.0.1'],
+      { RIVET_BOOTSTRAP_SECRET: SECRET },
+    ),
+    'enroll ct666',
+  );
   relay = await startRelay(evil);
 });
-test.after(async () => { await relay?.close(); await s?.close(); });
+test.after(async () => {
+  await relay?.close();
+  await s?.close();
+});
 
 test('dialled by address, the first contact stops before the secret; nothing is recorded', async () => {
   const dir = path.join(s.home, 'ct140');
   relay.seen.length = 0;
-  const r = await s.provision(dir, ['enroll', '--node-id', 'ct140', '--datahub', `https://127.0.0.1:${relay.port}`, '--ca-fingerprint', s.fingerprint], { RIVET_BOOTSTRAP_SECRET: SECRET });
+  const r = await s.provision(
+    dir,
+    ['enroll', '--node-id', 'ct140', '--datahub', `https://127.0.0.1:${relay.port}`, '--ca-fingerprint', s.fingerprint],
+    { RIVET_BOOTSTRAP_SECRET: SECRET },
+  );
   assert.is.not(r.exitCode, 0, `enrolled by address through the attacker's relay:\n${r.stdout}${r.stderr}`);
   assert.match(r.stderr, /--servername/);
   assert.not.ok(relay.seen.includes('POST /enroll'), `the secret reached the relay: ${relay.seen.join(', ')}`);
   assert.not.ok(fs.existsSync(path.join(dir, 'node.json')), 'no node.json, so no caHost');
 });
 
-test('dialled as the CA host\'s name, the relay holding another node\'s cert gets no secret', async () => {
+test("dialled as the CA host's name, the relay holding another node's cert gets no secret", async () => {
   const dir = path.join(s.home, 'ct141');
   relay.seen.length = 0;
-  const r = await s.provision(dir, ['enroll', '--node-id', 'ct141', '--datahub', `https://127.0.0.1:${relay.port}`, '--servername', 'ct110.mesh', '--ca-fingerprint', s.fingerprint], { RIVET_BOOTSTRAP_SECRET: SECRET });
+  const r = await s.provision(
+    dir,
+    [
+      'enroll',
+      '--node-id',
+      'ct141',
+      '--datahub',
+      `https://127.0.0.1:${relay.port}`,
+      '--servername',
+      'ct110.mesh',
+      '--ca-fingerprint',
+      s.fingerprint,
+    ],
+    { RIVET_BOOTSTRAP_SECRET: SECRET },
+  );
   assert.is.not(r.exitCode, 0, `enrolled through the attacker's relay:\n${r.stdout}${r.stderr}`);
   assert.not.ok(relay.seen.includes('POST /enroll'), `the secret reached the relay: ${relay.seen.join(', ')}`);
   assert.not.ok(fs.existsSync(path.join(dir, 'node.json')), 'no node.json, so no caHost');
 });
 
-test('control: reached by the CA host\'s own mesh name, the CA host is recorded', async () => {
+test("control: reached by the CA host's own mesh name, the CA host is recorded", async () => {
   const dir = path.join(s.home, 'ct142');
-  mustOk(await s.provision(dir, ['enroll', '--node-id', 'ct142', ...s.datahubArgs, '--ca-fingerprint', s.fingerprint], { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll ct142');
+  mustOk(
+    await s.provision(dir, ['enroll', '--node-id', 'ct142', ...s.datahubArgs, '--ca-fingerprint', s.fingerprint], {
+      RIVET_BOOTSTRAP_SECRET: SECRET,
+    }),
+    'enroll ct142',
+  );
   assert.is(settings(dir).caHost, 'ct110');
 });
 

@@ -17,7 +17,10 @@ test('every accepted revocation reason makes openssl verify refuse the certifica
     assert.ok(!('skipped' in issued));
     await revoke(ca, name, { reason });
     const v = await verifyCert(ca, issued.certPath, { client: true });
-    assert.ok(v.problems.some((p) => /certificate revoked/.test(p)), `reason ${reason}: still verifies (${JSON.stringify(v.problems)})`);
+    assert.ok(
+      v.problems.some((p) => /certificate revoked/.test(p)),
+      `reason ${reason}: still verifies (${JSON.stringify(v.problems)})`,
+    );
   }
 });
 

@@ -11,8 +11,11 @@ import { doctor } from '../lib/ops/doctor.ts';
 import { parseCrlBundle } from '../lib/x509/crl.ts';
 import { DAY_MS } from '../lib/core/duration.ts';
 
-const keyFilesUnder = (dir: string): string[] => fs.readdirSync(dir, { recursive: true, withFileTypes: true })
-  .filter((e) => e.isFile() && /\.key$/.test(e.name)).map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
+const keyFilesUnder = (dir: string): string[] =>
+  fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && /\.key$/.test(e.name))
+    .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
 
 test('after root offline no root key is on the CA host, and leaves still issue, renew, revoke and refresh their CRLs', async () => {
   const ca = await freshCa();
@@ -40,13 +43,24 @@ test('after root offline no root key is on the CA host, and leaves still issue, 
   assert.match(crl.stdout, /root key is offline/);
   const after = parseCrlBundle(await fsp.readFile((await ca.store.current()).crl, 'utf8'))[0]!;
   assert.ok(after.crlNumber! > before, 'intermediate CRL re-signed without the root');
-  const v = await opensslOk(['verify', '-crl_check_all', '-CRLfile', ca.store.crlBundle, '-CAfile', ca.store.chainFile, ca.store.issued('ct111', 'crt')]);
+  const v = await opensslOk([
+    'verify',
+    '-crl_check_all',
+    '-CRLfile',
+    ca.store.crlBundle,
+    '-CAfile',
+    ca.store.chainFile,
+    ca.store.issued('ct111', 'crt'),
+  ]);
   assert.ok(v.ok, v.out);
 
   const snap = snapshot(ca.store.dir);
   const rot = await cli(ca, ['rotate-intermediate']);
   assert.is(rot.exitCode, 1);
-  assert.match(rot.stderr, /rotate-intermediate needs the root key, which is offline — bring it back with `rivet-ca root online --from DIR`/);
+  assert.match(
+    rot.stderr,
+    /rotate-intermediate needs the root key, which is offline — bring it back with `rivet-ca root online --from DIR`/,
+  );
   const rootCrl = await cli(ca, ['root', 'crl']);
   assert.match(rootCrl.stderr, /root crl needs the root key, which is offline .*root online/);
   assert.equal(snapshot(ca.store.dir), snap, 'refusals change nothing');
@@ -119,7 +133,10 @@ test('an encrypted root (init --passphrase-file) signs only with --root-passphra
   assert.match(fs.readFileSync(path.join(dir, 'root', 'ca.key'), 'utf8'), /BEGIN ENCRYPTED PRIVATE KEY/);
   const noPass = await cli(dir, ['issue-intermediate']);
   assert.is(noPass.exitCode, 2);
-  assert.match(noPass.stderr, /issue-intermediate needs the root key, but the root key is encrypted and no passphrase was given/);
+  assert.match(
+    noPass.stderr,
+    /issue-intermediate needs the root key, but the root key is encrypted and no passphrase was given/,
+  );
   assert.not.ok(fs.existsSync(path.join(dir, 'intermediate', 'int.crt')));
   const env = { RIVET_ROOT_PASSPHRASE_FILE: pass };
   assert.is((await cli(dir, ['issue-intermediate'], { env })).exitCode, 0);
@@ -144,7 +161,11 @@ test('an encrypted root (init --passphrase-file) signs only with --root-passphra
 test('doctor warns on the root CRL window, an intermediate CRL window, half-life and the root key on disk', async () => {
   const ca = await freshCa();
   const findings = await doctor(ca);
-  assert.ok(findings.some((f) => f.level === 'warn' && /root key is still on this host/.test(f.what) && /root offline/.test(f.fix ?? '')));
+  assert.ok(
+    findings.some(
+      (f) => f.level === 'warn' && /root key is still on this host/.test(f.what) && /root offline/.test(f.fix ?? ''),
+    ),
+  );
   const d = await cli(ca, ['doctor']);
   assert.is(d.exitCode, 1, 'non-zero while the root key is on disk');
 
@@ -153,7 +174,10 @@ test('doctor warns on the root CRL window, an intermediate CRL window, half-life
   assert.is((await cli(ca, ['root', 'offline', '--to', usb])).exitCode, 0);
   const short = await cli(ca, ['doctor']);
   assert.is(short.exitCode, 1);
-  assert.match(short.stdout, /WARN\s+root CRL lapses .*\(\d+ days\) — bring the root online and run `rivet-ca root crl`/);
+  assert.match(
+    short.stdout,
+    /WARN\s+root CRL lapses .*\(\d+ days\) — bring the root online and run `rivet-ca root crl`/,
+  );
   assert.not.match(short.stdout, /root key is still on this host/);
 
   const in5days = new Date(Date.now() + 5 * DAY_MS);
@@ -161,7 +185,14 @@ test('doctor warns on the root CRL window, an intermediate CRL window, half-life
   assert.ok(later.some((f) => f.level === 'warn' && /intermediate 1 CRL lapses/.test(f.what)));
   const in3years = new Date(Date.now() + 3 * 365 * DAY_MS);
   const old = await doctor(ca, in3years);
-  assert.ok(old.some((f) => f.level === 'warn' && /intermediate 1 is past half its life/.test(f.what) && /rotate-intermediate/.test(f.fix ?? '')));
+  assert.ok(
+    old.some(
+      (f) =>
+        f.level === 'warn' &&
+        /intermediate 1 is past half its life/.test(f.what) &&
+        /rotate-intermediate/.test(f.fix ?? ''),
+    ),
+  );
   assert.ok(old.some((f) => f.level === 'fail' && /root CRL lapses/.test(f.what)));
 });
 

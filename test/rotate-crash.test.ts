@@ -13,15 +13,29 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Issuer } from '../lib/ca/store.ts';
 
 const BEFORE_COMMIT = ['rotate-built'];
-const AFTER_COMMIT = ['rotate-committed', 'rotate-linked-old', 'rotate-moved-old', 'rotate-clearing', 'rotate-installing', 'rotate-published', 'rotate-switched'];
+const AFTER_COMMIT = [
+  'rotate-committed',
+  'rotate-linked-old',
+  'rotate-moved-old',
+  'rotate-clearing',
+  'rotate-installing',
+  'rotate-published',
+  'rotate-switched',
+];
 
 function complete(issuer: Issuer): void {
   const cert = new X509Certificate(fs.readFileSync(issuer.cert));
   const key = publicKeyOfPrivatePem(fs.readFileSync(issuer.key, 'utf8'));
   assert.ok(cert.checkPrivateKey(createPrivate(issuer.key)), `${issuer.dir}: key matches certificate`);
   assert.ok(key, 'key readable');
-  assert.ok(cert.subject.endsWith(`Rivet Intermediate CA ${issuer.generation}`), `${issuer.dir} holds generation ${issuer.generation}`);
-  assert.ok(fs.existsSync(path.join(issuer.dir, 'index.txt')) && fs.existsSync(issuer.crl), `${issuer.dir} has its database and CRL`);
+  assert.ok(
+    cert.subject.endsWith(`Rivet Intermediate CA ${issuer.generation}`),
+    `${issuer.dir} holds generation ${issuer.generation}`,
+  );
+  assert.ok(
+    fs.existsSync(path.join(issuer.dir, 'index.txt')) && fs.existsSync(issuer.crl),
+    `${issuer.dir} has its database and CRL`,
+  );
 }
 const createPrivate = (file: string) => createPrivateKey(fs.readFileSync(file));
 
@@ -51,10 +65,16 @@ for (const point of [...BEFORE_COMMIT, ...AFTER_COMMIT]) {
     const crl = await cli(ca, ['crl']);
     assert.is(crl.exitCode, 0, crl.stderr);
     assert.not.ok(fs.existsSync(ca.store.nextDir), 'no rotation left pending');
-    const leftovers = fs.readdirSync(dir, { recursive: true }).map(String).filter((n) => n.includes('.rivet-tmp-'));
+    const leftovers = fs
+      .readdirSync(dir, { recursive: true })
+      .map(String)
+      .filter((n) => n.includes('.rivet-tmp-'));
     assert.equal(leftovers, []);
     const after = await ca.store.intermediates();
-    assert.equal(after.map((i) => i.generation), BEFORE_COMMIT.includes(point) ? [1] : [2, 1]);
+    assert.equal(
+      after.map((i) => i.generation),
+      BEFORE_COMMIT.includes(point) ? [1] : [2, 1],
+    );
     for (const i of after) complete(i);
     assert.is(after[0]!.dir, ca.store.intermediateDir);
     const certs = fs.readFileSync(ca.store.chainFile, 'utf8').match(/BEGIN CERTIFICATE/g)!.length;
@@ -63,10 +83,19 @@ for (const point of [...BEFORE_COMMIT, ...AFTER_COMMIT]) {
     // Issuance and verification work on the repaired CA, old leaf included.
     assert.is((await cli(ca, ['issue-node', 'ct112'])).exitCode, 0);
     for (const leaf of ['ct111', 'ct112']) {
-      const v = await opensslOk(['verify', '-crl_check_all', '-CRLfile', ca.store.crlBundle, '-CAfile', ca.store.chainFile, ca.store.issued(leaf, 'crt')]);
+      const v = await opensslOk([
+        'verify',
+        '-crl_check_all',
+        '-CRLfile',
+        ca.store.crlBundle,
+        '-CAfile',
+        ca.store.chainFile,
+        ca.store.issued(leaf, 'crt'),
+      ]);
       assert.ok(v.ok, `${leaf}: ${v.out}`);
     }
-    if (BEFORE_COMMIT.includes(point)) assert.is((await cli(ca, ['rotate-intermediate'])).exitCode, 0, 'a retry rotates');
+    if (BEFORE_COMMIT.includes(point))
+      assert.is((await cli(ca, ['rotate-intermediate'])).exitCode, 0, 'a retry rotates');
   });
 }
 

@@ -13,7 +13,11 @@ test('export-p12 and issue-user --p12 never put the passphrase in openssl argv',
   const log = path.join(dir, 'argv.log');
   const shim = path.join(dir, 'openssl');
   const real = (await execa('sh', ['-c', 'command -v openssl'])).stdout.trim();
-  fs.writeFileSync(shim, `#!/bin/sh\nprintf '%s\\0' "$@" >> '${log}'\nprintf '\\n' >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    shim,
+    `#!/bin/sh\nprintf '%s\\0' "$@" >> '${log}'\nprintf '\\n' >> '${log}'\nexec '${real}' "$@"\n`,
+    { mode: 0o755 },
+  );
   const secret = 'correct-horse-battery-staple-42';
   const passFile = path.join(dir, 'pass');
   fs.writeFileSync(passFile, `${secret}\n`, { mode: 0o600 });
@@ -22,7 +26,11 @@ test('export-p12 and issue-user --p12 never put the passphrase in openssl argv',
   assert.is((await cli(ca, ['issue-agent', 'opus@ct111'], { env })).exitCode, 0);
   const p12 = await cli(ca, ['export-p12', 'opus@ct111', '--passphrase-file', passFile], { env });
   assert.is(p12.exitCode, 0, p12.stderr);
-  const user = await cli(ca, ['issue-user', 'alice@external', '--p12', path.join(dir, 'alice.p12'), '--passphrase-file', passFile], { env });
+  const user = await cli(
+    ca,
+    ['issue-user', 'alice@external', '--p12', path.join(dir, 'alice.p12'), '--passphrase-file', passFile],
+    { env },
+  );
   assert.is(user.exitCode, 0, user.stderr);
 
   const argv = fs.readFileSync(log, 'utf8');
@@ -32,7 +40,9 @@ test('export-p12 and issue-user --p12 never put the passphrase in openssl argv',
   assert.not.ok(argv.includes(secret.slice(0, 12)), 'not even part of it');
   for (const f of [path.join(ca.store.dir, 'issued', 'opus@ct111.p12'), path.join(dir, 'alice.p12')]) {
     assert.is(fs.statSync(f).mode & 0o777, 0o600, `${f} holds a key`);
-    const info = await execa('openssl', ['pkcs12', '-in', f, '-noout', '-passin', `file:${passFile}`], { reject: false });
+    const info = await execa('openssl', ['pkcs12', '-in', f, '-noout', '-passin', `file:${passFile}`], {
+      reject: false,
+    });
     assert.is(info.exitCode, 0, `openssl reads ${f} with the passphrase: ${info.stderr}`);
   }
   assert.not.ok(fs.readFileSync(ca.store.auditLog, 'utf8').includes(secret), 'nor in audit.log');

@@ -25,33 +25,90 @@ type Serve = { ca: Ca; port: number; pid: number; fx: Fixture; log: () => string
 async function startServe(): Promise<Serve> {
   const ca = await freshCa();
   await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
-  const child = execa('sh', ['-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, CLI, 'serve', '--listen', '127.0.0.1:0', '--tls-cert', ca.store.issued('ct110', 'crt'), '--tls-key', ca.store.issued('ct110', 'key')], {
-    env: { RIVET_CA_DIR: ca.store.dir, RIVET_ENV_FILE: '/dev/null', RIVET_BOOTSTRAP_SECRET: SECRET }, reject: false,
-  });
+  const child = execa(
+    'sh',
+    [
+      '-c',
+      `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`,
+      CLI,
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      ca.store.issued('ct110', 'crt'),
+      '--tls-key',
+      ca.store.issued('ct110', 'key'),
+    ],
+    {
+      env: { RIVET_CA_DIR: ca.store.dir, RIVET_ENV_FILE: '/dev/null', RIVET_BOOTSTRAP_SECRET: SECRET },
+      reject: false,
+    },
+  );
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => { err += d; });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d;
+  });
   const port = await new Promise<number>((resolve, reject) => {
     const guard = setTimeout(() => reject(new Error(`serve printed no port: ${err}`)), 30_000);
     child.stdout!.on('data', (d: Buffer) => {
       const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(d.toString());
-      if (m) { clearTimeout(guard); resolve(Number(m[1])); }
+      if (m) {
+        clearTimeout(guard);
+        resolve(Number(m[1]));
+      }
     });
   });
   const pid = child.pid!;
   assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /node/, 'the pid is serve itself (sh and env exec it)');
   assert.match(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'), new RegExp(`Max open files\\s+${FD_LIMIT}\\s`));
-  const fx = { ca, service: { port }, chain: fs.readFileSync(ca.store.chainFile, 'utf8'), work: await tempDir('rivet-limits-') } as unknown as Fixture;
+  const fx = {
+    ca,
+    service: { port },
+    chain: fs.readFileSync(ca.store.chainFile, 'utf8'),
+    work: await tempDir('rivet-limits-'),
+  } as unknown as Fixture;
   return {
-    ca, port, pid, fx, log: () => err,
-    stop: async () => { child.kill('SIGTERM'); await child; return err; }, // idempotent: a second call finds it gone
+    ca,
+    port,
+    pid,
+    fx,
+    log: () => err,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await child;
+      return err;
+    }, // idempotent: a second call finds it gone
   };
 }
 
-type FloodReport = { event: string; attempts: number; handshakes: number; refused: number; open: number; maxOpen: number; heldMs?: number[]; afterStopMs?: number[] };
+type FloodReport = {
+  event: string;
+  attempts: number;
+  handshakes: number;
+  refused: number;
+  open: number;
+  maxOpen: number;
+  heldMs?: number[];
+  afterStopMs?: number[];
+};
 
 /** The attacker process; `next()` resolves with its next report line. */
 function flood(port: number, count: number, sources: number, maintain: boolean) {
-  const child = execa('sh', ['-c', 'ulimit -n 8192 2>/dev/null; exec node "$@"', 'sh', FLOOD, String(port), String(count), String(sources), '64', maintain ? '1' : '0'], { reject: false, stdin: 'pipe' });
+  const child = execa(
+    'sh',
+    [
+      '-c',
+      'ulimit -n 8192 2>/dev/null; exec node "$@"',
+      'sh',
+      FLOOD,
+      String(port),
+      String(count),
+      String(sources),
+      '64',
+      maintain ? '1' : '0',
+    ],
+    { reject: false, stdin: 'pipe' },
+  );
   const lines: FloodReport[] = [];
   const waiting: Array<(r: FloodReport) => void> = [];
   let buf = '';
@@ -61,15 +118,20 @@ function flood(port: number, count: number, sources: number, maintain: boolean) 
       const r = JSON.parse(buf.slice(0, i)) as FloodReport;
       buf = buf.slice(i + 1);
       const w = waiting.shift();
-      if (w) w(r); else lines.push(r);
+      if (w) w(r);
+      else lines.push(r);
     }
   });
-  const next = (what: string, ms: number) => new Promise<FloodReport>((resolve, reject) => {
-    const ready = lines.shift();
-    if (ready) return resolve(ready);
-    const t = setTimeout(() => reject(new Error(`the flood did not report "${what}" within ${ms} ms`)), ms);
-    waiting.push((r) => { clearTimeout(t); resolve(r); });
-  });
+  const next = (what: string, ms: number) =>
+    new Promise<FloodReport>((resolve, reject) => {
+      const ready = lines.shift();
+      if (ready) return resolve(ready);
+      const t = setTimeout(() => reject(new Error(`the flood did not report "${what}" within ${ms} ms`)), ms);
+      waiting.push((r) => {
+        clearTimeout(t);
+        resolve(r);
+      });
+    });
   return { next, stop: () => child.stdin!.write('stop\n'), kill: () => child.kill('SIGKILL'), done: child };
 }
 
@@ -81,7 +143,13 @@ test('2,000 idle TLS connections from 100 addresses, kept up: /healthz and /enro
   const s = await startServe();
   const attacker = flood(s.port, 2000, 100, true);
   let maxFds = 0;
-  const sampler = setInterval(() => { try { maxFds = Math.max(maxFds, fdCount(s.pid)); } catch { /* exited */ } }, 20);
+  const sampler = setInterval(() => {
+    try {
+      maxFds = Math.max(maxFds, fdCount(s.pid));
+    } catch {
+      /* exited */
+    }
+  }, 20);
   try {
     const cap = Number(/connections: at most (\d+)/.exec(s.log())?.[1]);
     assert.ok(cap > 0 && cap < FD_LIMIT / 2, `serve sized its cap from the descriptor limit: ${cap}`);
@@ -98,13 +166,17 @@ test('2,000 idle TLS connections from 100 addresses, kept up: /healthz and /enro
       const e = await call(s.fx, 'POST', '/enroll', { bearer: SECRET, body: { csr } });
       const te = ms(t0);
       assert.is(e.status, 200, e.text);
-      assert.ok(th < 2000 && te < 2000, `probe ${i}: /healthz ${th} ms, /enroll ${te} ms — each must answer in under 2 s`);
+      assert.ok(
+        th < 2000 && te < 2000,
+        `probe ${i}: /healthz ${th} ms, /enroll ${te} ms — each must answer in under 2 s`,
+      );
       times.push(`${th}/${te}`);
     }
     // A TLS reload while the flood goes on: the CRL is re-signed on disk, serve must pick it up.
     assert.is((await cli(s.ca, ['crl'])).exitCode, 0);
     const t0 = Date.now();
-    while (!/TLS material changed on disk — reloaded/.test(s.log()) && ms(t0) < 15_000) await new Promise((r) => setTimeout(r, 100));
+    while (!/TLS material changed on disk — reloaded/.test(s.log()) && ms(t0) < 15_000)
+      await new Promise((r) => setTimeout(r, 100));
     assert.match(s.log(), /reloaded \(certificate, chain, CRLs\)/, 'the reload happened under the flood');
     assert.not.match(s.log(), /reload skipped|EMFILE/);
     attacker.stop();
@@ -114,10 +186,17 @@ test('2,000 idle TLS connections from 100 addresses, kept up: /healthz and /enro
     assert.ok(maxFds <= cap + 128, `at most ${maxFds} descriptors: the connection cap ${cap} plus the reserve`);
     const held = during.heldMs ?? [];
     assert.ok(held.length > 0, 'some idle connections were open when the attacker stopped');
-    assert.ok(Math.max(...held) <= 10_000, `idle connections closed ${Math.max(...held)} ms after their handshake at the latest — at most 10 s`);
+    assert.ok(
+      Math.max(...held) <= 10_000,
+      `idle connections closed ${Math.max(...held)} ms after their handshake at the latest — at most 10 s`,
+    );
     const summary = await s.stop();
-    process.stderr.write(`  [limits] cap ${cap} connections (fd limit ${FD_LIMIT}); flood: ${during.attempts} attempts, ${during.handshakes} handshakes, ${during.refused} closed before the handshake, at most ${during.maxOpen} open at once; serve's max descriptors ${maxFds}\n`);
-    process.stderr.write(`  [limits] probes /healthz/enroll ms: ${times.join(', ')}; ${held.length} idle connections left at stop closed ${Math.min(...held)}–${Math.max(...held)} ms (median ${median(held)}) after their handshake\n`);
+    process.stderr.write(
+      `  [limits] cap ${cap} connections (fd limit ${FD_LIMIT}); flood: ${during.attempts} attempts, ${during.handshakes} handshakes, ${during.refused} closed before the handshake, at most ${during.maxOpen} open at once; serve's max descriptors ${maxFds}\n`,
+    );
+    process.stderr.write(
+      `  [limits] probes /healthz/enroll ms: ${times.join(', ')}; ${held.length} idle connections left at stop closed ${Math.min(...held)}–${Math.max(...held)} ms (median ${median(held)}) after their handshake\n`,
+    );
     process.stderr.write(`  [limits] serve: ${/connections: \d+ refused.*/.exec(summary)?.[0]}\n`);
   } finally {
     clearInterval(sampler);
@@ -140,7 +219,9 @@ test('2,000 connections from one address: at most 32 open at once, the rest clos
     const summary = await s.stop();
     const refusedByServe = Number(/connections: (\d+) refused/.exec(summary)?.[1]);
     assert.ok(refusedByServe >= r.refused - r.handshakes, `serve counted ${refusedByServe} refusals`);
-    process.stderr.write(`  [limits] one source: ${r.attempts} attempts, ${r.handshakes} handshakes, ${r.refused} refused before TLS, at most ${r.maxOpen} open at once\n`);
+    process.stderr.write(
+      `  [limits] one source: ${r.attempts} attempts, ${r.handshakes} handshakes, ${r.refused} refused before TLS, at most ${r.maxOpen} open at once\n`,
+    );
   } finally {
     attacker.kill();
     await s.stop();
@@ -154,7 +235,9 @@ test('timeouts: a handshake then silence closes within 10 s, a request trickled 
     const silent = new Promise<number>((resolve, reject) => {
       const c = tls.connect({ ...opts, localAddress: '127.0.2.1' } as tls.ConnectionOptions);
       let t0 = 0;
-      c.once('secureConnect', () => { t0 = Date.now(); });
+      c.once('secureConnect', () => {
+        t0 = Date.now();
+      });
       c.on('error', () => {});
       c.once('close', () => (t0 ? resolve(ms(t0)) : reject(new Error('no handshake'))));
     });
@@ -164,11 +247,22 @@ test('timeouts: a handshake then silence closes within 10 s, a request trickled 
       let i = 0;
       let t0 = 0;
       let reply = '';
-      const timer = setInterval(() => { if (i < text.length) c.write(text[i++]!); else c.write('a'); }, 2_000);
-      c.once('secureConnect', () => { t0 = Date.now(); c.write(text[i++]!); });
-      c.on('data', (d: Buffer) => { reply += d; });
+      const timer = setInterval(() => {
+        if (i < text.length) c.write(text[i++]!);
+        else c.write('a');
+      }, 2_000);
+      c.once('secureConnect', () => {
+        t0 = Date.now();
+        c.write(text[i++]!);
+      });
+      c.on('data', (d: Buffer) => {
+        reply += d;
+      });
       c.on('error', () => {});
-      c.once('close', () => { clearInterval(timer); resolve({ ms: ms(t0), reply }); });
+      c.once('close', () => {
+        clearInterval(timer);
+        resolve({ ms: ms(t0), reply });
+      });
     });
     const keptAlive = new Promise<number>((resolve, reject) => {
       const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
@@ -176,7 +270,10 @@ test('timeouts: a handshake then silence closes within 10 s, a request trickled 
         res.resume();
         res.once('end', () => {
           const t0 = Date.now();
-          req.socket!.once('close', () => { agent.destroy(); resolve(ms(t0)); });
+          req.socket!.once('close', () => {
+            agent.destroy();
+            resolve(ms(t0));
+          });
         });
       });
       req.on('error', reject);
@@ -186,7 +283,9 @@ test('timeouts: a handshake then silence closes within 10 s, a request trickled 
     assert.ok(idle <= 10_000, `a handshake followed by nothing was closed after ${idle} ms — at most 10 s`);
     assert.match(slow.reply, /^HTTP\/1\.1 408/, 'headers that never finish get 408');
     assert.ok(keep > 0);
-    process.stderr.write(`  [limits] idle after handshake closed at ${idle} ms; trickled headers got 408 at ${slow.ms} ms; kept-alive idle closed at ${keep} ms\n`);
+    process.stderr.write(
+      `  [limits] idle after handshake closed at ${idle} ms; trickled headers got 408 at ${slow.ms} ms; kept-alive idle closed at ${keep} ms\n`,
+    );
   } finally {
     await s.stop();
   }

@@ -8,8 +8,15 @@ import type { AddressInfo } from 'node:net';
 import { fetch } from 'undici';
 import { makeKit, startMeshServer, probe, type Kit, type MeshServer } from './helpers/pki-kit.ts';
 import {
-  loadMeshTls, meshServerOptions, meshDispatcher, authenticate, authorize, allowListFrom, loadAllowList,
-  MeshAuthError, type MeshTls,
+  loadMeshTls,
+  meshServerOptions,
+  meshDispatcher,
+  authenticate,
+  authorize,
+  allowListFrom,
+  loadAllowList,
+  MeshAuthError,
+  type MeshTls,
 } from '../lib/index.ts';
 
 let kit: Kit;
@@ -59,7 +66,10 @@ test('opus@ct111 cannot attach as grok@ct111, nor as the bare agent id', async (
 test('a node certificate cannot attach as an agent', async () => {
   const node = loadMeshTls({ dir: ct111 });
   const who = await probe(server.port, node);
-  assert.ok(who.ok && who.status === 200 && who.json.kind === 'node' && who.json.cn === 'ct111.mesh', JSON.stringify(who));
+  assert.ok(
+    who.ok && who.status === 200 && who.json.kind === 'node' && who.json.cn === 'ct111.mesh',
+    JSON.stringify(who),
+  );
   const r = await probe(server.port, node, '/attach?as=opus@ct111');
   assert.ok(r.ok && r.status === 403, JSON.stringify(r));
   if (r.ok) assert.match(r.json.error, /a node certificate \("ct111.mesh"\) cannot attach as agent "opus@ct111"/);
@@ -69,12 +79,19 @@ test('a certificate from another CA with the same CN is refused at the handshake
   const otherDir = await other.nodeDir('ct111', ['opus']);
   const forged = agentTls('ct111', 'opus', otherDir);
   // Present the other CA's cert, but verify the server with the right chain: only the client cert is wrong.
-  const r = await probe(server.port, { key: forged.key, cert: forged.cert, ca: loadMeshTls({ dir: ct111 }).ca }, '/attach?as=opus@ct111');
+  const r = await probe(
+    server.port,
+    { key: forged.key, cert: forged.cert, ca: loadMeshTls({ dir: ct111 }).ca },
+    '/attach?as=opus@ct111',
+  );
   assert.not.ok(r.ok, JSON.stringify(r));
   // The signature check fails inside the handshake itself (same issuer name, other key) — or, since
   // CRLs carry authorityKeyIdentifier (RFC 5280 §5.2.1), OpenSSL finds no CRL of the other CA's
   // intermediate (ours has the same name but another key) and refuses for that.
-  assert.ok(server.tlsErrors.some((e) => /ERR_SSL_EVP_LIB|signature|unknown ca|UNABLE_TO_GET_CRL/i.test(e)), server.tlsErrors.join(' / '));
+  assert.ok(
+    server.tlsErrors.some((e) => /ERR_SSL_EVP_LIB|signature|unknown ca|UNABLE_TO_GET_CRL/i.test(e)),
+    server.tlsErrors.join(' / '),
+  );
 });
 
 test('an expired certificate is refused at the handshake', async () => {
@@ -87,7 +104,9 @@ test('an expired certificate is refused at the handshake', async () => {
     const why = await probe(s.port, old);
     assert.ok(why.ok && why.status === 401 && why.json.code === 'untrusted_cert', JSON.stringify(why));
     if (why.ok) assert.match(why.json.error, /"CN=old@ct111" was refused: CERT_HAS_EXPIRED/);
-  } finally { await s.close(); }
+  } finally {
+    await s.close();
+  }
 });
 
 test('a client without a certificate is refused at the handshake by default', async () => {
@@ -108,7 +127,9 @@ test('fetch with meshDispatcher speaks mTLS and the server sees the agent', asyn
     const res = await fetch(`https://127.0.0.1:${server.port}/whoami`, { dispatcher });
     assert.is(res.status, 200);
     assert.equal(await res.json(), { kind: 'agent', cn: 'opus@ct111', nodeId: 'ct111', agentId: 'opus' });
-  } finally { await dispatcher.close(); }
+  } finally {
+    await dispatcher.close();
+  }
 });
 
 // Compat mode: a phase-0.5 server lets certless clients finish the handshake, and authenticate() decides.
@@ -123,7 +144,14 @@ async function compatServer(tls: MeshTls, legacyBearer: () => string | undefined
     }
   });
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return { port: (s.address() as AddressInfo).port, close: () => new Promise<void>((r) => { s.closeAllConnections(); s.close(() => r()); }) };
+  return {
+    port: (s.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        s.closeAllConnections();
+        s.close(() => r());
+      }),
+  };
 }
 
 test('compat mode accepts the legacy bearer only while a legacy secret is configured', async () => {
@@ -134,7 +162,10 @@ test('compat mode accepts the legacy bearer only while a legacy secret is config
     const anon = { ca: node.ca };
     const bearer = (t: string) => ({ headers: { authorization: `Bearer ${t}` } });
     const good = await probe(s.port, anon, '/', bearer('correct-horse-battery-staple'));
-    assert.ok(good.ok && good.status === 200 && good.json.method === 'legacy-bearer' && good.json.legacy === true, JSON.stringify(good));
+    assert.ok(
+      good.ok && good.status === 200 && good.json.method === 'legacy-bearer' && good.json.legacy === true,
+      JSON.stringify(good),
+    );
     const wrong = await probe(s.port, anon, '/', bearer('correct-horse-battery-stapl'));
     assert.ok(wrong.ok && wrong.status === 401 && wrong.json.code === 'bad_bearer', JSON.stringify(wrong));
     if (wrong.ok) assert.not.match(JSON.stringify(wrong.json), /staple/, 'the secret is not echoed');
@@ -142,12 +173,19 @@ test('compat mode accepts the legacy bearer only while a legacy secret is config
     assert.ok(mtls.ok && mtls.json.method === 'mtls' && mtls.json.identity.cn === 'opus@ct111', JSON.stringify(mtls));
     // A presented cert that did not verify never falls back to the bearer.
     const forged = agentTls('ct111', 'opus', await other.nodeDir('ct111', ['opus']));
-    const mixed = await probe(s.port, { key: forged.key, cert: forged.cert, ca: node.ca }, '/', bearer('correct-horse-battery-staple'));
+    const mixed = await probe(
+      s.port,
+      { key: forged.key, cert: forged.cert, ca: node.ca },
+      '/',
+      bearer('correct-horse-battery-staple'),
+    );
     assert.ok(mixed.ok && mixed.status === 401 && mixed.json.code === 'untrusted_cert', JSON.stringify(mixed));
     secret = undefined; // the release after cutover: no legacy secret configured
     const retired = await probe(s.port, anon, '/', bearer('correct-horse-battery-staple'));
     assert.ok(retired.ok && retired.status === 401 && retired.json.code === 'bearer_retired', JSON.stringify(retired));
-  } finally { await s.close(); }
+  } finally {
+    await s.close();
+  }
 });
 
 test('authorize is default deny and follows edits of the allow-list file', async () => {
@@ -155,7 +193,10 @@ test('authorize is default deny and follows edits of the allow-list file', async
   const mem = allowListFrom({ 'opus@ct111': ['memory.*', 'tools.call'] }, 'mesh');
   authorize(opus as any, 'memory.read', mem);
   authorize(opus as any, 'tools.call', mem);
-  assert.throws(() => authorize(opus as any, 'tools.delete', mem), (e: MeshAuthError) => e.status === 403 && /"opus@ct111" may not "tools.delete"/.test(e.message));
+  assert.throws(
+    () => authorize(opus as any, 'tools.delete', mem),
+    (e: MeshAuthError) => e.status === 403 && /"opus@ct111" may not "tools.delete"/.test(e.message),
+  );
   assert.throws(() => authorize({ ...opus, cn: 'grok@ct111' } as any, 'memory.read', mem), /may not/);
   assert.throws(() => allowListFrom({ 'Opus@ct111': ['x'] }), /key "Opus@ct111" is not a certificate CN/);
 
@@ -177,7 +218,9 @@ test('authorize is default deny and follows edits of the allow-list file', async
     for (let i = 0; i < 100 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.match(errors[0]?.message ?? '', /not valid JSON/);
     authorize(opus as any, 'memory.write', list); // the last good list stays in force
-  } finally { list.close(); }
+  } finally {
+    list.close();
+  }
 });
 
 test.run();

@@ -12,8 +12,12 @@ import { ROOT, cli, tempDir } from './helpers/ca.ts';
 import { startServed, mustOk, SECRET, type Served } from './helpers/provision.ts';
 
 let s: Served;
-test.before(async () => { s = await startServed(); });
-test.after(async () => { await s.close(); });
+test.before(async () => {
+  s = await startServed();
+});
+test.after(async () => {
+  await s.close();
+});
 
 async function verify(files: string[]): Promise<{ code: number; out: string }> {
   const r = await execa('systemd-analyze', ['verify', '--man=no', ...files], { reject: false });
@@ -22,7 +26,11 @@ async function verify(files: string[]): Promise<{ code: number; out: string }> {
 
 test('install-units writes the serve and renew units, systemd-analyze verify accepts them, and a rerun changes nothing', async () => {
   const root = await tempDir('rivet-units-');
-  const r = await cli(s.ca, ['install-units', '--root', root, '--listen', '127.0.0.1:8443', '--secret-file', '/etc/rivet-ca/bootstrap.secret'], { env: { RIVET_NODE_DIR: s.hostDir } });
+  const r = await cli(
+    s.ca,
+    ['install-units', '--root', root, '--listen', '127.0.0.1:8443', '--secret-file', '/etc/rivet-ca/bootstrap.secret'],
+    { env: { RIVET_NODE_DIR: s.hostDir } },
+  );
   assert.is(r.exitCode, 0, r.stderr);
   const dir = path.join(root, 'etc/systemd/system');
   const files = ['rivet-serve.service', 'rivet-renew.service', 'rivet-renew.timer'].map((f) => path.join(dir, f));
@@ -34,7 +42,11 @@ test('install-units writes the serve and renew units, systemd-analyze verify acc
   assert.not.match(serve, /RIVET_BOOTSTRAP_SECRET=/, 'the secret itself never goes into a unit every user can read');
   const v = await verify(files);
   assert.is(v.code, 0, v.out);
-  const again = await cli(s.ca, ['install-units', '--root', root, '--listen', '127.0.0.1:8443', '--secret-file', '/etc/rivet-ca/bootstrap.secret'], { env: { RIVET_NODE_DIR: s.hostDir } });
+  const again = await cli(
+    s.ca,
+    ['install-units', '--root', root, '--listen', '127.0.0.1:8443', '--secret-file', '/etc/rivet-ca/bootstrap.secret'],
+    { env: { RIVET_NODE_DIR: s.hostDir } },
+  );
   assert.match(again.stdout, /^unchanged: /);
 });
 
@@ -50,7 +62,10 @@ test('install-units refuses a listen address or a path that cannot go into a uni
 
 test('a deliberately broken unit is refused by the same check (the check can fail)', async () => {
   const dir = await tempDir('rivet-units-');
-  fs.writeFileSync(path.join(dir, 'broken.service'), '[Service]\nType=oneshot\nExecStart=/nonexistent/rivet-ca renew\n');
+  fs.writeFileSync(
+    path.join(dir, 'broken.service'),
+    '[Service]\nType=oneshot\nExecStart=/nonexistent/rivet-ca renew\n',
+  );
   assert.is.not((await verify([path.join(dir, 'broken.service')])).code, 0);
 });
 
@@ -58,25 +73,49 @@ test('a deliberately broken unit is refused by the same check (the check can fai
 function staleCheckout(home: string): { dir: string; listing: () => string } {
   const dir = path.join(home, 'checkout');
   fs.mkdirSync(dir);
-  for (const f of ['scripts', 'lib', 'templates', 'node_modules', 'dist']) if (fs.existsSync(path.join(ROOT, f))) fs.symlinkSync(path.join(ROOT, f), path.join(dir, f));
-  for (const f of ['Makefile', 'package.json', 'package-lock.json', 'tsconfig.json']) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
+  for (const f of ['scripts', 'lib', 'templates', 'node_modules', 'dist'])
+    if (fs.existsSync(path.join(ROOT, f))) fs.symlinkSync(path.join(ROOT, f), path.join(dir, f));
+  for (const f of ['Makefile', 'package.json', 'package-lock.json', 'tsconfig.json'])
+    fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
   const future = new Date(Date.now() + 3600_000);
   fs.utimesSync(path.join(dir, 'package-lock.json'), future, future);
   fs.utimesSync(path.join(dir, 'package.json'), future, future);
   const nm = path.join(ROOT, 'node_modules');
-  const listing = () => fs.readdirSync(nm).sort().map((n) => `${n} ${fs.lstatSync(path.join(nm, n)).mtimeMs}`).join('\n') + `\n.package-lock ${fs.statSync(path.join(nm, '.package-lock.json')).mtimeMs}`;
+  const listing = () =>
+    fs
+      .readdirSync(nm)
+      .sort()
+      .map((n) => `${n} ${fs.lstatSync(path.join(nm, n)).mtimeMs}`)
+      .join('\n') + `\n.package-lock ${fs.statSync(path.join(nm, '.package-lock.json')).mtimeMs}`;
   return { dir, listing };
 }
 
 test('make renew and make fetch-crl with package-lock.json touched and no registry: both succeed, node_modules untouched', async () => {
   const nodeDir = path.join(s.home, 'ct150');
-  mustOk(await s.provision(nodeDir, ['enroll', '--node-id', 'ct150', ...s.datahubArgs, '--ca-fingerprint', s.fingerprint], { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll ct150');
+  mustOk(
+    await s.provision(nodeDir, ['enroll', '--node-id', 'ct150', ...s.datahubArgs, '--ca-fingerprint', s.fingerprint], {
+      RIVET_BOOTSTRAP_SECRET: SECRET,
+    }),
+    'enroll ct150',
+  );
   const { dir, listing } = staleCheckout(await tempDir('rivet-norepo-'));
   const before = listing();
   // An address nothing listens on: any npm that runs fails at once instead of installing.
-  const env = { PATH: process.env.PATH!, HOME: s.home, RIVET_CA_DIR: s.ca.store.dir, RIVET_NODE_DIR: nodeDir, RIVET_ENV_FILE: '/dev/null', npm_config_registry: 'http://127.0.0.1:9/', npm_config_offline: 'true' };
+  const env = {
+    PATH: process.env.PATH!,
+    HOME: s.home,
+    RIVET_CA_DIR: s.ca.store.dir,
+    RIVET_NODE_DIR: nodeDir,
+    RIVET_ENV_FILE: '/dev/null',
+    npm_config_registry: 'http://127.0.0.1:9/',
+    npm_config_offline: 'true',
+  };
   for (const target of ['renew', 'fetch-crl']) {
-    const r = await execa('make', ['--no-print-directory', '-C', dir, target], { reject: false, env, extendEnv: false });
+    const r = await execa('make', ['--no-print-directory', '-C', dir, target], {
+      reject: false,
+      env,
+      extendEnv: false,
+    });
     assert.is(r.exitCode, 0, `make ${target}:\n${r.stdout}\n${r.stderr}`);
     assert.not.match(`${r.stdout}${r.stderr}`, /npm (ci|install)/, `make ${target} ran npm`);
   }
@@ -85,7 +124,11 @@ test('make renew and make fetch-crl with package-lock.json touched and no regist
 
 test('make renew with neither a CA nor an enrolled node says so and exits 2', async () => {
   const empty = await tempDir('rivet-none-');
-  const r = await execa('make', ['--no-print-directory', '-C', ROOT, 'renew'], { reject: false, env: { PATH: process.env.PATH!, RIVET_CA_DIR: path.join(empty, 'ca'), RIVET_NODE_DIR: path.join(empty, 'node') }, extendEnv: false });
+  const r = await execa('make', ['--no-print-directory', '-C', ROOT, 'renew'], {
+    reject: false,
+    env: { PATH: process.env.PATH!, RIVET_CA_DIR: path.join(empty, 'ca'), RIVET_NODE_DIR: path.join(empty, 'node') },
+    extendEnv: false,
+  });
   assert.is(r.exitCode, 2, r.stderr);
   assert.match(r.stderr, /found neither a CA in .* \(RIVET_CA_DIR\) nor an enrolled node in .* \(RIVET_NODE_DIR\)/);
 });
@@ -93,7 +136,25 @@ test('make renew with neither a CA nor an enrolled node says so and exits 2', as
 test('the node timer units provision-ct renders pass systemd-analyze verify too', async () => {
   const nodeDir = path.join(s.home, 'ct151');
   const root = await tempDir('rivet-timer-');
-  mustOk(await s.provision(nodeDir, ['enroll', '--node-id', 'ct151', ...s.datahubArgs, '--ca-fingerprint', s.fingerprint, '--install-timer', 'systemd', '--timer-root', root], { RIVET_BOOTSTRAP_SECRET: SECRET }), 'enroll ct151');
+  mustOk(
+    await s.provision(
+      nodeDir,
+      [
+        'enroll',
+        '--node-id',
+        'ct151',
+        ...s.datahubArgs,
+        '--ca-fingerprint',
+        s.fingerprint,
+        '--install-timer',
+        'systemd',
+        '--timer-root',
+        root,
+      ],
+      { RIVET_BOOTSTRAP_SECRET: SECRET },
+    ),
+    'enroll ct151',
+  );
   const dir = path.join(root, 'etc/systemd/system');
   const files = fs.readdirSync(dir).map((f) => path.join(dir, f));
   assert.is(files.length, 4);

@@ -28,7 +28,8 @@ export function parseDbTime(text: string): Date {
 
 export function parseDbLine(line: string): DbEntry {
   const f = line.split('\t');
-  if (f.length !== 6 || !['V', 'R', 'E'].includes(f[0]!)) throw new RivetError(`index.txt: malformed line ${JSON.stringify(line)}`, 'db');
+  if (f.length !== 6 || !['V', 'R', 'E'].includes(f[0]!))
+    throw new RivetError(`index.txt: malformed line ${JSON.stringify(line)}`, 'db');
   const [status, expiry, revocation, serial, , dn] = f as [DbStatus, string, string, string, string, string];
   const cn = /(?:^|\/)CN=([^/]*)/.exec(dn)?.[1] ?? '';
   const entry: DbEntry = { status, notAfter: parseDbTime(expiry), serial: serialOf(serial), cn, line };
@@ -42,11 +43,16 @@ export function parseDbLine(line: string): DbEntry {
 
 export async function readDb(caDir: string): Promise<DbEntry[]> {
   let text: string;
-  try { text = await fsp.readFile(path.join(caDir, 'index.txt'), 'utf8'); } catch (err) {
+  try {
+    text = await fsp.readFile(path.join(caDir, 'index.txt'), 'utf8');
+  } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  return text.split('\n').filter((l) => l.length > 0).map(parseDbLine);
+  return text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map(parseDbLine);
 }
 
 /** Valid (not revoked) and not past notAfter: what `E` would mean if openssl kept it current. */
@@ -76,18 +82,26 @@ export async function recordScratchLocked(issuerDir: string, records: readonly S
   const known = new Set(dbText.split('\n').map((l) => l.split('\t')[3]?.toUpperCase()));
   const duplicates = new Set<string>();
   const keep = records.filter((r) => {
-    if (known.has(r.serial)) { duplicates.add(r.serial); return false; }
+    if (known.has(r.serial)) {
+      duplicates.add(r.serial);
+      return false;
+    }
     known.add(r.serial);
     return true;
   });
   if (keep.length === 0) return duplicates;
   const sep = dbText.length === 0 || dbText.endsWith('\n') ? '' : '\n';
-  await fsp.rename(await stageFile(index, `${dbText}${sep}${keep.map((r) => `${r.row}\n`).join('')}`, 0o600), `${index}.new`);
+  await fsp.rename(
+    await stageFile(index, `${dbText}${sep}${keep.map((r) => `${r.row}\n`).join('')}`, 0o600),
+    `${index}.new`,
+  );
   await syncDir(issuerDir);
-  const staged = await Promise.all(keep.map(async (r) => {
-    const target = path.join(issuerDir, 'newcerts', `${r.serial}.pem`);
-    return [await stageFile(target, r.newcert, 0o600), target] as const;
-  }));
+  const staged = await Promise.all(
+    keep.map(async (r) => {
+      const target = path.join(issuerDir, 'newcerts', `${r.serial}.pem`);
+      return [await stageFile(target, r.newcert, 0o600), target] as const;
+    }),
+  );
   for (const [tmp, target] of staged) await fsp.rename(tmp, target);
   await syncDir(path.join(issuerDir, 'newcerts'));
   await fsp.rename(`${index}.new`, index);

@@ -23,7 +23,9 @@ export function openCa(dir: string, domain: MeshDomain, extra: Partial<Ca> = {})
 }
 
 export async function issuerCert(issuer: Issuer): Promise<X509Certificate> {
-  try { return new X509Certificate(await fsp.readFile(issuer.cert)); } catch (err) {
+  try {
+    return new X509Certificate(await fsp.readFile(issuer.cert));
+  } catch (err) {
     throw new RivetError(`cannot read CA certificate ${issuer.cert}: ${(err as Error).message}`, 'no_ca');
   }
 }

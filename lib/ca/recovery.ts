@@ -11,7 +11,11 @@ export async function recoverStore(store: CaStore): Promise<void> {
   await removeStaleTemps(store.previousDir);
   await removeStaleTemps(store.retiredDir);
   const dirs = [store.dir, store.issuedDir, store.rootDir, store.intermediateDir];
-  try { for (const n of await fsp.readdir(store.previousDir)) dirs.push(path.join(store.previousDir, n)); } catch { /* none */ }
+  try {
+    for (const n of await fsp.readdir(store.previousDir)) dirs.push(path.join(store.previousDir, n));
+  } catch {
+    /* none */
+  }
   for (const d of dirs) {
     await removeStaleTemps(d);
     if (d !== store.dir && d !== store.issuedDir) await recoverOpensslDb(d);
@@ -39,7 +43,13 @@ export async function recoverOpensslDb(dir: string): Promise<void> {
 
 async function removeOrphanCerts(dir: string): Promise<void> {
   const index = await fsp.readFile(path.join(dir, 'index.txt'), 'utf8').catch(() => '');
-  const known = new Set(index.split('\n').map((l) => l.split('\t')[3]).filter((s): s is string => Boolean(s)).map(serialOf));
+  const known = new Set(
+    index
+      .split('\n')
+      .map((l) => l.split('\t')[3])
+      .filter((s): s is string => Boolean(s))
+      .map(serialOf),
+  );
   const certDir = path.join(dir, 'newcerts');
   for (const name of await fsp.readdir(certDir).catch(() => [] as string[])) {
     const serial = serialOf(name.replace(/\.pem$/, ''));

@@ -25,7 +25,14 @@ export async function syncTree(dir: string): Promise<void> {
   for (const ent of await fsp.readdir(dir, { withFileTypes: true })) {
     const p = path.join(dir, ent.name);
     if (ent.isDirectory()) await syncTree(p);
-    else if (ent.isFile()) { const fh = await fsp.open(p, 'r'); try { await fh.sync(); } finally { await fh.close(); } }
+    else if (ent.isFile()) {
+      const fh = await fsp.open(p, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
   }
   await syncDir(dir);
 }
@@ -33,7 +40,10 @@ export async function syncTree(dir: string): Promise<void> {
 /** Hard-links a file, or a directory tree file by file (same filesystem: no bytes copied). */
 async function linkTree(from: string, to: string): Promise<void> {
   const st = await fsp.lstat(from);
-  if (!st.isDirectory()) { await fsp.link(from, to); return; }
+  if (!st.isDirectory()) {
+    await fsp.link(from, to);
+    return;
+  }
   await fsp.mkdir(to, { mode: st.mode & 0o777 });
   for (const name of await fsp.readdir(from)) await linkTree(path.join(from, name), path.join(to, name));
 }
@@ -61,7 +71,10 @@ export async function resumeRotation(store: CaStore): Promise<void> {
   // 1. The old intermediate, complete, at previous/<n>.
   if (!(await exists(prev))) {
     if ((await readGeneration(cur)) !== oldGen || !(await exists(path.join(cur, 'int.crt')))) {
-      throw new RivetError(`rotation to intermediate ${next.generation} cannot find intermediate ${oldGen} in ${cur} or ${prev} — restore it from a backup`, 'rotation');
+      throw new RivetError(
+        `rotation to intermediate ${next.generation} cannot find intermediate ${oldGen} in ${cur} or ${prev} — restore it from a backup`,
+        'rotation',
+      );
     }
     await ensureDir(store.previousDir);
     const tmp = tempPathFor(prev);

@@ -141,9 +141,15 @@ export type ErrorCode = keyof typeof CODES;
 /** Codes whose exit status is 2: a user's mistake, with nothing changed. */
 export type UsageCode = { [C in ErrorCode]: (typeof CODES)[C][0] extends 2 ? C : never }[ErrorCode];
 
-export function exitStatusOf(code: ErrorCode): 1 | 2 { return CODES[code][0]; }
-export function httpStatusOf(code: ErrorCode): number { return CODES[code][1]; }
-export function isErrorCode(value: unknown): value is ErrorCode { return typeof value === 'string' && Object.hasOwn(CODES, value); }
+export function exitStatusOf(code: ErrorCode): 1 | 2 {
+  return CODES[code][0];
+}
+export function httpStatusOf(code: ErrorCode): number {
+  return CODES[code][1];
+}
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(CODES, value);
+}
 
 /** Every failure the project reports. `reason` is an optional machine-readable detail (e.g. CERT_REVOKED). */
 export class RivetError extends Error {
@@ -151,15 +157,23 @@ export class RivetError extends Error {
   readonly reason?: string;
   /** Seconds until a retry may succeed (429 rate limits): sent as Retry-After. */
   readonly retryAfterS?: number;
-  constructor(message: string, code: ErrorCode = 'failed', options?: { cause?: unknown; reason?: string; retryAfterS?: number }) {
+  constructor(
+    message: string,
+    code: ErrorCode = 'failed',
+    options?: { cause?: unknown; reason?: string; retryAfterS?: number },
+  ) {
     super(message, options);
     this.name = 'RivetError';
     this.code = code;
     if (options?.reason) this.reason = options.reason;
     if (options?.retryAfterS !== undefined) this.retryAfterS = options.retryAfterS;
   }
-  get exitCode(): 1 | 2 { return exitStatusOf(this.code); }
-  get status(): number { return httpStatusOf(this.code); }
+  get exitCode(): 1 | 2 {
+    return exitStatusOf(this.code);
+  }
+  get status(): number {
+    return httpStatusOf(this.code);
+  }
 }
 
 /** Bad input or usage (exit 2). Nothing was changed. The type only admits exit-2 codes. */
@@ -172,7 +186,11 @@ export class UsageError extends RivetError {
 
 /** openssl exited non-zero: carries the argv (never a secret, by construction) and its stderr. */
 export class OpensslError extends RivetError {
-  constructor(readonly argv: readonly string[], readonly stderr: string, readonly exit: number | undefined) {
+  constructor(
+    readonly argv: readonly string[],
+    readonly stderr: string,
+    readonly exit: number | undefined,
+  ) {
     super(`openssl ${argv[0] ?? ''} failed (exit ${exit ?? '?'}): ${firstLine(stderr)}`, 'openssl');
     this.name = 'OpensslError';
   }
@@ -182,9 +200,16 @@ export class OpensslError extends RivetError {
 }
 
 function firstLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('Using configuration from'));
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('Using configuration from'));
   // openssl's own error lines look like `80ABCD:error:0700006C:…:reason:file:line:detail`.
-  const reason = lines.find((l) => /:error:/.test(l))?.split(':').slice(5).join(':');
+  const reason = lines
+    .find((l) => /:error:/.test(l))
+    ?.split(':')
+    .slice(5)
+    .join(':');
   return lines.find((l) => !/:error:/.test(l)) ?? reason ?? 'no output';
 }
 

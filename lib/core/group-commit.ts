@@ -24,7 +24,10 @@ export class GroupCommit<T, R> {
   private readonly parallel: number;
 
   /** `commit` gets a group and returns one result per item, in order. */
-  constructor(private readonly commit: (group: T[]) => Promise<R[]>, private readonly opts: GroupOptions = {}) {
+  constructor(
+    private readonly commit: (group: T[]) => Promise<R[]>,
+    private readonly opts: GroupOptions = {},
+  ) {
     this.maxGroup = opts.maxGroup ?? 256;
     this.parallel = opts.parallel ?? 1;
   }
@@ -44,7 +47,8 @@ export class GroupCommit<T, R> {
   /** Starts forming the next group if one may start. One group forms at a time. */
   private next(): void {
     if (this.forming || this.inFlight >= this.parallel || this.pending.length === 0) {
-      if (!this.forming && this.inFlight === 0 && this.pending.length === 0) for (const wake of this.idle.splice(0)) wake();
+      if (!this.forming && this.inFlight === 0 && this.pending.length === 0)
+        for (const wake of this.idle.splice(0)) wake();
       return;
     }
     this.forming = true;

@@ -14,19 +14,27 @@ export function keyType(value: string | undefined): KeyType {
 /** Arguments for `openssl req -newkey …` / `genpkey`. */
 export function newKeyArgs(type: KeyType): string[] {
   switch (type) {
-    case 'ec-p256': return ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
-    case 'ec-p384': return ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384'];
-    case 'rsa-3072': return ['-newkey', 'rsa:3072'];
-    case 'rsa-4096': return ['-newkey', 'rsa:4096'];
+    case 'ec-p256':
+      return ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+    case 'ec-p384':
+      return ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384'];
+    case 'rsa-3072':
+      return ['-newkey', 'rsa:3072'];
+    case 'rsa-4096':
+      return ['-newkey', 'rsa:4096'];
   }
 }
 
 export function genpkeyArgs(type: KeyType): string[] {
   switch (type) {
-    case 'ec-p256': return ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
-    case 'ec-p384': return ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'];
-    case 'rsa-3072': return ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072'];
-    case 'rsa-4096': return ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:4096'];
+    case 'ec-p256':
+      return ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+    case 'ec-p384':
+      return ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'];
+    case 'rsa-3072':
+      return ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072'];
+    case 'rsa-4096':
+      return ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:4096'];
   }
 }
 
@@ -48,14 +56,20 @@ export function checkPublicKey(key: KeyObject): void {
   const d = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'ec') {
     if (d.namedCurve === 'prime256v1' || d.namedCurve === 'secp384r1') return;
-    throw new UsageError(`EC key on curve ${show(d.namedCurve ?? 'unknown')} is not accepted — use P-256 or P-384`, 'bad_key');
+    throw new UsageError(
+      `EC key on curve ${show(d.namedCurve ?? 'unknown')} is not accepted — use P-256 or P-384`,
+      'bad_key',
+    );
   }
   if (key.asymmetricKeyType === 'rsa') {
     const bits = d.modulusLength ?? 0;
     if (bits >= 2048 && bits <= 4096) return;
     throw new UsageError(`RSA key of ${bits} bits is not accepted — use 2048 to 4096 bits`, 'bad_key');
   }
-  throw new UsageError(`key type ${show(key.asymmetricKeyType ?? 'unknown')} is not accepted — use EC P-256/P-384 or RSA`, 'bad_key');
+  throw new UsageError(
+    `key type ${show(key.asymmetricKeyType ?? 'unknown')} is not accepted — use EC P-256/P-384 or RSA`,
+    'bad_key',
+  );
 }
 
 export function publicKeyOfPrivatePem(pem: string, passphrase?: string): KeyObject {

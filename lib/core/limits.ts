@@ -31,4 +31,5 @@ export const MAX_CRL_ENTRIES = MAX_LIVE_NODES * (1 + MAX_AGENTS_PER_NODE) * MAX_
 
 const MiB = 1024 * 1024;
 /** 139,264 entries × 76 bytes + 3 × 2 KiB, rounded up to whole MiB: 11 MiB. */
-export const MAX_CRL_BUNDLE_BYTES = Math.ceil((MAX_CRL_ENTRIES * CRL_ENTRY_PEM_BYTES + CRLS_PER_BUNDLE * CRL_OVERHEAD_PEM_BYTES) / MiB) * MiB;
+export const MAX_CRL_BUNDLE_BYTES =
+  Math.ceil((MAX_CRL_ENTRIES * CRL_ENTRY_PEM_BYTES + CRLS_PER_BUNDLE * CRL_OVERHEAD_PEM_BYTES) / MiB) * MiB;

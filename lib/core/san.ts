@@ -10,12 +10,16 @@ export type San = { readonly type: 'DNS' | 'IP'; readonly value: string; readonl
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export function dnsName(value: string): string {
-  if (value.length === 0 || value.length > 253) throw new UsageError(`DNS name ${show(value)} must be 1 to 253 characters`);
+  if (value.length === 0 || value.length > 253)
+    throw new UsageError(`DNS name ${show(value)} must be 1 to 253 characters`);
   const labels = value.split('.');
   for (const label of labels) {
     if (LABEL.test(label)) continue;
-    if (LABEL.test(label.toLowerCase())) throw new UsageError(`DNS name ${show(value)} must be lower case — did you mean ${show(value.toLowerCase())}?`);
-    throw new UsageError(`DNS name ${show(value)} has an invalid label ${show(label)} — labels are letters, digits and "-" (no wildcards)`);
+    if (LABEL.test(label.toLowerCase()))
+      throw new UsageError(`DNS name ${show(value)} must be lower case — did you mean ${show(value.toLowerCase())}?`);
+    throw new UsageError(
+      `DNS name ${show(value)} has an invalid label ${show(label)} — labels are letters, digits and "-" (no wildcards)`,
+    );
   }
   return value;
 }
@@ -58,17 +62,20 @@ export function uniqueSans(sans: readonly San[]): San[] {
 export type Cidr = { readonly text: string; readonly list: net.BlockList };
 
 export function parseCidrs(text: string): Cidr[] {
-  return text.split(/[\s,]+/).filter(Boolean).map((entry) => {
-    const [addr, bits] = entry.split('/');
-    const family = net.isIP(addr ?? '');
-    const prefix = Number(bits);
-    if (family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) {
-      throw new UsageError(`RIVET_SAN_CIDRS entry ${show(entry)} is not a CIDR like 10.0.0.0/8 or fc00::/7`);
-    }
-    const list = new net.BlockList();
-    list.addSubnet(addr!, prefix, family === 4 ? 'ipv4' : 'ipv6');
-    return { text: entry, list };
-  });
+  return text
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((entry) => {
+      const [addr, bits] = entry.split('/');
+      const family = net.isIP(addr ?? '');
+      const prefix = Number(bits);
+      if (family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) {
+        throw new UsageError(`RIVET_SAN_CIDRS entry ${show(entry)} is not a CIDR like 10.0.0.0/8 or fc00::/7`);
+      }
+      const list = new net.BlockList();
+      list.addSubnet(addr!, prefix, family === 4 ? 'ipv4' : 'ipv6');
+      return { text: entry, list };
+    });
 }
 
 export const DEFAULT_SAN_CIDRS = '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7';
@@ -80,13 +87,26 @@ export const DEFAULT_SAN_CIDRS = '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,1
 export function checkNodeSanPolicy(san: San, node: NodeId, domain: MeshDomain, cidrs: readonly Cidr[]): void {
   if (san.type === 'DNS') {
     const v = san.value;
-    const ok = v === node || v === 'localhost' || v.endsWith(`.${node}.${domain}`) || v === `${node}.${domain}` ||
-      (v.startsWith(`${node}-`) && v.endsWith(`.${domain}`) && !v.slice(node.length + 1, -domain.length - 1).includes('.'));
-    if (!ok) throw new UsageError(`SAN ${show(sanText(san))} is not under ${node}.${domain} or ${node}-*.${domain}`, 'san_policy');
+    const ok =
+      v === node ||
+      v === 'localhost' ||
+      v.endsWith(`.${node}.${domain}`) ||
+      v === `${node}.${domain}` ||
+      (v.startsWith(`${node}-`) &&
+        v.endsWith(`.${domain}`) &&
+        !v.slice(node.length + 1, -domain.length - 1).includes('.'));
+    if (!ok)
+      throw new UsageError(
+        `SAN ${show(sanText(san))} is not under ${node}.${domain} or ${node}-*.${domain}`,
+        'san_policy',
+      );
     return;
   }
   const family = net.isIP(san.value) === 4 ? 'ipv4' : 'ipv6';
   if (!cidrs.some((c) => c.list.check(san.value, family))) {
-    throw new UsageError(`SAN ${show(sanText(san))} is outside the allowed ranges ${cidrs.map((c) => c.text).join(', ')}`, 'san_policy');
+    throw new UsageError(
+      `SAN ${show(sanText(san))} is outside the allowed ranges ${cidrs.map((c) => c.text).join(', ')}`,
+      'san_policy',
+    );
   }
 }

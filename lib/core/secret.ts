@@ -10,7 +10,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
  */
 export function secretMatches(given: string, secret: string | undefined): boolean {
   const a = createHash('sha256').update(given, 'utf8').digest();
-  const b = createHash('sha256').update(secret ?? '', 'utf8').digest();
+  const b = createHash('sha256')
+    .update(secret ?? '', 'utf8')
+    .digest();
   return timingSafeEqual(a, b) && secret !== undefined && secret.length > 0;
 }
 

@@ -44,22 +44,48 @@ const sameCa = (a: X509Certificate, b: X509Certificate) => a === b || caKeyId(a)
 const current = (crl: CrlInfo, now: Date) => !crl.nextUpdate || crl.nextUpdate.getTime() > now.getTime();
 
 /** Pairs each bundle CRL with the CA that signed it; throws the first refusal. */
-export function pairBundle(bundle: CrlInfo[], cas: X509Certificate[], marks: ReadonlyMap<string, CrlMark>, now: Date): Paired[] {
-  if (bundle.length === 0) throw new CrlRefused('CRL bundle refused: no "-----BEGIN X509 CRL-----" block in the body', 'bad_crl');
+export function pairBundle(
+  bundle: CrlInfo[],
+  cas: X509Certificate[],
+  marks: ReadonlyMap<string, CrlMark>,
+  now: Date,
+): Paired[] {
+  if (bundle.length === 0)
+    throw new CrlRefused('CRL bundle refused: no "-----BEGIN X509 CRL-----" block in the body', 'bad_crl');
   const pairs: Paired[] = [];
   for (const crl of bundle) {
     const ca = cas.find((c) => crlSignedBy(crl, c));
-    if (!ca) throw new CrlRefused(`CRL bundle refused: a CRL issued by ${show(crl.issuerCNs.join(', '))} is not signed by any CA of the installed chain — wrong CA, or the node's rivet-ca.crt is out of date`, 'foreign_crl');
+    if (!ca)
+      throw new CrlRefused(
+        `CRL bundle refused: a CRL issued by ${show(crl.issuerCNs.join(', '))} is not signed by any CA of the installed chain — wrong CA, or the node's rivet-ca.crt is out of date`,
+        'foreign_crl',
+      );
     const name = show(nameOf(ca));
-    if (pairs.some((p) => sameCa(p.ca, ca))) throw new CrlRefused(`CRL bundle refused: two CRLs from ${name} — send exactly one per CA`, 'bad_crl');
-    if (crl.crlNumber === undefined) throw new CrlRefused(`CRL bundle refused: the CRL of ${name} has no crlNumber, so rollback cannot be ruled out`, 'bad_crl');
-    if (!current(crl, now)) throw new CrlRefused(`CRL bundle refused: the CRL of ${name} expired at ${crl.nextUpdate!.toISOString()} — the CA must re-sign it (\`rivet-ca crl\`)`, 'expired_crl');
+    if (pairs.some((p) => sameCa(p.ca, ca)))
+      throw new CrlRefused(`CRL bundle refused: two CRLs from ${name} — send exactly one per CA`, 'bad_crl');
+    if (crl.crlNumber === undefined)
+      throw new CrlRefused(
+        `CRL bundle refused: the CRL of ${name} has no crlNumber, so rollback cannot be ruled out`,
+        'bad_crl',
+      );
+    if (!current(crl, now))
+      throw new CrlRefused(
+        `CRL bundle refused: the CRL of ${name} expired at ${crl.nextUpdate!.toISOString()} — the CA must re-sign it (\`rivet-ca crl\`)`,
+        'expired_crl',
+      );
     if (crl.thisUpdate.getTime() > now.getTime()) {
-      throw new CrlRefused(`CRL bundle refused: the CRL of ${name} starts at ${crl.thisUpdate.toISOString()}, ${Math.ceil((crl.thisUpdate.getTime() - now.getTime()) / 1000)} s after this node's clock (${now.toISOString()}) — every handshake would fail with CRL_NOT_YET_VALID; the installed CRLs stay, try again then, and check the CA host's clock`, 'crl_not_yet_valid', crl.thisUpdate);
+      throw new CrlRefused(
+        `CRL bundle refused: the CRL of ${name} starts at ${crl.thisUpdate.toISOString()}, ${Math.ceil((crl.thisUpdate.getTime() - now.getTime()) / 1000)} s after this node's clock (${now.toISOString()}) — every handshake would fail with CRL_NOT_YET_VALID; the installed CRLs stay, try again then, and check the CA host's clock`,
+        'crl_not_yet_valid',
+        crl.thisUpdate,
+      );
     }
     const mark = marks.get(caKeyId(ca));
     if (mark && crl.crlNumber < mark.crlNumber) {
-      throw new CrlRefused(`CRL bundle refused: ${name} crlNumber ${crl.crlNumber} is older than the installed ${mark.crlNumber} — rollback is not allowed`, 'crl_rollback');
+      throw new CrlRefused(
+        `CRL bundle refused: ${name} crlNumber ${crl.crlNumber} is older than the installed ${mark.crlNumber} — rollback is not allowed`,
+        'crl_rollback',
+      );
     }
     pairs.push({ ca, crl });
   }
@@ -67,10 +93,17 @@ export function pairBundle(bundle: CrlInfo[], cas: X509Certificate[], marks: Rea
 }
 
 /** Why no certificate of `ca` can verify here any more, or undefined. `held` only for CAs left out. */
-function deadBecause(ca: X509Certificate, rootCrl: CrlInfo | undefined, now: Date, held?: CrlInfo | null): string | undefined {
-  if (new Date(ca.validTo).getTime() <= now.getTime()) return `its certificate expired at ${new Date(ca.validTo).toISOString()}`;
-  if (rootCrl?.revoked.some((r) => r.serial === ca.serialNumber.toUpperCase())) return 'the root\'s CRL revokes it';
-  if (held === null) return 'the CRL this node holds for it has lapsed, so none of its certificates verifies here anyway';
+function deadBecause(
+  ca: X509Certificate,
+  rootCrl: CrlInfo | undefined,
+  now: Date,
+  held?: CrlInfo | null,
+): string | undefined {
+  if (new Date(ca.validTo).getTime() <= now.getTime())
+    return `its certificate expired at ${new Date(ca.validTo).toISOString()}`;
+  if (rootCrl?.revoked.some((r) => r.serial === ca.serialNumber.toUpperCase())) return "the root's CRL revokes it";
+  if (held === null)
+    return 'the CRL this node holds for it has lapsed, so none of its certificates verifies here anyway';
   return undefined;
 }
 
@@ -86,7 +119,10 @@ export function planDelivery(p: PlanInput): Plan {
 
   const plan: Plan = { chain: [], crls: [], kept: [], dropped: [] };
   const missing: X509Certificate[] = [];
-  const take = (ca: X509Certificate, crl: CrlInfo) => { plan.chain.push(ca); plan.crls.push({ ca, crl }); };
+  const take = (ca: X509Certificate, crl: CrlInfo) => {
+    plan.chain.push(ca);
+    plan.crls.push({ ca, crl });
+  };
   for (const ca of offered.filter((c) => !sameCa(c, root))) {
     const mine = fromBundle(ca);
     const dead = mine ? undefined : deadBecause(ca, rootCrl, p.now);
@@ -97,14 +133,25 @@ export function planDelivery(p: PlanInput): Plan {
   for (const ca of omitted) {
     const crl = fromBundle(ca)?.crl ?? held(ca);
     const dead = deadBecause(ca, rootCrl, p.now, crl ?? null);
-    if (dead) { plan.dropped.push({ ca: nameOf(ca), why: dead }); continue; }
+    if (dead) {
+      plan.dropped.push({ ca: nameOf(ca), why: dead });
+      continue;
+    }
     // Left out by the served chain, but its certificates can still be valid: keep it and a CRL.
     take(ca, crl!);
-    plan.kept.push({ ca: nameOf(ca), why: `the served chain leaves out ${show(nameOf(ca))}, but its certificates can still be valid here (its certificate runs until ${new Date(ca.validTo).toISOString()}, the root's CRL does not revoke it, its CRL here is current until ${crl!.nextUpdate?.toISOString() ?? '-'}) — kept it and its CRL` });
+    plan.kept.push({
+      ca: nameOf(ca),
+      why: `the served chain leaves out ${show(nameOf(ca))}, but its certificates can still be valid here (its certificate runs until ${new Date(ca.validTo).toISOString()}, the root's CRL does not revoke it, its CRL here is current until ${crl!.nextUpdate?.toISOString() ?? '-'}) — kept it and its CRL`,
+    });
   }
   const rootPair = fromBundle(root);
-  if (rootPair) take(root, rootPair.crl); else missing.push(root);
-  if (missing.length) throw new CrlRefused(`CRL bundle refused: no CRL for ${missing.map((c) => show(nameOf(c))).join(', ')} — TLS needs one CRL per CA of the chain`, 'incomplete_crl');
+  if (rootPair) take(root, rootPair.crl);
+  else missing.push(root);
+  if (missing.length)
+    throw new CrlRefused(
+      `CRL bundle refused: no CRL for ${missing.map((c) => show(nameOf(c))).join(', ')} — TLS needs one CRL per CA of the chain`,
+      'incomplete_crl',
+    );
   // The root goes last in both files, as the CA publishes them (DESIGN §5).
   return plan;
 }

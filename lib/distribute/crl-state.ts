@@ -29,7 +29,10 @@ export type CrlState = {
 
 /** The key a CA's marks are filed under: SHA-256 of its public key (RFC 7093 method 1, full length). */
 export function caKeyId(ca: X509Certificate): string {
-  return crypto.createHash('sha256').update(ca.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(ca.publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 export const crlStatePath = (dir: string) => path.join(dir, CRL_STATE_FILE);
@@ -39,9 +42,15 @@ export async function readCrlState(dir: string): Promise<CrlState> {
   const state: CrlState = { marks: new Map(), kept: [] };
   if (text === undefined) return state;
   try {
-    const raw = JSON.parse(text) as { marks?: Record<string, { ca: string; crlNumber: string; thisUpdate: string }>; lastInstall?: CrlEvent; lastRefusal?: CrlEvent; kept?: KeptCa[] };
+    const raw = JSON.parse(text) as {
+      marks?: Record<string, { ca: string; crlNumber: string; thisUpdate: string }>;
+      lastInstall?: CrlEvent;
+      lastRefusal?: CrlEvent;
+      kept?: KeptCa[];
+    };
     for (const [key, m] of Object.entries(raw.marks ?? {})) {
-      if (!/^[0-9a-f]{64}$/.test(key) || !/^\d{1,40}$/.test(String(m.crlNumber))) throw new Error(`bad mark ${JSON.stringify(key)}`);
+      if (!/^[0-9a-f]{64}$/.test(key) || !/^\d{1,40}$/.test(String(m.crlNumber)))
+        throw new Error(`bad mark ${JSON.stringify(key)}`);
       state.marks.set(key, { ca: String(m.ca), crlNumber: BigInt(m.crlNumber), thisUpdate: String(m.thisUpdate) });
     }
     if (raw.lastInstall) state.lastInstall = raw.lastInstall;
@@ -51,21 +60,40 @@ export async function readCrlState(dir: string): Promise<CrlState> {
     // Whoever can corrupt this file can rewrite crl.pem too (same directory, same owner), so
     // falling back to the marks in crl.pem loses nothing an attacker could not take anyway —
     // whereas refusing every CRL from now on would let the installed ones lapse.
-    return { marks: new Map(), kept: [], problem: `${CRL_STATE_FILE} is unreadable (${(err as Error).message}); the rollback marks come from crl.pem alone until the next install rewrites it` };
+    return {
+      marks: new Map(),
+      kept: [],
+      problem: `${CRL_STATE_FILE} is unreadable (${(err as Error).message}); the rollback marks come from crl.pem alone until the next install rewrites it`,
+    };
   }
   return state;
 }
 
 export async function writeCrlState(dir: string, s: CrlState): Promise<void> {
-  const marks = Object.fromEntries([...s.marks].sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, m]) => [k, { ca: m.ca, crlNumber: m.crlNumber.toString(), thisUpdate: m.thisUpdate }]));
-  const body = { marks, kept: s.kept, ...(s.lastInstall ? { lastInstall: s.lastInstall } : {}), ...(s.lastRefusal ? { lastRefusal: s.lastRefusal } : {}) };
+  const marks = Object.fromEntries(
+    [...s.marks]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, m]) => [k, { ca: m.ca, crlNumber: m.crlNumber.toString(), thisUpdate: m.thisUpdate }]),
+  );
+  const body = {
+    marks,
+    kept: s.kept,
+    ...(s.lastInstall ? { lastInstall: s.lastInstall } : {}),
+    ...(s.lastRefusal ? { lastRefusal: s.lastRefusal } : {}),
+  };
   await writeAtomic(crlStatePath(dir), `${JSON.stringify(body, null, 2)}\n`, PUBLIC_MODE);
 }
 
 /** Raises (never lowers) the mark of `ca` to `crlNumber`. */
-export function raiseMark(marks: Map<string, CrlMark>, ca: X509Certificate, name: string, crlNumber: bigint, thisUpdate: Date): void {
+export function raiseMark(
+  marks: Map<string, CrlMark>,
+  ca: X509Certificate,
+  name: string,
+  crlNumber: bigint,
+  thisUpdate: Date,
+): void {
   const key = caKeyId(ca);
   const have = marks.get(key);
-  if (!have || crlNumber > have.crlNumber) marks.set(key, { ca: name, crlNumber, thisUpdate: thisUpdate.toISOString() });
+  if (!have || crlNumber > have.crlNumber)
+    marks.set(key, { ca: name, crlNumber, thisUpdate: thisUpdate.toISOString() });
 }

@@ -18,12 +18,27 @@ import { meshTlsFiles } from '../mesh/tls.ts';
 import { reloadWatchers } from '../mesh/watch.ts';
 import { CrlRefused } from './refused.ts';
 import { nameOf, planDelivery, type Dropped, type Paired } from './crl-plan.ts';
-import { readCrlState, raiseMark, writeCrlState, type CrlEvent, type CrlMark, type CrlSource, type CrlState, type KeptCa } from './crl-state.ts';
+import {
+  readCrlState,
+  raiseMark,
+  writeCrlState,
+  type CrlEvent,
+  type CrlMark,
+  type CrlSource,
+  type CrlState,
+  type KeptCa,
+} from './crl-state.ts';
 
 export { CrlRefused } from './refused.ts';
 
 export type CrlSummary = { issuer: string; crlNumber: string; nextUpdate?: string; revoked: number };
-export type InstallResult = { installed: boolean; reason: 'installed' | 'unchanged'; crls: CrlSummary[]; kept?: KeptCa[]; dropped?: Dropped[] };
+export type InstallResult = {
+  installed: boolean;
+  reason: 'installed' | 'unchanged';
+  crls: CrlSummary[];
+  kept?: KeptCa[];
+  dropped?: Dropped[];
+};
 export type InstallOptions = {
   /** The CA chain that came with the bundle (GET /ca.crt, or the certificates of a push body). */
   chain?: string;
@@ -34,7 +49,9 @@ export type InstallOptions = {
 };
 
 function parseCerts(pem: string, what: string): X509Certificate[] {
-  try { return pemToDer(pem, 'CERTIFICATE').map((der) => new X509Certificate(der)); } catch (err) {
+  try {
+    return pemToDer(pem, 'CERTIFICATE').map((der) => new X509Certificate(der));
+  } catch (err) {
     throw new CrlRefused(`${what} refused: ${(err as Error).message}`, 'bad_chain');
   }
 }
@@ -43,11 +60,18 @@ function parseCerts(pem: string, what: string): X509Certificate[] {
 function servedCas(servedPem: string, installedRoot: X509Certificate): X509Certificate[] {
   const served = parseCerts(servedPem, 'served chain');
   const root = served.find((c) => c.raw.equals(installedRoot.raw));
-  if (!root) throw new CrlRefused('served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?', 'bad_chain');
+  if (!root)
+    throw new CrlRefused(
+      'served chain refused: it does not hold the root installed in rivet-ca.crt — wrong CA?',
+      'bad_chain',
+    );
   const out: X509Certificate[] = [];
   for (const c of served) {
     if (c !== root && !(c.ca && c.checkIssued(root) && c.verify(root.publicKey))) {
-      throw new CrlRefused(`served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`, 'bad_chain');
+      throw new CrlRefused(
+        `served chain refused: ${show(nameOf(c))} is not a CA certificate signed by the installed root`,
+        'bad_chain',
+      );
     }
     if (!out.some((o) => o.raw.equals(c.raw))) out.push(c);
   }
@@ -55,9 +79,15 @@ function servedCas(servedPem: string, installedRoot: X509Certificate): X509Certi
 }
 
 function chainCerts(chainPem: string): X509Certificate[] {
-  const certs = pemToDer(chainPem, 'CERTIFICATE').map((der) => new X509Certificate(der)).filter((c) => c.ca);
+  const certs = pemToDer(chainPem, 'CERTIFICATE')
+    .map((der) => new X509Certificate(der))
+    .filter((c) => c.ca);
   const root = certs.find((c) => c.checkIssued(c));
-  if (!root) throw new RivetError('installed CA chain (rivet-ca.crt) holds no root certificate — re-enroll or fetch /ca.crt', 'no_chain');
+  if (!root)
+    throw new RivetError(
+      'installed CA chain (rivet-ca.crt) holds no root certificate — re-enroll or fetch /ca.crt',
+      'no_chain',
+    );
   return certs;
 }
 
@@ -68,11 +98,15 @@ const rootOf = (cas: X509Certificate[]) => cas.find((c) => c.checkIssued(c))!;
  * byte) and otherwise only CA certificates that root signed. Throws a 400 CrlRefused otherwise.
  */
 export function acceptServedChain(servedPem: string, installedPem: string): string {
-  return servedCas(servedPem, rootOf(chainCerts(installedPem))).map((c) => c.toString()).join('');
+  return servedCas(servedPem, rootOf(chainCerts(installedPem)))
+    .map((c) => c.toString())
+    .join('');
 }
 
 function parseBundle(pem: string): CrlInfo[] {
-  try { return parseCrlBundle(pem); } catch (err) {
+  try {
+    return parseCrlBundle(pem);
+  } catch (err) {
     throw new CrlRefused(`CRL bundle refused: ${(err as Error).message}`, 'bad_crl');
   }
 }
@@ -91,17 +125,27 @@ function marksWithInstalled(state: CrlState, installed: CrlInfo[], cas: X509Cert
 export function verifyCrlBundle(pem: string, chainPem: string, installedPem?: string, now = new Date()): Paired[] {
   const cas = chainCerts(chainPem);
   let installed: CrlInfo[] = [];
-  try { installed = installedPem ? parseCrlBundle(installedPem) : []; } catch { /* a broken installed file is simply replaced */ }
+  try {
+    installed = installedPem ? parseCrlBundle(installedPem) : [];
+  } catch {
+    /* a broken installed file is simply replaced */
+  }
   const marks = marksWithInstalled({ marks: new Map(), kept: [] }, installed, cas);
   return planDelivery({ installedChain: cas, bundle: parseBundle(pem), installedCrls: installed, marks, now }).crls;
 }
 
 function summary(pairs: Paired[]): CrlSummary[] {
-  return pairs.map(({ ca, crl }) => ({ issuer: nameOf(ca), crlNumber: String(crl.crlNumber), nextUpdate: crl.nextUpdate?.toISOString(), revoked: crl.revoked.length }));
+  return pairs.map(({ ca, crl }) => ({
+    issuer: nameOf(ca),
+    crlNumber: String(crl.crlNumber),
+    nextUpdate: crl.nextUpdate?.toISOString(),
+    revoked: crl.revoked.length,
+  }));
 }
 
 const sameDers = (a: Buffer[], b: Buffer[]) => a.length === b.length && a.every((d, i) => d.equals(b[i]!));
-const sameMarks = (a: Map<string, CrlMark>, b: Map<string, CrlMark>) => a.size === b.size && [...a].every(([k, m]) => b.get(k)?.crlNumber === m.crlNumber);
+const sameMarks = (a: Map<string, CrlMark>, b: Map<string, CrlMark>) =>
+  a.size === b.size && [...a].every(([k, m]) => b.get(k)?.crlNumber === m.crlNumber);
 
 const lockFile = (nodeDir: string) => path.join(nodeDir, '.crl.lock');
 
@@ -122,12 +166,17 @@ export async function recordRefusal(dir: string, e: Omit<CrlEvent, 'at'>): Promi
   const now = Date.now();
   if (now - (lastRecorded.get(nodeDir) ?? -Infinity) < RECORD_EVERY_MS) return;
   lastRecorded.set(nodeDir, now);
-  await withLock(lockFile(nodeDir), 'record a CRL refusal', async () => {
-    const state = await readCrlState(nodeDir);
-    const last = state.lastRefusal;
-    if (last && last.code === e.code && last.from === e.from && Date.now() - Date.parse(last.at) < 1000) return;
-    await writeCrlState(nodeDir, { ...state, lastRefusal: { at: new Date().toISOString(), ...e } });
-  }, { timeoutMs: 10_000 });
+  await withLock(
+    lockFile(nodeDir),
+    'record a CRL refusal',
+    async () => {
+      const state = await readCrlState(nodeDir);
+      const last = state.lastRefusal;
+      if (last && last.code === e.code && last.from === e.from && Date.now() - Date.parse(last.at) < 1000) return;
+      await writeCrlState(nodeDir, { ...state, lastRefusal: { at: new Date().toISOString(), ...e } });
+    },
+    { timeoutMs: 10_000 },
+  );
 }
 
 /**
@@ -138,48 +187,93 @@ export async function recordRefusal(dir: string, e: Omit<CrlEvent, 'at'>): Promi
 export async function installCrlBundle(dir: string, pem: string, opts: InstallOptions = {}): Promise<InstallResult> {
   const files = meshTlsFiles(path.resolve(dir));
   const nodeDir = path.dirname(files.crl);
-  return withLock(lockFile(nodeDir), 'install crl.pem', async () => {
-    let installedChainPem: string;
-    try { installedChainPem = fs.readFileSync(files.ca, 'utf8'); } catch {
-      throw new RivetError(`cannot read the CA chain ${show(files.ca)} to check the CRL against — enroll this node first`, 'no_chain');
-    }
-    const installedChain = chainCerts(installedChainPem);
-    let installedCrls: CrlInfo[] = [];
-    try { installedCrls = fs.existsSync(files.crl) ? parseCrlBundle(fs.readFileSync(files.crl, 'utf8')) : []; } catch { /* a broken installed file is simply replaced */ }
-    const state = await readCrlState(nodeDir);
-    const marks = marksWithInstalled(state, installedCrls, installedChain);
-    const event = { at: (opts.now ?? new Date()).toISOString(), source: opts.source ?? 'install', ...(opts.from ? { from: opts.from } : {}) } as const;
-    try {
-      const served = opts.chain === undefined ? undefined : servedCas(opts.chain, rootOf(installedChain));
-      const plan = planDelivery({ installedChain, served, bundle: parseBundle(pem), installedCrls, marks, now: opts.now ?? new Date() });
-      const chainDers = plan.chain.map((c) => c.raw);
-      const crlDers = plan.crls.map((p) => p.crl.der);
-      const newChain = !sameDers(pemToDer(installedChainPem, 'CERTIFICATE'), chainDers);
-      const result = { crls: summary(plan.crls), ...(plan.kept.length ? { kept: plan.kept } : {}), ...(plan.dropped.length ? { dropped: plan.dropped } : {}) };
-      if (!newChain && sameDers(installedCrls.map((c) => c.der), crlDers)) {
-        // Nothing new, and the delivery would have dropped a CA still in use: say so (once per
-        // such CA), rather than answer "unchanged" to what is either a replay or a retirement
-        // this node cannot follow yet.
-        const fresh = plan.kept.filter((k) => !state.kept.some((s) => s.ca === k.ca));
-        if (fresh.length) {
-          state.kept = plan.kept;
-          throw new CrlRefused(`CRL delivery refused: ${fresh.map((k) => k.why).join('; ')}; nothing else in it was newer`, 'ca_still_live');
-        }
-        const sameKept = plan.kept.length === state.kept.length && plan.kept.every((k) => state.kept.some((s) => s.ca === k.ca));
-        if (!sameMarks(marks, state.marks) || !sameKept || state.problem) await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept });
-        return { installed: false, reason: 'unchanged', ...result };
+  return withLock(
+    lockFile(nodeDir),
+    'install crl.pem',
+    async () => {
+      let installedChainPem: string;
+      try {
+        installedChainPem = fs.readFileSync(files.ca, 'utf8');
+      } catch {
+        throw new RivetError(
+          `cannot read the CA chain ${show(files.ca)} to check the CRL against — enroll this node first`,
+          'no_chain',
+        );
       }
-      // Chain first: the CRLs just checked against it are then never on disk without it.
-      if (newChain) await writeAtomic(files.ca, plan.chain.map((c) => c.toString()).join(''), PUBLIC_MODE);
-      // Only the verified CRLs are written, re-encoded: nothing else in the body reaches the disk.
-      await writeAtomic(files.crl, crlDers.map((der) => derToPem(der, 'X509 CRL')).join(''), PUBLIC_MODE);
-      for (const { ca, crl } of plan.crls) raiseMark(marks, ca, nameOf(ca), crl.crlNumber!, crl.thisUpdate);
-      await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept, lastInstall: event });
-      await reloadWatchers(nodeDir);
-      return { installed: true, reason: 'installed', ...result };
-    } catch (err) {
-      if (err instanceof CrlRefused) await writeCrlState(nodeDir, { ...state, marks, lastRefusal: { ...event, code: err.code, message: err.message } });
-      throw err;
-    }
-  }, { timeoutMs: 10_000 });
+      const installedChain = chainCerts(installedChainPem);
+      let installedCrls: CrlInfo[] = [];
+      try {
+        installedCrls = fs.existsSync(files.crl) ? parseCrlBundle(fs.readFileSync(files.crl, 'utf8')) : [];
+      } catch {
+        /* a broken installed file is simply replaced */
+      }
+      const state = await readCrlState(nodeDir);
+      const marks = marksWithInstalled(state, installedCrls, installedChain);
+      const event = {
+        at: (opts.now ?? new Date()).toISOString(),
+        source: opts.source ?? 'install',
+        ...(opts.from ? { from: opts.from } : {}),
+      } as const;
+      try {
+        const served = opts.chain === undefined ? undefined : servedCas(opts.chain, rootOf(installedChain));
+        const plan = planDelivery({
+          installedChain,
+          served,
+          bundle: parseBundle(pem),
+          installedCrls,
+          marks,
+          now: opts.now ?? new Date(),
+        });
+        const chainDers = plan.chain.map((c) => c.raw);
+        const crlDers = plan.crls.map((p) => p.crl.der);
+        const newChain = !sameDers(pemToDer(installedChainPem, 'CERTIFICATE'), chainDers);
+        const result = {
+          crls: summary(plan.crls),
+          ...(plan.kept.length ? { kept: plan.kept } : {}),
+          ...(plan.dropped.length ? { dropped: plan.dropped } : {}),
+        };
+        if (
+          !newChain &&
+          sameDers(
+            installedCrls.map((c) => c.der),
+            crlDers,
+          )
+        ) {
+          // Nothing new, and the delivery would have dropped a CA still in use: say so (once per
+          // such CA), rather than answer "unchanged" to what is either a replay or a retirement
+          // this node cannot follow yet.
+          const fresh = plan.kept.filter((k) => !state.kept.some((s) => s.ca === k.ca));
+          if (fresh.length) {
+            state.kept = plan.kept;
+            throw new CrlRefused(
+              `CRL delivery refused: ${fresh.map((k) => k.why).join('; ')}; nothing else in it was newer`,
+              'ca_still_live',
+            );
+          }
+          const sameKept =
+            plan.kept.length === state.kept.length && plan.kept.every((k) => state.kept.some((s) => s.ca === k.ca));
+          if (!sameMarks(marks, state.marks) || !sameKept || state.problem)
+            await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept });
+          return { installed: false, reason: 'unchanged', ...result };
+        }
+        // Chain first: the CRLs just checked against it are then never on disk without it.
+        if (newChain) await writeAtomic(files.ca, plan.chain.map((c) => c.toString()).join(''), PUBLIC_MODE);
+        // Only the verified CRLs are written, re-encoded: nothing else in the body reaches the disk.
+        await writeAtomic(files.crl, crlDers.map((der) => derToPem(der, 'X509 CRL')).join(''), PUBLIC_MODE);
+        for (const { ca, crl } of plan.crls) raiseMark(marks, ca, nameOf(ca), crl.crlNumber!, crl.thisUpdate);
+        await writeCrlState(nodeDir, { ...state, marks, kept: plan.kept, lastInstall: event });
+        await reloadWatchers(nodeDir);
+        return { installed: true, reason: 'installed', ...result };
+      } catch (err) {
+        if (err instanceof CrlRefused)
+          await writeCrlState(nodeDir, {
+            ...state,
+            marks,
+            lastRefusal: { ...event, code: err.code, message: err.message },
+          });
+        throw err;
+      }
+    },
+    { timeoutMs: 10_000 },
+  );
 }

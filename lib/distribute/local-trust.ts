@@ -27,5 +27,9 @@ export async function caHostOf(ca: Ca, nodeDir: string): Promise<NodeId | undefi
   const caHost = recordedCaHost(nodeDir);
   const cert = caHost ? await readText(meshTlsFiles(path.resolve(nodeDir)).cert) : undefined;
   if (!caHost || !cert) return undefined;
-  try { return parseCertPem(cert).subjectCNs[0] === `${caHost}.${ca.domain}` ? caHost : undefined; } catch { return undefined; }
+  try {
+    return parseCertPem(cert).subjectCNs[0] === `${caHost}.${ca.domain}` ? caHost : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -23,8 +23,13 @@ export type PullCrlOptions = {
 export async function pullCrl(opts: PullCrlOptions): Promise<InstallResult> {
   const files = meshTlsFiles(opts.dir);
   let ca: Buffer;
-  try { ca = fs.readFileSync(files.ca); } catch {
-    throw new RivetError(`cannot read ${show(files.ca)} to verify the datahub — enroll this node first (provision-ct enroll)`, 'no_chain');
+  try {
+    ca = fs.readFileSync(files.ca);
+  } catch {
+    throw new RivetError(
+      `cannot read ${show(files.ca)} to verify the datahub — enroll this node first (provision-ct enroll)`,
+      'no_chain',
+    );
   }
   const url = `${opts.datahub.replace(/\/+$/, '')}/crl.pem`;
   const tls = { ca, rejectUnauthorized: true, minVersion: 'TLSv1.2' } as const;
@@ -33,13 +38,25 @@ export async function pullCrl(opts: PullCrlOptions): Promise<InstallResult> {
   try {
     res = await meshRequest(url, { tls, connectTo: opts.connectTo, timeoutMs, maxBytes: MAX_CRL_BUNDLE_BYTES });
   } catch (err) {
-    throw new RivetError(`cannot fetch ${show(url)}: ${(err as Error).message} — is the datahub up and RIVET_DATAHUB_URL right?`, 'pull_failed');
+    throw new RivetError(
+      `cannot fetch ${show(url)}: ${(err as Error).message} — is the datahub up and RIVET_DATAHUB_URL right?`,
+      'pull_failed',
+    );
   }
-  if (res.status !== 200) throw new RivetError(`fetching ${show(url)} answered HTTP ${res.status} — expected the CRL bundle`, 'pull_failed');
+  if (res.status !== 200)
+    throw new RivetError(`fetching ${show(url)} answered HTTP ${res.status} — expected the CRL bundle`, 'pull_failed');
   // The chain too: after rotate-intermediate or tidy, the bundle verifies only against the new one.
-  const chain = await meshRequest(url.replace(/crl\.pem$/, 'ca.crt'), { tls, connectTo: opts.connectTo, timeoutMs }).catch(() => undefined);
+  const chain = await meshRequest(url.replace(/crl\.pem$/, 'ca.crt'), {
+    tls,
+    connectTo: opts.connectTo,
+    timeoutMs,
+  }).catch(() => undefined);
   // A refusal (an older bundle, a chain that would drop a CA in use, a CRL dated ahead of this
   // clock) keeps what is installed and is recorded for `provision-ct status`; the timer's next
   // pull tries again.
-  return installCrlBundle(opts.dir, res.body, { ...(chain?.status === 200 ? { chain: chain.body } : {}), source: 'pull', from: opts.datahub });
+  return installCrlBundle(opts.dir, res.body, {
+    ...(chain?.status === 200 ? { chain: chain.body } : {}),
+    source: 'pull',
+    from: opts.datahub,
+  });
 }

@@ -47,7 +47,11 @@ function record(entry: NodePush, r: PushResult, current: ReadonlyMap<string, big
   } else {
     // A 200 that does not cover the current bundle (it changed meanwhile) is retried soon, too.
     const attempts = r.ok ? 1 : (entry.queued?.attempts ?? 0) + 1;
-    entry.queued = { since: entry.queued?.since ?? now.toISOString(), attempts, next: new Date(now.getTime() + retryDelayMs(attempts)).toISOString() };
+    entry.queued = {
+      since: entry.queued?.since ?? now.toISOString(),
+      attempts,
+      next: new Date(now.getTime() + retryDelayMs(attempts)).toISOString(),
+    };
   }
   return { ...r, acknowledged, ...(entry.queued ? { queued: { ...entry.queued } } : {}) };
 }
@@ -73,7 +77,7 @@ export async function pushAndRecord(ca: Ca, opts: PushOptions, nodes?: readonly 
   const now = new Date();
   const outcomes = await updatePushState(ca, (s) => {
     prune(s, new Set(live));
-    return results.map((r) => record(s.nodes[r.node] ??= { acked: {} }, r, current, now));
+    return results.map((r) => record((s.nodes[r.node] ??= { acked: {} }), r, current, now));
   });
   return { outcomes, pullOnly: live.filter((n) => skip.has(n)) };
 }
@@ -84,7 +88,10 @@ export async function dueRetries(ca: Ca, opts: { all?: boolean; now?: Date } = {
   const now = (opts.now ?? new Date()).getTime();
   const live = new Set<string>(await pushTargets(ca));
   return Object.entries(s.nodes)
-    .filter(([n, e]) => e.queued && live.has(n) && !s.pullOnly.includes(n as NodeId) && (opts.all || Date.parse(e.queued.next) <= now))
+    .filter(
+      ([n, e]) =>
+        e.queued && live.has(n) && !s.pullOnly.includes(n as NodeId) && (opts.all || Date.parse(e.queued.next) <= now),
+    )
     .map(([n]) => n as NodeId);
 }
 
@@ -102,17 +109,26 @@ export type PushRetries = { stop: () => void; pushAll: () => Promise<void> };
 export function startPushRetries(ca: Ca, opts: PushOptions, log: (line: string) => void, tickMs = 1_000): PushRetries {
   let busy: Promise<unknown> | undefined;
   const report = (outcomes: PushOutcome[]) => {
-    for (const o of outcomes) log(`push ${o.node}: ${o.acknowledged ? 'acknowledged' : `${o.ok ? 'not yet current' : 'FAILED'} (${o.message}); retry ${o.queued?.attempts ?? ''} at ${o.queued?.next ?? '?'}`}`);
+    for (const o of outcomes)
+      log(
+        `push ${o.node}: ${o.acknowledged ? 'acknowledged' : `${o.ok ? 'not yet current' : 'FAILED'} (${o.message}); retry ${o.queued?.attempts ?? ''} at ${o.queued?.next ?? '?'}`}`,
+      );
   };
   const once = (fn: () => Promise<PushOutcome[]>) => {
     if (busy) return busy;
-    busy = fn().then(report, (err) => log(`push retry failed (will retry): ${(err as Error).message}`)).finally(() => { busy = undefined; });
+    busy = fn()
+      .then(report, (err) => log(`push retry failed (will retry): ${(err as Error).message}`))
+      .finally(() => {
+        busy = undefined;
+      });
     return busy;
   };
   const timer = setInterval(() => void once(() => retryQueued(ca, opts)), tickMs);
   timer.unref();
   return {
     stop: () => clearInterval(timer),
-    pushAll: async () => { await once(async () => (await pushAndRecord(ca, opts)).outcomes); },
+    pushAll: async () => {
+      await once(async () => (await pushAndRecord(ca, opts)).outcomes);
+    },
   };
 }

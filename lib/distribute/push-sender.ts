@@ -15,16 +15,28 @@ export const CA_HOST_FIELD = 'caHost';
 export function recordedCaHost(dir: string): NodeId | undefined {
   const file = path.join(dir, NODE_SETTINGS_FILE);
   let text: string;
-  try { text = fs.readFileSync(file, 'utf8'); } catch (err) {
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new RivetError(`cannot read ${show(file)}: ${(err as Error).message}`, 'bad_settings');
   }
   let value: unknown;
-  try { value = (JSON.parse(text) as Record<string, unknown>)[CA_HOST_FIELD]; } catch (err) {
-    throw new RivetError(`${show(file)} is not JSON (${(err as Error).message}) — re-run \`provision-ct enroll\` to rewrite it`, 'bad_settings');
+  try {
+    value = (JSON.parse(text) as Record<string, unknown>)[CA_HOST_FIELD];
+  } catch (err) {
+    throw new RivetError(
+      `${show(file)} is not JSON (${(err as Error).message}) — re-run \`provision-ct enroll\` to rewrite it`,
+      'bad_settings',
+    );
   }
   if (value === undefined) return undefined;
-  try { return nodeId(String(value)); } catch (err) {
-    throw new RivetError(`${show(file)} field ${CA_HOST_FIELD} ${show(value)} is not a node id: ${(err as Error).message}`, 'bad_settings');
+  try {
+    return nodeId(String(value));
+  } catch (err) {
+    throw new RivetError(
+      `${show(file)} field ${CA_HOST_FIELD} ${show(value)} is not a node id: ${(err as Error).message}`,
+      'bad_settings',
+    );
   }
 }

@@ -37,11 +37,17 @@ function parse(text: string, file: string): PushState {
     state.pullOnly = (raw.pullOnly ?? []).map((n) => nodeId(String(n)));
     for (const [n, v] of Object.entries(raw.nodes ?? {})) {
       nodeId(n);
-      state.nodes[n] = { ...v, acked: Object.fromEntries(Object.entries(v.acked ?? {}).filter(([, num]) => /^\d{1,40}$/.test(String(num)))) };
+      state.nodes[n] = {
+        ...v,
+        acked: Object.fromEntries(Object.entries(v.acked ?? {}).filter(([, num]) => /^\d{1,40}$/.test(String(num)))),
+      };
     }
     return state;
   } catch (err) {
-    throw new RivetError(`${show(file)} is damaged (${(err as Error).message}) — move it aside; the next push rewrites it (pull-only marks must then be set again)`, 'bad_settings');
+    throw new RivetError(
+      `${show(file)} is damaged (${(err as Error).message}) — move it aside; the next push rewrites it (pull-only marks must then be set again)`,
+      'bad_settings',
+    );
   }
 }
 
@@ -53,14 +59,19 @@ export async function readPushState(ca: Pick<Ca, 'store'>): Promise<PushState> {
 
 /** Read-modify-write under the push-state lock; `fn` mutates the fresh state it is given. */
 export async function updatePushState<T>(ca: Pick<Ca, 'store'>, fn: (s: PushState) => T | Promise<T>): Promise<T> {
-  return withLock(lockPath(ca), 'update push-state.json', async () => {
-    const state = await readPushState(ca);
-    const out = await fn(state);
-    state.pullOnly = [...new Set(state.pullOnly)].sort();
-    const nodes = Object.fromEntries(Object.entries(state.nodes).sort(([a], [b]) => a.localeCompare(b)));
-    await writeAtomic(pushStatePath(ca), `${JSON.stringify({ pullOnly: state.pullOnly, nodes }, null, 2)}\n`, 0o600);
-    return out;
-  }, { timeoutMs: 30_000 });
+  return withLock(
+    lockPath(ca),
+    'update push-state.json',
+    async () => {
+      const state = await readPushState(ca);
+      const out = await fn(state);
+      state.pullOnly = [...new Set(state.pullOnly)].sort();
+      const nodes = Object.fromEntries(Object.entries(state.nodes).sort(([a], [b]) => a.localeCompare(b)));
+      await writeAtomic(pushStatePath(ca), `${JSON.stringify({ pullOnly: state.pullOnly, nodes }, null, 2)}\n`, 0o600);
+      return out;
+    },
+    { timeoutMs: 30_000 },
+  );
 }
 
 /** Marks (or unmarks) nodes pull-only: not pushed to, not counted as failed; their queue entry goes. */
@@ -68,7 +79,10 @@ export async function setPullOnly(ca: Pick<Ca, 'store'>, nodes: readonly NodeId[
   await updatePushState(ca, (s) => {
     const set = new Set(s.pullOnly);
     for (const n of nodes) {
-      if (pullOnly) { set.add(n); if (s.nodes[n]) delete s.nodes[n]!.queued; } else set.delete(n);
+      if (pullOnly) {
+        set.add(n);
+        if (s.nodes[n]) delete s.nodes[n]!.queued;
+      } else set.delete(n);
     }
     s.pullOnly = [...set];
   });

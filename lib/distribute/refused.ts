@@ -6,7 +6,11 @@ import { RivetError, type ErrorCode } from '../core/errors.ts';
  * could succeed (a CRL dated ahead of this node's clock).
  */
 export class CrlRefused extends RivetError {
-  constructor(message: string, code: ErrorCode, readonly retryAt?: Date) {
+  constructor(
+    message: string,
+    code: ErrorCode,
+    readonly retryAt?: Date,
+  ) {
     super(message, code);
     this.name = 'CrlRefused';
   }

@@ -22,8 +22,13 @@ export type AttachResult = { agent_id: string; node_id: string; cn: string; sess
 export const ATTACH_TOOL_DEFINITION = {
   name: ATTACH_TOOL,
   title: 'Attach this session to an agent',
-  description: 'Checks that the client certificate is exactly the claimed agent (agent_id "<agent>@<node>") and returns the session token of this MCP session.',
-  inputSchema: { type: 'object', properties: { agent_id: { type: 'string', description: 'the agent identity, e.g. opus@ct111' } }, required: ['agent_id'] },
+  description:
+    'Checks that the client certificate is exactly the claimed agent (agent_id "<agent>@<node>") and returns the session token of this MCP session.',
+  inputSchema: {
+    type: 'object',
+    properties: { agent_id: { type: 'string', description: 'the agent identity, e.g. opus@ct111' } },
+    required: ['agent_id'],
+  },
 } as const;
 
 /** The attachment of one MCP session: attaching again returns the same token. */
@@ -37,10 +42,14 @@ export class SessionAttachment {
     return { agent_id: s.cn, node_id: s.nodeId, cn: s.cn, session_token: s.sessionToken };
   }
 
-  get current(): AttachedSession | undefined { return this.#session; }
+  get current(): AttachedSession | undefined {
+    return this.#session;
+  }
 
   /** The session, if `token` is its token (constant-time compare). */
   matches(token: unknown): AttachedSession | undefined {
-    return this.#session && typeof token === 'string' && secretMatches(token, this.#session.sessionToken) ? this.#session : undefined;
+    return this.#session && typeof token === 'string' && secretMatches(token, this.#session.sessionToken)
+      ? this.#session
+      : undefined;
   }
 }

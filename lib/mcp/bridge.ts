@@ -36,37 +36,47 @@ export async function startMcpBridge(opts: McpBridgeOptions): Promise<McpBridge>
   const host = new URL(opts.url).host;
   let initializeId: string | number | undefined;
   let finish!: (code: number) => void;
-  const done = new Promise<number>((resolve) => { finish = resolve; });
+  const done = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
   let stopping = false;
 
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     // Best effort: tell the server the session is over (DELETE), without waiting long for it.
-    if (code === 0 && remote.sessionId) await Promise.race([remote.terminateSession().catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+    if (code === 0 && remote.sessionId)
+      await Promise.race([remote.terminateSession().catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
     await remote.close().catch(() => {});
     await local.close().catch(() => {});
     finish(code);
   };
 
-  const errorOf = (err: unknown) => (err instanceof RivetError ? rpcErrorOf(err, { reveal: true }) : { code: -32603, message: `${host}: ${(err as Error).message}` });
+  const errorOf = (err: unknown) =>
+    err instanceof RivetError
+      ? rpcErrorOf(err, { reveal: true })
+      : { code: -32603, message: `${host}: ${(err as Error).message}` };
 
   local.onmessage = (message) => {
     const m = message as Msg;
     if (m.method === 'initialize') initializeId = m.id;
     // A failed send was reported through remote.onerror already.
     remote.send(message).catch(async (err: unknown) => {
-      if (m.id !== undefined && m.method !== undefined) await local.send({ jsonrpc: '2.0', id: m.id, error: errorOf(err) } as JSONRPCMessage).catch(() => {});
+      if (m.id !== undefined && m.method !== undefined)
+        await local.send({ jsonrpc: '2.0', id: m.id, error: errorOf(err) } as JSONRPCMessage).catch(() => {});
       if (err instanceof RivetError && FATAL.has(err.code)) await stop(1);
     });
   };
   remote.onmessage = (message) => {
     const m = message as Msg;
     // Later requests carry the negotiated version (Mcp-Protocol-Version), as the SDK's Client does.
-    if (initializeId !== undefined && m.id === initializeId && typeof m.result?.protocolVersion === 'string') remote.setProtocolVersion(m.result.protocolVersion);
+    if (initializeId !== undefined && m.id === initializeId && typeof m.result?.protocolVersion === 'string')
+      remote.setProtocolVersion(m.result.protocolVersion);
     void local.send(message).catch((err: Error) => log(`cannot write to the client: ${err.message}`));
   };
-  remote.onerror = (err) => { if (!stopping) log(err instanceof RivetError ? err.message : `${show(host)}: ${err.message}`); };
+  remote.onerror = (err) => {
+    if (!stopping) log(err instanceof RivetError ? err.message : `${show(host)}: ${err.message}`);
+  };
   local.onerror = (err) => log(`bad message from the client: ${err.message}`);
 
   const stdin = opts.stdin ?? process.stdin;

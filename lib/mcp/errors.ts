@@ -15,8 +15,15 @@ export type MeshRpcError = { code: number; message: string; data: { code: string
  * message; a client reporting its own failure (the bridge: unreachable, revoked) passes `reveal`.
  */
 export function rpcErrorOf(err: unknown, opts: { reveal?: boolean } = {}): MeshRpcError {
-  const e = opts.reveal && err instanceof RivetError ? { status: err.status, code: err.code, message: err.message, reason: err.reason } : toHttpError(err);
-  return { code: e.status, message: e.message, data: { code: e.code, status: e.status, ...(e.reason ? { reason: e.reason } : {}) } };
+  const e =
+    opts.reveal && err instanceof RivetError
+      ? { status: err.status, code: err.code, message: err.message, reason: err.reason }
+      : toHttpError(err);
+  return {
+    code: e.status,
+    message: e.message,
+    data: { code: e.code, status: e.status, ...(e.reason ? { reason: e.reason } : {}) },
+  };
 }
 
 /** The JSON-RPC error response to request `id`. */
@@ -27,8 +34,15 @@ export function rpcErrorResponse(id: string | number, err: unknown): JSONRPCMess
 /** An HTTP refusal with a JSON-RPC body, as the SDK's transport answers its own (id: null). */
 export function sendRpcRefusal(res: ServerResponse, err: unknown): void {
   const error = rpcErrorOf(err);
-  if (res.headersSent) { res.destroy(); return; }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
   const body = JSON.stringify({ jsonrpc: '2.0', error, id: null });
-  res.writeHead(error.data.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.writeHead(error.data.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
   res.end(body);
 }

@@ -23,8 +23,10 @@ export type GuardPolicy = {
 type Request = { jsonrpc: '2.0'; id: string | number; method: string; params?: Record<string, unknown> };
 type Reply = { jsonrpc: '2.0'; id: string | number; result?: Record<string, unknown>; error?: { code: number } };
 
-const isRequest = (m: JSONRPCMessage): m is Request & JSONRPCMessage => 'method' in m && 'id' in m && m.id !== undefined;
-const isReply = (m: JSONRPCMessage): m is Reply & JSONRPCMessage => !('method' in m) && 'id' in m && ('result' in m || 'error' in m);
+const isRequest = (m: JSONRPCMessage): m is Request & JSONRPCMessage =>
+  'method' in m && 'id' in m && m.id !== undefined;
+const isReply = (m: JSONRPCMessage): m is Reply & JSONRPCMessage =>
+  !('method' in m) && 'id' in m && ('result' in m || 'error' in m);
 const METHOD_NOT_FOUND = -32601;
 
 export class GuardedTransport implements Transport {
@@ -40,16 +42,27 @@ export class GuardedTransport implements Transport {
    */
   readonly #inFlight = new Set<string | number>();
 
-  constructor(readonly inner: Transport, readonly policy: GuardPolicy) {
+  constructor(
+    readonly inner: Transport,
+    readonly policy: GuardPolicy,
+  ) {
     inner.onclose = () => this.onclose?.();
     inner.onerror = (e) => this.onerror?.(e);
     inner.onmessage = (m, extra) => this.#incoming(m, extra);
   }
 
-  get sessionId(): string | undefined { return this.inner.sessionId; }
-  setProtocolVersion(version: string): void { this.inner.setProtocolVersion?.(version); }
-  start(): Promise<void> { return this.inner.start(); }
-  close(): Promise<void> { return this.inner.close(); }
+  get sessionId(): string | undefined {
+    return this.inner.sessionId;
+  }
+  setProtocolVersion(version: string): void {
+    this.inner.setProtocolVersion?.(version);
+  }
+  start(): Promise<void> {
+    return this.inner.start();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 
   send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     if (isReply(message)) {
@@ -60,14 +73,25 @@ export class GuardedTransport implements Transport {
   }
 
   #allowed(tool: string): boolean {
-    try { authorize(this.policy.owner, this.policy.toolAction(tool), this.policy.allowList); return true; } catch { return false; }
+    try {
+      authorize(this.policy.owner, this.policy.toolAction(tool), this.policy.allowList);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Only allowed tools, plus attach; a server without tools still lists attach. */
   #filteredList(reply: Reply): JSONRPCMessage {
     if (reply.error && reply.error.code !== METHOD_NOT_FOUND) return reply as JSONRPCMessage;
-    const tools = ((reply.result?.tools ?? []) as Array<{ name: string }>).filter((t) => t.name !== ATTACH_TOOL && this.#allowed(t.name));
-    return { jsonrpc: '2.0', id: reply.id, result: { ...reply.result, tools: [...tools, ATTACH_TOOL_DEFINITION] } } as JSONRPCMessage;
+    const tools = ((reply.result?.tools ?? []) as Array<{ name: string }>).filter(
+      (t) => t.name !== ATTACH_TOOL && this.#allowed(t.name),
+    );
+    return {
+      jsonrpc: '2.0',
+      id: reply.id,
+      result: { ...reply.result, tools: [...tools, ATTACH_TOOL_DEFINITION] },
+    } as JSONRPCMessage;
   }
 
   #reply(id: string | number, result: Record<string, unknown> | undefined, err?: unknown): void {
@@ -79,24 +103,45 @@ export class GuardedTransport implements Transport {
     if (!isRequest(message)) return this.onmessage?.(message, extra);
     const params = message.params ?? {};
     if (message.method === ATTACH_METHOD) {
-      try { this.#reply(message.id, this.policy.attachment.attach(this.policy.owner, params.agent_id)); } catch (err) { this.#reply(message.id, undefined, err); }
+      try {
+        this.#reply(message.id, this.policy.attachment.attach(this.policy.owner, params.agent_id));
+      } catch (err) {
+        this.#reply(message.id, undefined, err);
+      }
       return;
     }
     if (message.method === 'tools/call' && params.name === ATTACH_TOOL) {
       try {
-        const result = this.policy.attachment.attach(this.policy.owner, (params.arguments as Record<string, unknown> | undefined)?.agent_id);
-        this.#reply(message.id, { content: [{ type: 'text', text: JSON.stringify(result) }], structuredContent: result });
-      } catch (err) { this.#reply(message.id, undefined, err); }
+        const result = this.policy.attachment.attach(
+          this.policy.owner,
+          (params.arguments as Record<string, unknown> | undefined)?.agent_id,
+        );
+        this.#reply(message.id, {
+          content: [{ type: 'text', text: JSON.stringify(result) }],
+          structuredContent: result,
+        });
+      } catch (err) {
+        this.#reply(message.id, undefined, err);
+      }
       return;
     }
     if (message.method === 'tools/call') {
-      try { authorize(this.policy.owner, this.policy.toolAction(String(params.name)), this.policy.allowList); } catch (err) {
+      try {
+        authorize(this.policy.owner, this.policy.toolAction(String(params.name)), this.policy.allowList);
+      } catch (err) {
         this.#reply(message.id, undefined, err);
         return;
       }
     }
     if (this.#inFlight.has(message.id)) {
-      this.#reply(message.id, undefined, new RivetError(`request id ${show(message.id)} is already in use by a request in progress — use a new id`, 'bad_request'));
+      this.#reply(
+        message.id,
+        undefined,
+        new RivetError(
+          `request id ${show(message.id)} is already in use by a request in progress — use a new id`,
+          'bad_request',
+        ),
+      );
       return;
     }
     this.#inFlight.add(message.id);

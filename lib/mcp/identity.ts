@@ -19,25 +19,38 @@ export type MeshAuthExtra = {
 
 export function authInfoOf(peer: PeerIdentity, cert: X509Certificate, scopes: readonly string[]): AuthInfo {
   const extra: MeshAuthExtra = {
-    kind: peer.kind, cn: peer.cn, nodeId: peer.nodeId,
+    kind: peer.kind,
+    cn: peer.cn,
+    nodeId: peer.nodeId,
     ...(peer.kind === 'agent' ? { agentId: peer.agentId } : {}),
     ...(peer.kind === 'user' ? { user: peer.user } : {}),
-    serial: cert.serialNumber.toUpperCase(), fingerprint256: cert.fingerprint256,
+    serial: cert.serialNumber.toUpperCase(),
+    fingerprint256: cert.fingerprint256,
   };
   // mTLS has no bearer token: `token` names the credential (the certificate), which is no secret.
   return {
-    token: `x509-sha256:${cert.fingerprint256}`, clientId: peer.cn, scopes: [...scopes],
-    expiresAt: Math.floor(new Date(cert.validTo).getTime() / 1000), extra,
+    token: `x509-sha256:${cert.fingerprint256}`,
+    clientId: peer.cn,
+    scopes: [...scopes],
+    expiresAt: Math.floor(new Date(cert.validTo).getTime() / 1000),
+    extra,
   };
 }
 
 /** The verified caller of a request on a mesh MCP server (from `extra.authInfo`). */
 export function meshIdentityOf(extra: { authInfo?: AuthInfo }): PeerIdentity {
   const x = extra.authInfo?.extra as Partial<MeshAuthExtra> | undefined;
-  if (!x?.cn || !x.kind || !x.nodeId) throw new RivetError('this request carries no mesh identity — is the MCP server mounted with mountMcp()?', 'no_cert');
+  if (!x?.cn || !x.kind || !x.nodeId)
+    throw new RivetError(
+      'this request carries no mesh identity — is the MCP server mounted with mountMcp()?',
+      'no_cert',
+    );
   switch (x.kind) {
-    case 'agent': return { kind: 'agent', cn: x.cn, nodeId: x.nodeId, agentId: x.agentId! } as PeerIdentity;
-    case 'user': return { kind: 'user', cn: x.cn, nodeId: 'external', user: x.user! } as PeerIdentity;
-    default: return { kind: 'node', cn: x.cn, nodeId: x.nodeId } as PeerIdentity;
+    case 'agent':
+      return { kind: 'agent', cn: x.cn, nodeId: x.nodeId, agentId: x.agentId! } as PeerIdentity;
+    case 'user':
+      return { kind: 'user', cn: x.cn, nodeId: 'external', user: x.user! } as PeerIdentity;
+    default:
+      return { kind: 'node', cn: x.cn, nodeId: x.nodeId } as PeerIdentity;
   }
 }

@@ -10,7 +10,10 @@ export function crlsOf(src: CrlSource): CrlInfo[] {
   return src.crl.flatMap((pem) => parseCrlBundle(pem.toString()));
 }
 
-export function revokedSessions<T extends { serials: ReadonlySet<string> }>(sessions: readonly T[], src: CrlSource): T[] {
+export function revokedSessions<T extends { serials: ReadonlySet<string> }>(
+  sessions: readonly T[],
+  src: CrlSource,
+): T[] {
   const crls = crlsOf(src);
   return sessions.filter((s) => [...s.serials].some((serial) => isRevoked(crls, serial)));
 }

@@ -55,7 +55,16 @@ export type McpMesh = {
   close(): Promise<void>;
 };
 
-type Entry = { id: string; owner: PeerIdentity; transport: StreamableHTTPServerTransport; server: McpServerLike; attachment: SessionAttachment; serials: Set<string>; lastUsed: number; open: number };
+type Entry = {
+  id: string;
+  owner: PeerIdentity;
+  transport: StreamableHTTPServerTransport;
+  server: McpServerLike;
+  attachment: SessionAttachment;
+  serials: Set<string>;
+  lastUsed: number;
+  open: number;
+};
 
 export function meshMcp(opts: MountMcpOptions): McpMesh {
   const sessions = new Map<string, Entry>();
@@ -69,10 +78,13 @@ export function meshMcp(opts: MountMcpOptions): McpMesh {
     await e.transport.close().catch(report);
     await e.server.close().catch(report);
   };
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const e of sessions.values()) if (e.open === 0 && now - e.lastUsed > idleMs) void end(e);
-  }, Math.max(1000, Math.min(60_000, idleMs / 4)));
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const e of sessions.values()) if (e.open === 0 && now - e.lastUsed > idleMs) void end(e);
+    },
+    Math.max(1000, Math.min(60_000, idleMs / 4)),
+  );
   sweep.unref();
 
   const caller = (req: IncomingMessage): { who: PeerIdentity; cert: X509Certificate } => {
@@ -85,26 +97,49 @@ export function meshMcp(opts: MountMcpOptions): McpMesh {
     e.serials.add(cert.serialNumber.toUpperCase());
     e.lastUsed = Date.now();
     e.open++;
-    res.once('close', () => { e.open--; e.lastUsed = Date.now(); });
-    (req as IncomingMessage & { auth?: unknown }).auth = authInfoOf(e.owner, cert, opts.allowList.rules()[e.owner.cn] ?? []);
+    res.once('close', () => {
+      e.open--;
+      e.lastUsed = Date.now();
+    });
+    (req as IncomingMessage & { auth?: unknown }).auth = authInfoOf(
+      e.owner,
+      cert,
+      opts.allowList.rules()[e.owner.cn] ?? [],
+    );
     await e.transport.handleRequest(req, res);
   };
 
   const open = async (who: PeerIdentity, req: IncomingMessage, res: ServerResponse, cert: X509Certificate) => {
     const attachment = new SessionAttachment();
-    const entry: Entry = { id: '', owner: who, transport: undefined!, server: undefined!, attachment, serials: new Set(), lastUsed: Date.now(), open: 0 };
+    const entry: Entry = {
+      id: '',
+      owner: who,
+      transport: undefined!,
+      server: undefined!,
+      attachment,
+      serials: new Set(),
+      lastUsed: Date.now(),
+      open: 0,
+    };
     entry.transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         entry.id = id;
-        const mine = [...sessions.values()].filter((s) => s.owner.cn === who.cn).sort((a, b) => a.lastUsed - b.lastUsed);
+        const mine = [...sessions.values()]
+          .filter((s) => s.owner.cn === who.cn)
+          .sort((a, b) => a.lastUsed - b.lastUsed);
         for (const old of mine.slice(0, Math.max(0, mine.length - maxPerIdentity + 1))) void end(old);
         sessions.set(id, entry);
       },
-      onsessionclosed: (id) => { sessions.delete(id); void entry.server.close().catch(report); },
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+        void entry.server.close().catch(report);
+      },
     });
     entry.server = await opts.createServer(who);
-    await entry.server.connect(new GuardedTransport(entry.transport, { owner: who, allowList: opts.allowList, toolAction, attachment }));
+    await entry.server.connect(
+      new GuardedTransport(entry.transport, { owner: who, allowList: opts.allowList, toolAction, attachment }),
+    );
     await serve(entry, req, res, cert);
     // Anything but an initialize request leaves no session behind.
     if (!sessions.has(entry.id)) await entry.server.close().catch(report);
@@ -115,12 +150,21 @@ export function meshMcp(opts: MountMcpOptions): McpMesh {
       const { who, cert } = caller(req);
       const sid = req.headers['mcp-session-id'];
       if (sid === undefined) {
-        if (req.method !== 'POST') throw new RivetError('Mcp-Session-Id header is required — initialize a session first (POST)', 'bad_request');
+        if (req.method !== 'POST')
+          throw new RivetError('Mcp-Session-Id header is required — initialize a session first (POST)', 'bad_request');
         return await open(who, req, res, cert);
       }
       const e = typeof sid === 'string' ? sessions.get(sid) : undefined;
-      if (!e) throw new RivetError(`MCP session ${show(String(sid))} not found — it ended or never existed; initialize a new one`, 'unknown_session');
-      if (e.owner.cn !== who.cn) throw new RivetError(`MCP session ${show(sid)} belongs to another identity, not ${show(who.cn)} — sessions cannot be shared`, 'not_your_session');
+      if (!e)
+        throw new RivetError(
+          `MCP session ${show(String(sid))} not found — it ended or never existed; initialize a new one`,
+          'unknown_session',
+        );
+      if (e.owner.cn !== who.cn)
+        throw new RivetError(
+          `MCP session ${show(sid)} belongs to another identity, not ${show(who.cn)} — sessions cannot be shared`,
+          'not_your_session',
+        );
       await serve(e, req, res, cert);
     } catch (err) {
       if (!(err instanceof RivetError)) report(err);
@@ -131,7 +175,13 @@ export function meshMcp(opts: MountMcpOptions): McpMesh {
   return {
     handle,
     sessionOf: (sid, token) => sessions.get(sid)?.attachment.matches(token),
-    sessions: () => [...sessions.values()].map((e) => ({ id: e.id, owner: e.owner, attached: e.attachment.current, serials: [...e.serials] })),
+    sessions: () =>
+      [...sessions.values()].map((e) => ({
+        id: e.id,
+        owner: e.owner,
+        attached: e.attachment.current,
+        serials: [...e.serials],
+      })),
     endSessionsOf: async (cn) => {
       const mine = [...sessions.values()].filter((e) => e.owner.cn === cn);
       await Promise.all(mine.map(end));

@@ -18,7 +18,11 @@ export type AuthenticateOptions = PeerOptions & {
 
 function bearerOf(req: IncomingMessage): string | undefined {
   const given = bearerCredential(req.headers.authorization);
-  if (given === 'malformed') throw new MeshAuthError('Authorization header is not "Bearer <token>" — present a client certificate instead', 'bad_auth_header');
+  if (given === 'malformed')
+    throw new MeshAuthError(
+      'Authorization header is not "Bearer <token>" — present a client certificate instead',
+      'bad_auth_header',
+    );
   return given;
 }
 
@@ -27,12 +31,22 @@ export function authenticate(req: IncomingMessage, opts: AuthenticateOptions = {
   const socket = req.socket as TLSSocket;
   // A cut connection has no peer certificate any more: it must not fall through to the bearer.
   if (wasCut(socket)) return { method: 'mtls', legacy: false, identity: peerIdentity(socket, opts) };
-  const presented = typeof socket.getPeerX509Certificate === 'function' && socket.getPeerX509Certificate() !== undefined;
+  const presented =
+    typeof socket.getPeerX509Certificate === 'function' && socket.getPeerX509Certificate() !== undefined;
   if (presented) return { method: 'mtls', legacy: false, identity: peerIdentity(socket, opts) };
   const bearer = bearerOf(req);
   const secret = opts.legacyBearer;
-  if (bearer === undefined) throw new MeshAuthError('no client certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)', 'no_cert');
-  if (!secret) throw new MeshAuthError('bearer tokens are no longer accepted — connect with a mesh client certificate', 'bearer_retired');
-  if (!secretMatches(bearer, secret)) throw new MeshAuthError('legacy bearer refused — it does not match the configured secret', 'bad_bearer');
+  if (bearer === undefined)
+    throw new MeshAuthError(
+      'no client certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)',
+      'no_cert',
+    );
+  if (!secret)
+    throw new MeshAuthError(
+      'bearer tokens are no longer accepted — connect with a mesh client certificate',
+      'bearer_retired',
+    );
+  if (!secretMatches(bearer, secret))
+    throw new MeshAuthError('legacy bearer refused — it does not match the configured secret', 'bad_bearer');
   return { method: 'legacy-bearer', legacy: true };
 }

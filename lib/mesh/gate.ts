@@ -22,14 +22,27 @@ export type RefusalMode = 'explain' | 'reset';
 /** The JSON error code a refused client reads, from OpenSSL's verify error. */
 export function refusalCode(opensslCode: string): ErrorCode {
   switch (opensslCode) {
-    case 'no_cert': return 'no_cert';
-    case 'CERT_REVOKED': return 'cert_revoked';
-    case 'CERT_HAS_EXPIRED': return 'cert_expired';
-    case 'CERT_NOT_YET_VALID': return 'cert_not_yet_valid';
-    case 'UNABLE_TO_GET_CRL': case 'CRL_HAS_EXPIRED': case 'CRL_NOT_YET_VALID': return 'crl_unavailable';
-    case 'UNABLE_TO_GET_ISSUER_CERT': case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY': case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'SELF_SIGNED_CERT_IN_CHAIN': case 'DEPTH_ZERO_SELF_SIGNED_CERT': case 'CERT_SIGNATURE_FAILURE': return 'unknown_ca';
-    default: return 'cert_untrusted';
+    case 'no_cert':
+      return 'no_cert';
+    case 'CERT_REVOKED':
+      return 'cert_revoked';
+    case 'CERT_HAS_EXPIRED':
+      return 'cert_expired';
+    case 'CERT_NOT_YET_VALID':
+      return 'cert_not_yet_valid';
+    case 'UNABLE_TO_GET_CRL':
+    case 'CRL_HAS_EXPIRED':
+    case 'CRL_NOT_YET_VALID':
+      return 'crl_unavailable';
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return 'unknown_ca';
+    default:
+      return 'cert_untrusted';
   }
 }
 
@@ -39,7 +52,7 @@ const HUMAN: Partial<Record<ErrorCode, string>> = {
   cert_expired: 'your client certificate has expired — renew it (provision-ct renew)',
   cert_not_yet_valid: 'your client certificate is not valid yet — check the clocks',
   crl_unavailable: 'this server cannot check revocation right now (its CRL is missing or out of date)',
-  unknown_ca: 'your client certificate is not issued by this mesh\'s CA',
+  unknown_ca: "your client certificate is not issued by this mesh's CA",
   cert_untrusted: 'your client certificate did not verify',
 };
 
@@ -60,7 +73,9 @@ const bodyOf = (code: ErrorCode) => JSON.stringify({ error: { code, message: HUM
 function explainHttp1(socket: TLSSocket, code: ErrorCode): void {
   const body = bodyOf(code);
   const status = httpStatusOf(code);
-  socket.write(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Forbidden'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`);
+  socket.write(
+    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Forbidden'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+  );
   socket.end();
 }
 
@@ -107,25 +122,49 @@ export function gateServer(server: TlsServer, opts: GateOptions): void {
   // certless client on a server that demands one is *not* among them: it reaches the gate).
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     if (!/^ERR_SSL/.test(err.code ?? '')) return; // resets and timeouts are not refusals
-    opts.logger?.({ event: 'refused', side: 'server', code: err.code!, reason: `handshake failed: ${err.message}`, remote: socket.remoteAddress });
+    opts.logger?.({
+      event: 'refused',
+      side: 'server',
+      code: err.code!,
+      reason: `handshake failed: ${err.message}`,
+      remote: socket.remoteAddress,
+    });
   });
   server.on('secureConnection', (socket: TLSSocket) => {
     const problem = handshakeProblem(socket, certRequired) ?? opts.guard().admit(socket);
-    if (!problem) { for (const l of inner) l.call(server, socket); return; }
+    if (!problem) {
+      for (const l of inner) l.call(server, socket);
+      return;
+    }
     refuse(server, socket, problem, opts);
   });
 }
 
 function refuse(server: TlsServer, socket: TLSSocket, problem: TrustProblem, opts: GateOptions): void {
-  opts.logger?.({ event: 'refused', side: 'server', cn: peerCn(socket), code: problem.code, reason: problem.message, remote: socket.remoteAddress });
+  opts.logger?.({
+    event: 'refused',
+    side: 'server',
+    cn: peerCn(socket),
+    code: problem.code,
+    reason: problem.message,
+    remote: socket.remoteAddress,
+  });
   socket.on('error', () => {});
   const proto = opts.refusals === 'explain' ? protocolOf(server, socket) : 'raw';
-  if (proto === 'raw') { socket.destroy(); return; }
+  if (proto === 'raw') {
+    socket.destroy();
+    return;
+  }
   // Whatever the client sends is read and dropped (an unread request makes the kernel answer
   // our close with a reset, which can discard the reply), up to a bound, for at most LINGER_MS.
   let discarded = 0;
-  if (proto === 'h1') socket.on('data', (chunk: Buffer) => { discarded += chunk.length; if (discarded > MAX_DISCARD) socket.destroy(); });
+  if (proto === 'h1')
+    socket.on('data', (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > MAX_DISCARD) socket.destroy();
+    });
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
   const code = refusalCode(problem.code);
-  if (proto === 'h1') explainHttp1(socket, code); else explainHttp2(socket, code);
+  if (proto === 'h1') explainHttp1(socket, code);
+  else explainHttp2(socket, code);
 }

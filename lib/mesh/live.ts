@@ -25,7 +25,8 @@ export type MeshLogger = (event: MeshLogEvent) => void;
 /** The default logger: one line on stderr per event (a refusal is a security event). */
 export const stderrLogger: MeshLogger = (e) => {
   const who = e.cn ? JSON.stringify(e.cn) : 'a peer without a certificate';
-  const what = e.event === 'refused' ? `refused ${who}` : `cut the connection ${e.side === 'server' ? 'from' : 'to'} ${who}`;
+  const what =
+    e.event === 'refused' ? `refused ${who}` : `cut the connection ${e.side === 'server' ? 'from' : 'to'} ${who}`;
   process.stderr.write(`rivet mesh: ${what}${e.remote ? ` (${e.remote})` : ''}: ${e.reason} [${e.code}]\n`);
 };
 
@@ -50,13 +51,16 @@ export function wasCut(socket: TLSSocket): boolean {
   return cut.has(socket);
 }
 
-export const sideOf = (socket: TLSSocket): 'server' | 'client' => ((socket as TLSSocket & { server?: unknown }).server ? 'server' : 'client');
+export const sideOf = (socket: TLSSocket): 'server' | 'client' =>
+  (socket as TLSSocket & { server?: unknown }).server ? 'server' : 'client';
 
 export function peerCn(socket: TLSSocket): string | undefined {
   try {
     const x = socket.getPeerX509Certificate?.();
     return x ? subjectCn(x) : undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 /** The open connections of one server or one client, checked against one node dir's trust. */
@@ -67,12 +71,19 @@ export class ConnectionGuard {
   private verdicts = new Map<string, TrustProblem | null>();
   private trust: TrustState;
 
-  constructor(material: { ca: Buffer; crl: readonly Buffer[] }, private readonly opts: GuardOptions) {
+  constructor(
+    material: { ca: Buffer; crl: readonly Buffer[] },
+    private readonly opts: GuardOptions,
+  ) {
     this.trust = trustState(material);
   }
 
-  get domain(): MeshDomain { return this.opts.domain; }
-  get size(): number { return this.sockets.size; }
+  get domain(): MeshDomain {
+    return this.opts.domain;
+  }
+  get size(): number {
+    return this.sockets.size;
+  }
 
   /**
    * Starts following a verified connection, or returns the reason it fails *now* (then it is not
@@ -84,7 +95,11 @@ export class ConnectionGuard {
     if (socket.destroyed || tracked.has(socket)) return undefined;
     const chain = peerChain(socket);
     if (!chain) return undefined;
-    const entry: Tracked = { guard: this, ...chain, key: [chain.leaf, ...chain.sent].map((c) => c.fingerprint256).join('/') };
+    const entry: Tracked = {
+      guard: this,
+      ...chain,
+      key: [chain.leaf, ...chain.sent].map((c) => c.fingerprint256).join('/'),
+    };
     const problem = this.verdict(entry);
     if (problem) return problem;
     tracked.set(socket, entry);
@@ -92,10 +107,20 @@ export class ConnectionGuard {
     let timer: NodeJS.Timeout | undefined;
     if (this.opts.maxConnectionAgeMs && this.opts.maxConnectionAgeMs > 0) {
       const age = this.opts.maxConnectionAgeMs;
-      timer = setTimeout(() => this.cut(socket, { code: 'MAX_CONNECTION_AGE', message: `connection open for ${age} ms (maxConnectionAgeMs) — reconnect` }), age);
+      timer = setTimeout(
+        () =>
+          this.cut(socket, {
+            code: 'MAX_CONNECTION_AGE',
+            message: `connection open for ${age} ms (maxConnectionAgeMs) — reconnect`,
+          }),
+        age,
+      );
       timer.unref();
     }
-    socket.once('close', () => { this.sockets.delete(socket); clearTimeout(timer); });
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      clearTimeout(timer);
+    });
     return undefined;
   }
 
@@ -108,7 +133,10 @@ export class ConnectionGuard {
     for (const socket of open) {
       const entry = tracked.get(socket);
       const problem = entry && this.verdict(entry);
-      if (problem) { this.cut(socket, problem); n++; }
+      if (problem) {
+        this.cut(socket, problem);
+        n++;
+      }
     }
     return { checked: open.length, cut: n };
   }
@@ -127,7 +155,14 @@ export class ConnectionGuard {
   cut(socket: TLSSocket, problem: TrustProblem): void {
     if (socket.destroyed) return;
     cut.add(socket);
-    this.opts.logger?.({ event: 'cut', side: sideOf(socket), cn: peerCn(socket), code: problem.code, reason: problem.message, remote: socket.remoteAddress });
+    this.opts.logger?.({
+      event: 'cut',
+      side: sideOf(socket),
+      cn: peerCn(socket),
+      code: problem.code,
+      reason: problem.message,
+      remote: socket.remoteAddress,
+    });
     socket.destroy();
     this.sockets.delete(socket);
   }

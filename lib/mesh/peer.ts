@@ -41,9 +41,17 @@ function isTlsSocket(socket: unknown): socket is TLSSocket {
  * several CNs, a CN outside the grammar, or a SPIFFE URI SAN that disagrees with the CN.
  */
 export function peerIdentity(socket: TLSSocket, opts: PeerOptions = {}): PeerIdentity {
-  if (!isTlsSocket(socket)) throw new MeshAuthError('peerIdentity needs the TLS socket of the connection (req.socket) — is this server plain HTTP?', 'not_tls');
-  if (wasCut(socket)) throw new MeshAuthError('this connection was closed: the peer certificate no longer verifies (revoked, expired or no longer trusted)', 'connection_cut');
-  const domain = opts.domain !== undefined ? defaultDomain(opts.domain) : trackedDomain(socket) ?? defaultDomain();
+  if (!isTlsSocket(socket))
+    throw new MeshAuthError(
+      'peerIdentity needs the TLS socket of the connection (req.socket) — is this server plain HTTP?',
+      'not_tls',
+    );
+  if (wasCut(socket))
+    throw new MeshAuthError(
+      'this connection was closed: the peer certificate no longer verifies (revoked, expired or no longer trusted)',
+      'connection_cut',
+    );
+  const domain = opts.domain !== undefined ? defaultDomain(opts.domain) : (trackedDomain(socket) ?? defaultDomain());
   const cached = identities.get(socket);
   if (cached && cached.domain === domain) return cached.identity;
   const identity = Object.freeze(verifiedIdentity(socket, domain));
@@ -53,23 +61,37 @@ export function peerIdentity(socket: TLSSocket, opts: PeerOptions = {}): PeerIde
 
 function verifiedIdentity(socket: TLSSocket, domain: MeshDomain): PeerIdentity {
   const x509 = socket.getPeerX509Certificate();
-  if (!x509) throw new MeshAuthError('the client presented no certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)', 'no_cert');
+  if (!x509)
+    throw new MeshAuthError(
+      'the client presented no certificate — connect with a mesh certificate (node.crt or agents/<id>.crt)',
+      'no_cert',
+    );
   if (socket.authorized !== true) {
     const why = socket.authorizationError ? String(socket.authorizationError) : 'not verified';
-    throw new MeshAuthError(`client certificate ${show(x509.subject.replace(/\n/g, ', '))} was refused: ${why} — it must chain to rivet-ca and not be revoked or expired`, 'untrusted_cert');
+    throw new MeshAuthError(
+      `client certificate ${show(x509.subject.replace(/\n/g, ', '))} was refused: ${why} — it must chain to rivet-ca and not be revoked or expired`,
+      'untrusted_cert',
+    );
   }
   let info;
-  try { info = parseCertDer(x509.raw); } catch (err) {
+  try {
+    info = parseCertDer(x509.raw);
+  } catch (err) {
     throw new MeshAuthError(`client certificate cannot be read: ${(err as Error).message}`, 'bad_cert');
   }
   let id;
-  try { id = leafIdentity(info, domain); } catch (err) {
+  try {
+    id = leafIdentity(info, domain);
+  } catch (err) {
     throw new MeshAuthError(`client certificate refused: ${(err as Error).message}`, 'cert_identity');
   }
   const cn = commonName(id, domain);
   switch (id.kind) {
-    case 'node': return { kind: 'node', cn, nodeId: id.nodeId };
-    case 'agent': return { kind: 'agent', cn, nodeId: id.nodeId, agentId: id.agentId };
-    case 'user': return { kind: 'user', cn, nodeId: 'external', user: id.user };
+    case 'node':
+      return { kind: 'node', cn, nodeId: id.nodeId };
+    case 'agent':
+      return { kind: 'agent', cn, nodeId: id.nodeId, agentId: id.agentId };
+    case 'user':
+      return { kind: 'user', cn, nodeId: 'external', user: id.user };
   }
 }

@@ -17,16 +17,28 @@ const sessions = new WeakMap<TLSSocket, Session>();
  * The check itself, on an identity already verified: `peer` must be the agent certificate of
  * exactly `claimed`. Shared with rivet-ca/mcp, whose attach names an MCP session instead.
  */
-export function checkAttachClaim(peer: PeerIdentity, claimed: unknown): { agentId: AgentId; nodeId: NodeId; cn: string } {
+export function checkAttachClaim(
+  peer: PeerIdentity,
+  claimed: unknown,
+): { agentId: AgentId; nodeId: NodeId; cn: string } {
   if (typeof claimed !== 'string' || claimed.length === 0) {
-    throw new MeshAuthError(`session.attach needs the claimed agent identity — send "<agent-id>@<node-id>" (this certificate is ${show(peer.cn)})`, 'bad_claim');
+    throw new MeshAuthError(
+      `session.attach needs the claimed agent identity — send "<agent-id>@<node-id>" (this certificate is ${show(peer.cn)})`,
+      'bad_claim',
+    );
   }
   if (peer.kind !== 'agent') {
-    throw new MeshAuthError(`a ${peer.kind} certificate (${show(peer.cn)}) cannot attach as agent ${show(claimed)} — connect with the agent's own certificate (agents/<id>.crt)`, 'not_agent');
+    throw new MeshAuthError(
+      `a ${peer.kind} certificate (${show(peer.cn)}) cannot attach as agent ${show(claimed)} — connect with the agent's own certificate (agents/<id>.crt)`,
+      'not_agent',
+    );
   }
   if (claimed !== peer.cn) {
     const hint = claimed === peer.agentId ? ` — claim the full identity ${show(peer.cn)}` : '';
-    throw new MeshAuthError(`certificate ${show(peer.cn)} cannot attach as ${show(claimed)}: the claim must equal the certificate CN exactly${hint}`, 'wrong_agent');
+    throw new MeshAuthError(
+      `certificate ${show(peer.cn)} cannot attach as ${show(claimed)}: the claim must equal the certificate CN exactly${hint}`,
+      'wrong_agent',
+    );
   }
   return { agentId: peer.agentId, nodeId: peer.nodeId, cn: peer.cn };
 }

@@ -61,9 +61,10 @@ export type IdentityFileOptions = {
 
 /** The files of a node dir that make up its TLS identity; the watcher reloads when one changes. */
 export function meshTlsFiles(dir: string, agent?: string): { key: string; cert: string; ca: string; crl: string } {
-  const own = agent === undefined
-    ? { key: path.join(dir, 'node.key'), cert: path.join(dir, 'node.crt') }
-    : { key: path.join(dir, 'agents', `${checkAgentId(agent)}.key`), cert: path.join(dir, 'agents', `${agent}.crt`) };
+  const own =
+    agent === undefined
+      ? { key: path.join(dir, 'node.key'), cert: path.join(dir, 'node.crt') }
+      : { key: path.join(dir, 'agents', `${checkAgentId(agent)}.key`), cert: path.join(dir, 'agents', `${agent}.crt`) };
   return { ...own, ca: path.join(dir, 'rivet-ca.crt'), crl: path.join(dir, 'crl.pem') };
 }
 
@@ -78,9 +79,14 @@ export function configuredDomain(): MeshDomain {
 }
 
 function read(file: string, what: string): Buffer {
-  try { return fs.readFileSync(file); } catch (err) {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new RivetError(`cannot read ${what} ${show(file)} (${code ?? 'error'}) — enroll this node with \`provision-ct enroll\` or fix RIVET_NODE_DIR`, 'no_tls');
+    throw new RivetError(
+      `cannot read ${what} ${show(file)} (${code ?? 'error'}) — enroll this node with \`provision-ct enroll\` or fix RIVET_NODE_DIR`,
+      'no_tls',
+    );
   }
 }
 
@@ -88,7 +94,11 @@ function read(file: string, what: string): Buffer {
 export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
   const dir = path.resolve(opts.dir ?? (loadEnv().RIVET_NODE_DIR || '/etc/rivetos'));
   const domain = defaultDomain(opts.domain);
-  const files = { ...meshTlsFiles(dir, opts.agent), ...(opts.ca ? { ca: path.resolve(opts.ca) } : {}), ...(opts.crl ? { crl: path.resolve(opts.crl) } : {}) };
+  const files = {
+    ...meshTlsFiles(dir, opts.agent),
+    ...(opts.ca ? { ca: path.resolve(opts.ca) } : {}),
+    ...(opts.crl ? { crl: path.resolve(opts.crl) } : {}),
+  };
   checkOwnership(dir, 'node directory'); // another user's dir could hold their CA as rivet-ca.crt
   const { key, cert } = ownIdentity(opts, files);
   const ca = read(files.ca, 'CA chain');
@@ -98,19 +108,47 @@ export function loadMeshTls(opts: LoadMeshTlsOptions = {}): MeshTls {
     crls = splitCrlBundle(crlPem);
     parseCrlBundle(crlPem);
   } catch (err) {
-    throw new RivetError(`CRL bundle ${show(files.crl)} is not valid: ${(err as Error).message} — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
+    throw new RivetError(
+      `CRL bundle ${show(files.crl)} is not valid: ${(err as Error).message} — fetch a fresh one with \`provision-ct fetch-crl\``,
+      'bad_crl',
+    );
   }
-  if (crls.length === 0) throw new RivetError(`CRL bundle ${show(files.crl)} holds no CRL — fetch a fresh one with \`provision-ct fetch-crl\``, 'bad_crl');
-  const material: MeshTls = { key, cert, ca, crl: crls.map((c) => Buffer.from(c)), domain, dir, ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...identityFilesOf(opts) };
-  try { tls.createSecureContext(secureContextOptions(material)); } catch (err) {
-    throw new RivetError(`TLS material in ${show(dir)} does not load: ${(err as Error).message} — does ${path.basename(files.key)} belong to ${path.basename(files.cert)}?`, 'bad_tls');
+  if (crls.length === 0)
+    throw new RivetError(
+      `CRL bundle ${show(files.crl)} holds no CRL — fetch a fresh one with \`provision-ct fetch-crl\``,
+      'bad_crl',
+    );
+  const material: MeshTls = {
+    key,
+    cert,
+    ca,
+    crl: crls.map((c) => Buffer.from(c)),
+    domain,
+    dir,
+    ...(opts.agent === undefined ? {} : { agent: opts.agent }),
+    ...identityFilesOf(opts),
+  };
+  try {
+    tls.createSecureContext(secureContextOptions(material));
+  } catch (err) {
+    throw new RivetError(
+      `TLS material in ${show(dir)} does not load: ${(err as Error).message} — does ${path.basename(files.key)} belong to ${path.basename(files.cert)}?`,
+      'bad_tls',
+    );
   }
   return material;
 }
 
 /** The given files, absolute, so that a follower (watch.ts) reloads this identity and not the node's. */
 function identityFilesOf(opts: IdentityFileOptions): { files?: IdentityFileOptions } {
-  const given = Object.entries({ cert: opts.cert, key: opts.key, p12: opts.p12, passphraseFile: opts.passphraseFile, ca: opts.ca, crl: opts.crl }).filter(([, v]) => v !== undefined);
+  const given = Object.entries({
+    cert: opts.cert,
+    key: opts.key,
+    p12: opts.p12,
+    passphraseFile: opts.passphraseFile,
+    ca: opts.ca,
+    crl: opts.crl,
+  }).filter(([, v]) => v !== undefined);
   return given.length ? { files: Object.fromEntries(given.map(([k, v]) => [k, path.resolve(v!)])) } : {};
 }
 
@@ -118,7 +156,8 @@ function identityFilesOf(opts: IdentityFileOptions): { files?: IdentityFileOptio
 export function identityFilePaths(t: Pick<MeshTls, 'dir' | 'agent' | 'files'>): string[] {
   const base = meshTlsFiles(t.dir, t.agent);
   const f = t.files ?? {};
-  const own = f.p12 !== undefined ? [f.p12, f.passphraseFile!] : f.cert !== undefined ? [f.cert, f.key!] : [base.cert, base.key];
+  const own =
+    f.p12 !== undefined ? [f.p12, f.passphraseFile!] : f.cert !== undefined ? [f.cert, f.key!] : [base.cert, base.key];
   return [...own, f.ca ?? base.ca, f.crl ?? base.crl];
 }
 
@@ -128,16 +167,27 @@ function ownIdentity(opts: LoadMeshTlsOptions, files: { key: string; cert: strin
   if (given.length === 0) return { key: read(files.key, 'private key'), cert: read(files.cert, 'certificate') };
   const pair = given.join(',');
   if (opts.agent !== undefined || (pair !== 'cert,key' && pair !== 'p12,passphraseFile')) {
-    throw new UsageError(`choose one identity: agent, cert + key, or p12 + passphraseFile (got ${[...(opts.agent !== undefined ? ['agent'] : []), ...given].join(', ')})`, 'bad_options');
+    throw new UsageError(
+      `choose one identity: agent, cert + key, or p12 + passphraseFile (got ${[...(opts.agent !== undefined ? ['agent'] : []), ...given].join(', ')})`,
+      'bad_options',
+    );
   }
   const file = (f: string, what: string) => {
-    try { return fs.readFileSync(f); } catch (err) {
-      throw new UsageError(`cannot read ${what} ${show(f)} (${(err as NodeJS.ErrnoException).code ?? 'error'}) — check the path and permissions`, 'bad_options');
+    try {
+      return fs.readFileSync(f);
+    } catch (err) {
+      throw new UsageError(
+        `cannot read ${what} ${show(f)} (${(err as NodeJS.ErrnoException).code ?? 'error'}) — check the path and permissions`,
+        'bad_options',
+      );
     }
   };
-  if (opts.cert !== undefined && opts.key !== undefined) return { cert: file(path.resolve(opts.cert), 'certificate'), key: file(path.resolve(opts.key), 'private key') };
+  if (opts.cert !== undefined && opts.key !== undefined)
+    return { cert: file(path.resolve(opts.cert), 'certificate'), key: file(path.resolve(opts.key), 'private key') };
   const p12 = path.resolve(opts.p12!);
-  const passphrase = file(path.resolve(opts.passphraseFile!), 'passphrase file').toString('utf8').replace(/\r?\n$/, '');
+  const passphrase = file(path.resolve(opts.passphraseFile!), 'passphrase file')
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   const { key, cert } = readPkcs12(file(p12, 'PKCS#12 file'), passphrase, p12);
   return { key: Buffer.from(key), cert: Buffer.from(cert) };
 }
@@ -193,7 +243,11 @@ export function checkMeshServer(host: string, cert: PeerCertificate, domain: Mes
   if (hostError) return hostError;
   try {
     const id = leafIdentity(parseCertDer(cert.raw), domain);
-    if (id.kind !== 'node') return new RivetError(`server ${show(host)} presented a ${id.kind} certificate — mesh servers present node certificates`, 'cert_identity');
+    if (id.kind !== 'node')
+      return new RivetError(
+        `server ${show(host)} presented a ${id.kind} certificate — mesh servers present node certificates`,
+        'cert_identity',
+      );
   } catch (err) {
     return err as Error;
   }

@@ -16,7 +16,11 @@ function guardFor(t: MeshTls, opts: ConnectionOptions): ConnectionGuard {
   const key = `${dir}\0${t.agent ?? ''}`;
   let guard = guards.get(key);
   if (!guard) {
-    const g = new ConnectionGuard(t, { domain: t.domain, logger: opts.logger ?? stderrLogger, maxConnectionAgeMs: opts.maxConnectionAgeMs });
+    const g = new ConnectionGuard(t, {
+      domain: t.domain,
+      logger: opts.logger ?? stderrLogger,
+      maxConnectionAgeMs: opts.maxConnectionAgeMs,
+    });
     followMeshTls({ dir, agent: t.agent, domain: t.domain }, t, (m) => g.update(m));
     guards.set(key, (guard = g));
   }

@@ -27,10 +27,12 @@ export type TrustState = {
 export function trustState(material: { ca: Buffer; crl: readonly Buffer[] }): TrustState {
   const pool = pemToDer(material.ca.toString('utf8'), 'CERTIFICATE').map((der) => new X509Certificate(der));
   const roots = new Map(pool.filter(selfSigned).map((c) => [c.fingerprint256, c] as const));
-  const crls = material.crl.flatMap((pem) => pemToDer(pem.toString('utf8'), 'X509 CRL')).map((der) => {
-    const info = parseCrlDer(der);
-    return { info, revoked: new Set(info.revoked.map((r) => r.serial)) };
-  });
+  const crls = material.crl
+    .flatMap((pem) => pemToDer(pem.toString('utf8'), 'X509 CRL'))
+    .map((der) => {
+      const info = parseCrlDer(der);
+      return { info, revoked: new Set(info.revoked.map((r) => r.serial)) };
+    });
   return { roots, pool, crls, crlsBy: new Map() };
 }
 
@@ -39,7 +41,11 @@ function selfSigned(c: X509Certificate): boolean {
 }
 
 function safeVerify(cert: X509Certificate, issuer: X509Certificate): boolean {
-  try { return cert.verify(issuer.publicKey); } catch { return false; }
+  try {
+    return cert.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 const cn = (c: X509Certificate) => JSON.stringify(subjectCn(c) ?? c.subject.replace(/\n/g, ', '));
@@ -59,8 +65,16 @@ function crlsOf(state: TrustState, ca: X509Certificate): Crl[] {
 }
 
 function timeProblem(info: CertInfo, now: Date): TrustProblem | undefined {
-  if (now < info.notBefore) return { code: 'CERT_NOT_YET_VALID', message: `certificate ${JSON.stringify(info.subjectCNs[0] ?? '')} is not valid before ${info.notBefore.toISOString()}` };
-  if (now > info.notAfter) return { code: 'CERT_HAS_EXPIRED', message: `certificate ${JSON.stringify(info.subjectCNs[0] ?? '')} expired at ${info.notAfter.toISOString()}` };
+  if (now < info.notBefore)
+    return {
+      code: 'CERT_NOT_YET_VALID',
+      message: `certificate ${JSON.stringify(info.subjectCNs[0] ?? '')} is not valid before ${info.notBefore.toISOString()}`,
+    };
+  if (now > info.notAfter)
+    return {
+      code: 'CERT_HAS_EXPIRED',
+      message: `certificate ${JSON.stringify(info.subjectCNs[0] ?? '')} expired at ${info.notAfter.toISOString()}`,
+    };
   return undefined;
 }
 
@@ -68,16 +82,28 @@ function timeProblem(info: CertInfo, now: Date): TrustProblem | undefined {
  * Undefined when `leaf` (with the CA certificates the peer sent) still verifies against `state`;
  * otherwise the first reason a new handshake would fail.
  */
-export function chainProblem(leaf: X509Certificate, sent: readonly X509Certificate[], state: TrustState, now = new Date()): TrustProblem | undefined {
+export function chainProblem(
+  leaf: X509Certificate,
+  sent: readonly X509Certificate[],
+  state: TrustState,
+  now = new Date(),
+): TrustProblem | undefined {
   const candidates = [...state.pool, ...sent];
   const path: X509Certificate[] = [leaf];
   for (let cert = leaf; !state.roots.has(cert.fingerprint256);) {
     const issuer = issuerOf(cert, candidates);
     if (!issuer || path.length > 8 || path.includes(issuer)) {
-      return { code: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', message: `certificate ${cn(cert)} does not chain to a root of the installed rivet-ca.crt` };
+      return {
+        code: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+        message: `certificate ${cn(cert)} does not chain to a root of the installed rivet-ca.crt`,
+      };
     }
     // A self-signed CA that is not one of our roots (e.g. a rotated-out root the peer still sends).
-    if (issuer === cert) return { code: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', message: `root ${cn(cert)} is not in the installed rivet-ca.crt` };
+    if (issuer === cert)
+      return {
+        code: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+        message: `root ${cn(cert)} is not in the installed rivet-ca.crt`,
+      };
     path.push(issuer);
     cert = issuer;
   }
@@ -94,14 +120,18 @@ export function chainProblem(leaf: X509Certificate, sent: readonly X509Certifica
         ? { code: 'CRL_NOT_YET_VALID', message: `the CRL of ${cn(issuer)} is not yet valid` }
         : { code: 'UNABLE_TO_GET_CRL', message: `no CRL of ${cn(issuer)} is installed` };
     }
-    if (!crls.some((c) => !c.info.nextUpdate || c.info.nextUpdate >= now)) return { code: 'CRL_HAS_EXPIRED', message: `the CRL of ${cn(issuer)} has expired` };
-    if (crls.some((c) => c.revoked.has(info.serial))) return { code: 'CERT_REVOKED', message: `certificate ${cn(cert)} (serial ${info.serial}) is revoked` };
+    if (!crls.some((c) => !c.info.nextUpdate || c.info.nextUpdate >= now))
+      return { code: 'CRL_HAS_EXPIRED', message: `the CRL of ${cn(issuer)} has expired` };
+    if (crls.some((c) => c.revoked.has(info.serial)))
+      return { code: 'CERT_REVOKED', message: `certificate ${cn(cert)} (serial ${info.serial}) is revoked` };
   }
   return undefined;
 }
 
 /** The leaf a socket's peer presented and the CA certificates that came with it. */
-export function peerChain(socket: { getPeerCertificate(detailed: true): DetailedPeerCertificate }): { leaf: X509Certificate; sent: X509Certificate[] } | undefined {
+export function peerChain(socket: {
+  getPeerCertificate(detailed: true): DetailedPeerCertificate;
+}): { leaf: X509Certificate; sent: X509Certificate[] } | undefined {
   const top = socket.getPeerCertificate(true);
   if (!top?.raw) return undefined;
   const leaf = new X509Certificate(top.raw);

@@ -31,27 +31,57 @@ export function followFiles(files: readonly string[], onChange: () => void, opts
     byDir.set(path.dirname(f), names.add(path.basename(f)));
   }
   let timer: NodeJS.Timeout | undefined;
-  const schedule = () => { clearTimeout(timer); timer = setTimeout(onChange, opts.debounceMs ?? 50); };
+  const schedule = () => {
+    clearTimeout(timer);
+    timer = setTimeout(onChange, opts.debounceMs ?? 50);
+  };
   const watchers: fs.FSWatcher[] = [];
   for (const [dir, names] of byDir) {
     try {
-      const w = fs.watch(dir, (_event, name) => { if (name === null || names.has(name.toString())) schedule(); });
+      const w = fs.watch(dir, (_event, name) => {
+        if (name === null || names.has(name.toString())) schedule();
+      });
       w.on('error', (err) => opts.onError?.(err));
       w.unref();
       watchers.push(w);
-    } catch { /* the directory does not exist (yet): the poll below still sees files appear */ }
+    } catch {
+      /* the directory does not exist (yet): the poll below still sees files appear */
+    }
   }
-  const stamp = async () => (await Promise.all(files.map((f) => fsp.stat(f).then((s) => `${s.ino}:${s.size}:${s.mtimeMs}`, () => '-')))).join('|');
+  const stamp = async () =>
+    (
+      await Promise.all(
+        files.map((f) =>
+          fsp.stat(f).then(
+            (s) => `${s.ino}:${s.size}:${s.mtimeMs}`,
+            () => '-',
+          ),
+        ),
+      )
+    ).join('|');
   let last: string | undefined;
   let busy = false;
   const poll = setInterval(() => {
     if (busy) return;
     busy = true;
-    void stamp().then((s) => { if (last !== undefined && s !== last) schedule(); last = s; }).finally(() => { busy = false; });
+    void stamp()
+      .then((s) => {
+        if (last !== undefined && s !== last) schedule();
+        last = s;
+      })
+      .finally(() => {
+        busy = false;
+      });
   }, opts.pollMs ?? 250);
   poll.unref();
-  void stamp().then((s) => { last ??= s; });
-  return () => { clearTimeout(timer); clearInterval(poll); for (const w of watchers) w.close(); };
+  void stamp().then((s) => {
+    last ??= s;
+  });
+  return () => {
+    clearTimeout(timer);
+    clearInterval(poll);
+    for (const w of watchers) w.close();
+  };
 }
 
 const digestOf = (m: TlsMaterial) => {
@@ -64,7 +94,12 @@ const digestOf = (m: TlsMaterial) => {
 export type Reload = () => Promise<boolean>;
 
 /** Serialised reloads: load, skip when unchanged, else apply; a failed load keeps the old material. */
-export function reloader<T extends TlsMaterial>(load: () => T | Promise<T>, initial: T, apply: (m: T) => void, onError?: (err: Error) => void): Reload {
+export function reloader<T extends TlsMaterial>(
+  load: () => T | Promise<T>,
+  initial: T,
+  apply: (m: T) => void,
+  onError?: (err: Error) => void,
+): Reload {
   let digest = digestOf(initial);
   let chain: Promise<boolean> = Promise.resolve(false);
   const once = async () => {
@@ -94,13 +129,26 @@ export async function reloadWatchers(dir: string): Promise<void> {
 export type FollowMeshTlsOptions = FollowOptions & { dir: string; agent?: string; domain?: string };
 
 /** Follows a node dir (or one agent's files in it) and hands every new valid set to `apply`. */
-export function followMeshTls(opts: FollowMeshTlsOptions, initial: MeshTls, apply: (m: MeshTls) => void): { reload: Reload; stop: () => void } {
+export function followMeshTls(
+  opts: FollowMeshTlsOptions,
+  initial: MeshTls,
+  apply: (m: MeshTls) => void,
+): { reload: Reload; stop: () => void } {
   const dir = path.resolve(opts.dir);
   // An identity loaded from given files (a user's p12) reloads from those, never as the node.
-  const reload = reloader(() => loadMeshTls({ dir, agent: opts.agent, domain: opts.domain ?? initial.domain, ...initial.files }), initial, apply, opts.onError);
+  const reload = reloader(
+    () => loadMeshTls({ dir, agent: opts.agent, domain: opts.domain ?? initial.domain, ...initial.files }),
+    initial,
+    apply,
+    opts.onError,
+  );
   const set = reloaders.get(dir) ?? new Set<Reload>();
   reloaders.set(dir, set.add(reload));
-  const stopFiles = followFiles(identityFilePaths({ dir, agent: opts.agent, files: initial.files }), () => void reload(), opts);
+  const stopFiles = followFiles(
+    identityFilePaths({ dir, agent: opts.agent, files: initial.files }),
+    () => void reload(),
+    opts,
+  );
   return {
     reload,
     stop: () => {
@@ -124,17 +172,18 @@ export type ConnectionOptions = {
   maxConnectionAgeMs?: number;
 };
 
-export type WatchMeshTlsOptions = FollowOptions & ConnectionOptions & {
-  dir: string;
-  domain?: string;
-  /**
-   * What a client whose certificate does not verify gets. `explain` (default): an HTTP(S) server
-   * finishes the handshake, answers 403 `{ error: { code, message } }` and closes, serving nothing;
-   * a plain tls.Server drops the socket. `reset`: drop the socket after the handshake, as Node does.
-   */
-  refusals?: RefusalMode;
-  onReload?: (tls: MeshTls) => void;
-};
+export type WatchMeshTlsOptions = FollowOptions &
+  ConnectionOptions & {
+    dir: string;
+    domain?: string;
+    /**
+     * What a client whose certificate does not verify gets. `explain` (default): an HTTP(S) server
+     * finishes the handshake, answers 403 `{ error: { code, message } }` and closes, serving nothing;
+     * a plain tls.Server drops the socket. `reset`: drop the socket after the handshake, as Node does.
+     */
+    refusals?: RefusalMode;
+    onReload?: (tls: MeshTls) => void;
+  };
 
 export type StopWatching = () => void;
 
@@ -146,7 +195,11 @@ export function watchMeshTls(server: TlsServer, opts: WatchMeshTlsOptions): Stop
   const dir = path.resolve(opts.dir);
   const initial = loadMeshTls({ dir, domain: opts.domain });
   const logger = opts.logger ?? stderrLogger;
-  const guard = new ConnectionGuard(initial, { domain: initial.domain, logger, maxConnectionAgeMs: opts.maxConnectionAgeMs });
+  const guard = new ConnectionGuard(initial, {
+    domain: initial.domain,
+    logger,
+    maxConnectionAgeMs: opts.maxConnectionAgeMs,
+  });
   gateServer(server, { guard: () => guard, refusals: opts.refusals ?? 'explain', logger });
   swapContext(server, initial); // whatever the server was built with, from now on it is this dir
   const follow = followMeshTls({ ...opts, dir }, initial, (m) => {
@@ -159,17 +212,38 @@ export function watchMeshTls(server: TlsServer, opts: WatchMeshTlsOptions): Stop
 }
 
 /** For a server that builds its own material (the enrollment service): same reload, same cuts. */
-export function watchServerTls<T extends TlsMaterial>(server: TlsServer, opts: FollowOptions & ConnectionOptions & {
-  files: readonly string[]; initial: T; load: () => T | Promise<T>; domain: MeshDomain; onReload?: (m: T) => void;
-}): { reload: Reload; stop: () => void } {
-  const guard = new ConnectionGuard(opts.initial, { domain: opts.domain, logger: opts.logger ?? stderrLogger, maxConnectionAgeMs: opts.maxConnectionAgeMs });
+export function watchServerTls<T extends TlsMaterial>(
+  server: TlsServer,
+  opts: FollowOptions &
+    ConnectionOptions & {
+      files: readonly string[];
+      initial: T;
+      load: () => T | Promise<T>;
+      domain: MeshDomain;
+      onReload?: (m: T) => void;
+    },
+): { reload: Reload; stop: () => void } {
+  const guard = new ConnectionGuard(opts.initial, {
+    domain: opts.domain,
+    logger: opts.logger ?? stderrLogger,
+    maxConnectionAgeMs: opts.maxConnectionAgeMs,
+  });
   // The service asks for a certificate but decides per route; only verified peers are followed.
   server.on('secureConnection', (socket) => {
     if (!socket.authorized) return;
     const problem = guard.admit(socket);
     if (problem) guard.cut(socket, problem);
   });
-  const reload = reloader(opts.load, opts.initial, (m) => { swapContext(server, m); guard.update(m); opts.onReload?.(m); }, opts.onError);
+  const reload = reloader(
+    opts.load,
+    opts.initial,
+    (m) => {
+      swapContext(server, m);
+      guard.update(m);
+      opts.onReload?.(m);
+    },
+    opts.onError,
+  );
   const stopFiles = followFiles(opts.files, () => void reload(), opts);
   server.once('close', stopFiles);
   return { reload, stop: stopFiles };

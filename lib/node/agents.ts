@@ -25,7 +25,13 @@ export async function agentState(dir: string, agent: AgentId, nodeId: NodeId, do
  * Mints (or re-issues, keeping its key) agents/<agent>.crt. The key is made first and kept if a
  * run dies before the certificate arrives; the next run asks again for the same key.
  */
-export async function issueAgent(dir: string, ep: Endpoint, agent: AgentId, nodeId: NodeId, domain: MeshDomain): Promise<{ serial: string; notAfter: Date; newKey: boolean }> {
+export async function issueAgent(
+  dir: string,
+  ep: Endpoint,
+  agent: AgentId,
+  nodeId: NodeId,
+  domain: MeshDomain,
+): Promise<{ serial: string; notAfter: Date; newKey: boolean }> {
   const f = agentFiles(dir, agent);
   const had = await keySpki(f.key);
   // The CSR asks for exactly the agent profile, so the CA can sign it in a group (lib/ops/issue.ts signLeaves).

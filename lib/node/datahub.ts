@@ -17,14 +17,27 @@ import { DATE_ERRORS, describeSkew, measureSkew, skewFrom, type Skew } from './s
 const TIMEOUT_MS = 30_000;
 
 /** `servedBy`: the certificate the service answered with, over TLS verified against the pinned chain. */
-export type Reply = { cn: string; serial: string; notAfter: string; cert: string; chain: string; crl: string; servedBy?: X509Certificate };
+export type Reply = {
+  cn: string;
+  serial: string;
+  notAfter: string;
+  cert: string;
+  chain: string;
+  crl: string;
+  servedBy?: X509Certificate;
+};
 
 /**
  * A refusal from the service: its HTTP status and `{ error: { code, message, reason? } }` as sent
  * (the service's code is `remoteCode`; this error's own code says "the datahub refused").
  */
 export class DatahubRefused extends RivetError {
-  constructor(readonly httpStatus: number, readonly remoteCode: string, message: string, readonly remoteReason?: string) {
+  constructor(
+    readonly httpStatus: number,
+    readonly remoteCode: string,
+    message: string,
+    readonly remoteReason?: string,
+  ) {
     super(message, 'refused_by_datahub');
     this.name = 'DatahubRefused';
   }
@@ -40,20 +53,35 @@ function isSelfSigned(c: CertInfo): boolean {
  */
 export function pinChain(pem: string, fingerprint: string, source: string): { chainPem: string; root: CertInfo } {
   let certs: CertInfo[];
-  try { certs = parseCertsPem(pem); } catch (err) {
-    throw new RivetError(`${source} is not a PEM certificate chain (${(err as Error).message}) — is --datahub the rivet-ca enrollment service?`, 'bad_chain');
+  try {
+    certs = parseCertsPem(pem);
+  } catch (err) {
+    throw new RivetError(
+      `${source} is not a PEM certificate chain (${(err as Error).message}) — is --datahub the rivet-ca enrollment service?`,
+      'bad_chain',
+    );
   }
   const roots = certs.filter((c) => c.ca && isSelfSigned(c));
-  if (roots.length !== 1) throw new RivetError(`${source} holds ${roots.length} self-signed root certificates — expected exactly one`, 'bad_chain');
+  if (roots.length !== 1)
+    throw new RivetError(
+      `${source} holds ${roots.length} self-signed root certificates — expected exactly one`,
+      'bad_chain',
+    );
   const root = roots[0]!;
   const got = `sha256:${root.fingerprint256}`;
   if (got !== fingerprint) {
-    throw new UsageError(`the datahub's root CA ${show(root.subjectCNs[0] ?? '?')} has fingerprint ${got}, not the pinned ${fingerprint} — nothing was sent; check --ca-fingerprint against \`rivet-ca status\` on the CA host (or someone is in the middle)`, 'fingerprint_mismatch');
+    throw new UsageError(
+      `the datahub's root CA ${show(root.subjectCNs[0] ?? '?')} has fingerprint ${got}, not the pinned ${fingerprint} — nothing was sent; check --ca-fingerprint against \`rivet-ca status\` on the CA host (or someone is in the middle)`,
+      'fingerprint_mismatch',
+    );
   }
   const intermediates = certs.filter((c) => c !== root);
   for (const c of intermediates) {
     if (!c.ca || !c.x509.checkIssued(root.x509) || !c.x509.verify(root.x509.publicKey)) {
-      throw new RivetError(`${source} holds ${show(c.subjectCNs[0] ?? c.x509.subject)}, which is not a CA certificate signed by the pinned root — refusing the chain`, 'bad_chain');
+      throw new RivetError(
+        `${source} holds ${show(c.subjectCNs[0] ?? c.x509.subject)}, which is not a CA certificate signed by the pinned root — refusing the chain`,
+        'bad_chain',
+      );
     }
   }
   return { chainPem: [...intermediates, root].map((c) => c.x509.toString()).join(''), root };
@@ -70,34 +98,72 @@ export async function fetchChainAndClock(ep: Endpoint): Promise<{ pem: string; s
   // Unverified: it sends nothing and what it returns is trusted only after the fingerprint check in
   // pinChain (the other unverified request is skew.ts's Date probe after a date failure).
   const sent = Date.now();
-  const res = await request(url, { tls: { rejectUnauthorized: false }, connectTo: ep.connectTo, timeoutMs: TIMEOUT_MS });
-  if (res.status !== 200) throw new RivetError(`GET ${url} answered HTTP ${res.status} — is --datahub the rivet-ca enrollment service?`, 'bad_chain');
+  const res = await request(url, {
+    tls: { rejectUnauthorized: false },
+    connectTo: ep.connectTo,
+    timeoutMs: TIMEOUT_MS,
+  });
+  if (res.status !== 200)
+    throw new RivetError(
+      `GET ${url} answered HTTP ${res.status} — is --datahub the rivet-ca enrollment service?`,
+      'bad_chain',
+    );
   return { pem: res.body, skew: skewFrom(res.date, sent, Date.now()) };
 }
 
 /** TLS options for talking to the datahub before this node has a certificate: the pinned chain only. */
 export function pinnedTls(chainPem: string, domain: MeshDomain): ConnectionOptions {
   return {
-    ca: chainPem, rejectUnauthorized: true, minVersion: 'TLSv1.2',
+    ca: chainPem,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
     checkServerIdentity: (host: string, cert: PeerCertificate) => checkMeshServer(host, cert, domain),
   };
 }
 
-export async function postEnroll(ep: Endpoint, tls: ConnectionOptions, credential: string, body: { csr: string; sans?: string[] }): Promise<Reply> {
+export async function postEnroll(
+  ep: Endpoint,
+  tls: ConnectionOptions,
+  credential: string,
+  body: { csr: string; sans?: string[] },
+): Promise<Reply> {
   return postJson(ep, '/enroll', tls, body, { authorization: `Bearer ${credential}` });
 }
 
 /** /renew or /agents over mTLS with the node's own certificate. */
-export async function postMtls(ep: Endpoint, mesh: MeshTls, route: '/renew' | '/agents', body: { csr: string }): Promise<Reply> {
+export async function postMtls(
+  ep: Endpoint,
+  mesh: MeshTls,
+  route: '/renew' | '/agents',
+  body: { csr: string },
+): Promise<Reply> {
   return postJson(ep, route, meshClientOptions(mesh), body);
 }
 
-async function postJson(ep: Endpoint, route: string, tls: ConnectionOptions, body: unknown, headers?: Record<string, string>): Promise<Reply> {
+async function postJson(
+  ep: Endpoint,
+  route: string,
+  tls: ConnectionOptions,
+  body: unknown,
+  headers?: Record<string, string>,
+): Promise<Reply> {
   const url = `${ep.base}${route}`;
-  const res = await request(url, { method: 'POST', body: JSON.stringify(body), contentType: 'application/json', headers, tls, connectTo: ep.connectTo, timeoutMs: TIMEOUT_MS });
+  const res = await request(url, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    contentType: 'application/json',
+    headers,
+    tls,
+    connectTo: ep.connectTo,
+    timeoutMs: TIMEOUT_MS,
+  });
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any JSON; every field is type-checked before use below
   let json: any;
-  try { json = JSON.parse(res.body); } catch { json = undefined; }
+  try {
+    json = JSON.parse(res.body);
+  } catch {
+    json = undefined;
+  }
   if (res.status !== 200) {
     const code = typeof json?.error?.code === 'string' ? json.error.code : 'http_error';
     const message = typeof json?.error?.message === 'string' ? json.error.message : `HTTP ${res.status}`;
@@ -105,7 +171,10 @@ async function postJson(ep: Endpoint, route: string, tls: ConnectionOptions, bod
     throw new DatahubRefused(res.status, code, `${route} refused (HTTP ${res.status} ${code}): ${message}`, reason);
   }
   if (!json || typeof json.cert !== 'string' || typeof json.chain !== 'string' || typeof json.crl !== 'string') {
-    throw new RivetError(`${route} answered 200 without cert, chain and crl — is --datahub the rivet-ca enrollment service?`, 'bad_reply');
+    throw new RivetError(
+      `${route} answered 200 without cert, chain and crl — is --datahub the rivet-ca enrollment service?`,
+      'bad_reply',
+    );
   }
   return { ...(json as Reply), servedBy: res.peer };
 }
@@ -119,25 +188,41 @@ export function datahubNode(cert: X509Certificate | undefined, domain: MeshDomai
   try {
     const id = leafIdentity(parseCertDer(cert.raw), domain);
     return id.kind === 'node' ? id.nodeId : undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 /** For a node enrolled before the CA host was recorded: who answers the pinned datahub now. */
 export async function askDatahubNode(ep: Endpoint, chainPem: string, domain: MeshDomain): Promise<NodeId | undefined> {
-  const res = await request(`${ep.base}/healthz`, { tls: pinnedTls(chainPem, domain), connectTo: ep.connectTo, timeoutMs: TIMEOUT_MS });
+  const res = await request(`${ep.base}/healthz`, {
+    tls: pinnedTls(chainPem, domain),
+    connectTo: ep.connectTo,
+    timeoutMs: TIMEOUT_MS,
+  });
   return datahubNode(res.peer, domain);
 }
 
 async function request(url: string, opts: Parameters<typeof meshRequest>[1]) {
-  try { return await meshRequest(url, opts); } catch (err) {
+  try {
+    return await meshRequest(url, opts);
+  } catch (err) {
     if (err instanceof UsageError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code && DATE_ERRORS.has(code)) {
       // A date refused in the handshake: the clock is the first suspect, not the address.
       const u = new URL(url);
       const hint = describeSkew(await measureSkew({ base: u.origin, connectTo: opts.connectTo }), u.hostname);
-      if (hint) throw new RivetError(`${show(url)}: ${(err as Error).message} — ${hint}`, 'clock_skew', { cause: err, reason: code });
+      if (hint)
+        throw new RivetError(`${show(url)}: ${(err as Error).message} — ${hint}`, 'clock_skew', {
+          cause: err,
+          reason: code,
+        });
     }
-    throw new RivetError(`cannot reach ${show(url)}: ${(err as Error).message} — is the datahub up, and --datahub (and --servername) right?`, 'unreachable', { reason: code });
+    throw new RivetError(
+      `cannot reach ${show(url)}: ${(err as Error).message} — is the datahub up, and --datahub (and --servername) right?`,
+      'unreachable',
+      { reason: code },
+    );
   }
 }

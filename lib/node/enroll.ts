@@ -23,9 +23,35 @@ import { installCrlBundle } from '../distribute/install.ts';
 import { pullCrl } from '../distribute/pull.ts';
 import { daysLeft } from '../core/duration.ts';
 import { commonName, type AgentId, type Identity, type NodeId } from '../core/identity.ts';
-import { endpointOf, readSettings, requireDatahubName, sameSettings, writeSettings, type Endpoint, type NodeSettings } from './settings.ts';
-import { DatahubRefused, askDatahubNode, datahubNode, fetchChainAndClock, fetchChainUnverified, pinChain, pinnedTls, postEnroll } from './datahub.ts';
-import { agentFiles, checkReceived, keySpki, newKey, readInstalled, withNodeDir, writePublic, type NodeFiles } from './install.ts';
+import {
+  endpointOf,
+  readSettings,
+  requireDatahubName,
+  sameSettings,
+  writeSettings,
+  type Endpoint,
+  type NodeSettings,
+} from './settings.ts';
+import {
+  DatahubRefused,
+  askDatahubNode,
+  datahubNode,
+  fetchChainAndClock,
+  fetchChainUnverified,
+  pinChain,
+  pinnedTls,
+  postEnroll,
+} from './datahub.ts';
+import {
+  agentFiles,
+  checkReceived,
+  keySpki,
+  newKey,
+  readInstalled,
+  withNodeDir,
+  writePublic,
+  type NodeFiles,
+} from './install.ts';
 import { agentState, issueAgent } from './agents.ts';
 import { refuseSkew } from './skew.ts';
 
@@ -48,7 +74,10 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
   return withNodeDir(o.dir, `enroll ${want.nodeId}`, async (f) => {
     const previous = await readSettings(f.dir);
     const current = await readInstalled(f.cert, f.key, want.domain);
-    const usable = current?.keyMatches && current.id.kind === 'node' && current.info.notAfter.getTime() > Date.now() ? current : undefined;
+    const usable =
+      current?.keyMatches && current.id.kind === 'node' && current.info.notAfter.getTime() > Date.now()
+        ? current
+        : undefined;
     const changed: string[] = [];
     const ep = endpointOf(want);
     let caHost: NodeId | undefined = previous?.caHost;
@@ -75,11 +104,17 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
       }
       let reply;
       try {
-        reply = await postEnroll(ep, pinnedTls(pinned.chainPem, want.domain), credential, { csr, ...(want.sans.length ? { sans: want.sans } : {}) });
+        reply = await postEnroll(ep, pinnedTls(pinned.chainPem, want.domain), credential, {
+          csr,
+          ...(want.sans.length ? { sans: want.sans } : {}),
+        });
       } catch (err) {
         if (err instanceof DatahubRefused && err.httpStatus === 409) {
           if (keyPath === f.nextKey) fs.rmSync(f.nextKey, { force: true }); // not signed: nothing to resume
-          throw new RivetError(`${err.message} — --force re-enrolls only once the operator has revoked ${cn} (\`rivet-ca revoke ${want.nodeId}\`); to refresh the certificate with the same key run \`provision-ct renew\``, 'already_enrolled');
+          throw new RivetError(
+            `${err.message} — --force re-enrolls only once the operator has revoked ${cn} (\`rivet-ca revoke ${want.nodeId}\`); to refresh the certificate with the same key run \`provision-ct renew\``,
+            'already_enrolled',
+          );
         }
         throw err;
       }
@@ -93,12 +128,16 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
       changed.push('rivet-ca.crt', 'crl.pem', 'node.crt');
       log(`enrolled ${cn}: serial ${leaf.serial}, valid until ${leaf.notAfter.toISOString()}`);
     } else {
-      changed.push(...await repairSupportFiles(f, ep, want));
+      changed.push(...(await repairSupportFiles(f, ep, want)));
       // Enrolled before the CA host was recorded: ask who answers the pinned datahub now.
       if (!caHost) {
         const chain = await readText(f.ca);
-        try { caHost = chain ? recordCaHost(await askDatahubNode(ep, chain, want.domain), undefined, log) : undefined; } catch (err) {
-          log(`warning: cannot ask the datahub which node is the CA host (${(err as Error).message}) — none recorded yet, so crlReceiver refuses pushes; re-run \`provision-ct enroll\` later`);
+        try {
+          caHost = chain ? recordCaHost(await askDatahubNode(ep, chain, want.domain), undefined, log) : undefined;
+        } catch (err) {
+          log(
+            `warning: cannot ask the datahub which node is the CA host (${(err as Error).message}) — none recorded yet, so crlReceiver refuses pushes; re-run \`provision-ct enroll\` later`,
+          );
         }
       }
     }
@@ -123,7 +162,9 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
       if (state === 'ok') continue;
       const r = await issueAgent(f.dir, ep, agent, want.nodeId, want.domain);
       changed.push(`agents/${agent}.crt`);
-      log(`agent ${agent}@${want.nodeId}: serial ${r.serial}, valid until ${r.notAfter.toISOString()}${r.newKey ? '' : ' (existing key)'}`);
+      log(
+        `agent ${agent}@${want.nodeId}: serial ${r.serial}, valid until ${r.notAfter.toISOString()}${r.newKey ? '' : ' (existing key)'}`,
+      );
     }
     const settings: NodeSettings = { ...want, agents, ...(caHost ? { caHost } : {}) };
     if (!previous || !sameSettings(previous, settings)) {
@@ -136,25 +177,46 @@ export async function enrollNode(o: EnrollOptions): Promise<EnrollResult> {
 }
 
 /** The CA host to record (crlReceiver accepts pushes from it alone), or a warning why there is none. */
-function recordCaHost(node: NodeId | undefined, subject: string | undefined, log: (line: string) => void): NodeId | undefined {
+function recordCaHost(
+  node: NodeId | undefined,
+  subject: string | undefined,
+  log: (line: string) => void,
+): NodeId | undefined {
   if (node) log(`CA host ${node}: the datahub answered with its node certificate; only it may push CRLs here`);
-  else log(`warning: the datahub's certificate${subject ? ` (${subject.replace(/\n/g, ', ')})` : ''} is not a mesh node certificate — no CA host recorded, so crlReceiver refuses pushes until it is given allowFrom; the CRL pull still works`);
+  else
+    log(
+      `warning: the datahub's certificate${subject ? ` (${subject.replace(/\n/g, ', ')})` : ''} is not a mesh node certificate — no CA host recorded, so crlReceiver refuses pushes until it is given allowFrom; the CRL pull still works`,
+    );
   return node;
 }
 
 /** An enrolled node asked to enroll as someone else, under another CA, or while revoked. */
-async function refuseConflicts(f: NodeFiles, haveCn: string, cn: string, want: NodeSettings, serial: string): Promise<void> {
-  if (haveCn !== cn) throw new UsageError(`this node is enrolled as ${haveCn} (${f.cert}) — --force enrolls it as ${cn} (after the operator revoked the old identity)`);
+async function refuseConflicts(
+  f: NodeFiles,
+  haveCn: string,
+  cn: string,
+  want: NodeSettings,
+  serial: string,
+): Promise<void> {
+  if (haveCn !== cn)
+    throw new UsageError(
+      `this node is enrolled as ${haveCn} (${f.cert}) — --force enrolls it as ${cn} (after the operator revoked the old identity)`,
+    );
   const chain = await readText(f.ca);
   if (chain) {
     const root = parseCertsPem(chain).find((c) => c.x509.issuer === c.x509.subject);
     if (root && `sha256:${root.fingerprint256}` !== want.caFingerprint) {
-      throw new UsageError(`this node is enrolled under root sha256:${root.fingerprint256}, not ${want.caFingerprint} — check --ca-fingerprint, or --force to enroll under the new CA`);
+      throw new UsageError(
+        `this node is enrolled under root sha256:${root.fingerprint256}, not ${want.caFingerprint} — check --ca-fingerprint, or --force to enroll under the new CA`,
+      );
     }
   }
   const crl = await readText(f.crl);
   if (crl && isRevoked(parseCrlBundle(crl), serial)) {
-    throw new RivetError(`${cn}'s certificate (serial ${serial}) is revoked by the installed CRL — re-enroll with --force (needs the bootstrap secret or a new token)`, 'revoked');
+    throw new RivetError(
+      `${cn}'s certificate (serial ${serial}) is revoked by the installed CRL — re-enroll with --force (needs the bootstrap secret or a new token)`,
+      'revoked',
+    );
   }
 }
 

@@ -20,7 +20,13 @@ import { keySpki, newKey, readInstalled, withNodeDir, type NodeFiles } from './i
 import { readSettings, sameSettings, writeSettings, type NodeSettings } from './settings.ts';
 
 export type HostOptions = { nodeDir: string; nodeId: NodeId; sans: readonly San[]; withinMs: number; force?: boolean };
-export type HostResult = { cn: string; action: 'issued' | 'renewed' | 'unchanged'; serial: string; notAfter: Date; changed: string[] };
+export type HostResult = {
+  cn: string;
+  action: 'issued' | 'renewed' | 'unchanged';
+  serial: string;
+  notAfter: Date;
+  changed: string[];
+};
 
 async function installTrust(ca: Ca, f: NodeFiles): Promise<string[]> {
   const hadChain = (await readText(f.ca)) !== undefined;
@@ -35,11 +41,17 @@ export async function installHost(ca: Ca, o: HostOptions): Promise<HostResult> {
   return withNodeDir(o.nodeDir, `host ${o.nodeId}`, async (f) => {
     const previous = await readSettings(f.dir);
     if (previous && previous.nodeId !== o.nodeId) {
-      throw new UsageError(`${f.dir} already holds node ${previous.nodeId} — the CA host has one node identity; revoke it first or use another RIVET_NODE_DIR`, 'exists');
+      throw new UsageError(
+        `${f.dir} already holds node ${previous.nodeId} — the CA host has one node identity; revoke it first or use another RIVET_NODE_DIR`,
+        'exists',
+      );
     }
     const changed = await installTrust(ca, f);
     const current = await readInstalled(f.cert, f.key, ca.domain);
-    const valid = current?.keyMatches && current.info.subjectCNs[0] === cn && current.info.notAfter.getTime() - Date.now() > o.withinMs;
+    const valid =
+      current?.keyMatches &&
+      current.info.subjectCNs[0] === cn &&
+      current.info.notAfter.getTime() - Date.now() > o.withinMs;
     let action: HostResult['action'] = 'unchanged';
     let info = current?.info;
     if (!valid || o.force) {
@@ -52,11 +64,18 @@ export async function installHost(ca: Ca, o: HostOptions): Promise<HostResult> {
       changed.push('node.crt');
     }
     const settings: NodeSettings = {
-      nodeId: o.nodeId, domain: ca.domain, datahub: `https://${cn}:${DEFAULT_SERVE_PORT}`,
-      caFingerprint: await rootFingerprint(ca), agents: previous?.agents ?? [], sans: o.sans.map(sanText),
+      nodeId: o.nodeId,
+      domain: ca.domain,
+      datahub: `https://${cn}:${DEFAULT_SERVE_PORT}`,
+      caFingerprint: await rootFingerprint(ca),
+      agents: previous?.agents ?? [],
+      sans: o.sans.map(sanText),
       caHost: o.nodeId, // it pushes to itself by installing directly; this names who others accept
     };
-    if (!previous || !sameSettings(previous, settings)) { await writeSettings(f.dir, settings); changed.push('node.json'); }
+    if (!previous || !sameSettings(previous, settings)) {
+      await writeSettings(f.dir, settings);
+      changed.push('node.json');
+    }
     return { cn, action, serial: info!.serial, notAfter: info!.notAfter, changed };
   });
 }

@@ -31,9 +31,15 @@ export type NodeSettings = {
 
 /** `sha256:AB:CD…`, `AB:CD…` or `abcd…` → `sha256:abcd…` (what `rivet-ca status` prints). */
 export function normalizeFingerprint(text: string): string {
-  const hex = String(text).trim().replace(/^sha256(?:\s*fingerprint)?\s*[:=]\s*/i, '').replace(/:/g, '').toLowerCase();
+  const hex = String(text)
+    .trim()
+    .replace(/^sha256(?:\s*fingerprint)?\s*[:=]\s*/i, '')
+    .replace(/:/g, '')
+    .toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(hex)) {
-    throw new UsageError(`--ca-fingerprint ${show(text)} must be the root's SHA-256, like sha256:3f2a…(64 hex digits) — \`rivet-ca status\` on the CA host prints it`);
+    throw new UsageError(
+      `--ca-fingerprint ${show(text)} must be the root's SHA-256, like sha256:3f2a…(64 hex digits) — \`rivet-ca status\` on the CA host prints it`,
+    );
   }
   return `sha256:${hex}`;
 }
@@ -41,9 +47,15 @@ export function normalizeFingerprint(text: string): string {
 /** The datahub base URL: https only, no credentials, no query; a trailing path is kept as a prefix. */
 export function datahubUrl(text: string): string {
   let u: URL;
-  try { u = new URL(String(text)); } catch { throw new UsageError(`--datahub ${show(text)} is not a URL — give one like https://ct110.mesh:8443`); }
-  if (u.protocol !== 'https:') throw new UsageError(`--datahub ${show(text)} must be https:// — the bootstrap secret travels over TLS only`);
-  if (u.username || u.password || u.search || u.hash) throw new UsageError(`--datahub ${show(text)} must not carry credentials, a query or a fragment`);
+  try {
+    u = new URL(String(text));
+  } catch {
+    throw new UsageError(`--datahub ${show(text)} is not a URL — give one like https://ct110.mesh:8443`);
+  }
+  if (u.protocol !== 'https:')
+    throw new UsageError(`--datahub ${show(text)} must be https:// — the bootstrap secret travels over TLS only`);
+  if (u.username || u.password || u.search || u.hash)
+    throw new UsageError(`--datahub ${show(text)} must not carry credentials, a query or a fragment`);
   return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
 }
 
@@ -51,7 +63,8 @@ const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-
 
 export function servername(text: string | undefined): string | undefined {
   if (text === undefined || text === '') return undefined;
-  if (!HOST_NAME.test(text)) throw new UsageError(`--servername ${show(text)} must be a lower-case DNS name like ct110.mesh`);
+  if (!HOST_NAME.test(text))
+    throw new UsageError(`--servername ${show(text)} must be a lower-case DNS name like ct110.mesh`);
   return text;
 }
 
@@ -67,7 +80,10 @@ export function requireDatahubName(s: Pick<NodeSettings, 'datahub' | 'servername
   if (s.servername) return;
   const host = new URL(s.datahub).hostname.replace(/^\[|\]$/g, '');
   if (net.isIP(host) || host === 'localhost' || host.endsWith('.localhost')) {
-    throw new UsageError(`--datahub ${show(s.datahub)} names the datahub by address — add --servername <its node name>, e.g. --servername ct110.mesh, so the secret goes only to the certificate carrying that name`, 'datahub_unnamed');
+    throw new UsageError(
+      `--datahub ${show(s.datahub)} names the datahub by address — add --servername <its node name>, e.g. --servername ct110.mesh, so the secret goes only to the certificate carrying that name`,
+      'datahub_unnamed',
+    );
   }
 }
 
@@ -104,16 +120,33 @@ export async function readSettings(dir: string): Promise<NodeSettings | undefine
       ...(raw[CA_HOST_FIELD] === undefined ? {} : { caHost: nodeId(String(raw[CA_HOST_FIELD])) }),
     };
   } catch (err) {
-    throw new RivetError(`${show(settingsPath(dir))} is unreadable (${(err as Error).message}) — re-run \`provision-ct enroll\` with the full flags to rewrite it`, 'bad_settings');
+    throw new RivetError(
+      `${show(settingsPath(dir))} is unreadable (${(err as Error).message}) — re-run \`provision-ct enroll\` with the full flags to rewrite it`,
+      'bad_settings',
+    );
   }
 }
 
 export async function writeSettings(dir: string, s: NodeSettings): Promise<void> {
   const { servername: name, ...rest } = s;
-  await writeAtomic(settingsPath(dir), `${JSON.stringify({ ...rest, ...(name ? { servername: name } : {}) }, null, 2)}\n`, PUBLIC_MODE);
+  await writeAtomic(
+    settingsPath(dir),
+    `${JSON.stringify({ ...rest, ...(name ? { servername: name } : {}) }, null, 2)}\n`,
+    PUBLIC_MODE,
+  );
 }
 
 export function sameSettings(a: NodeSettings, b: NodeSettings): boolean {
-  const key = (s: NodeSettings) => JSON.stringify([s.nodeId, s.domain, s.datahub, s.servername ?? '', s.caFingerprint, [...s.agents].sort(), s.sans, s.caHost ?? '']);
+  const key = (s: NodeSettings) =>
+    JSON.stringify([
+      s.nodeId,
+      s.domain,
+      s.datahub,
+      s.servername ?? '',
+      s.caFingerprint,
+      [...s.agents].sort(),
+      s.sans,
+      s.caHost ?? '',
+    ]);
   return key(a) === key(b);
 }

@@ -11,7 +11,14 @@ export const SKEW_TOLERATED_MS = 5 * 60_000;
 const SKEW_NOTICED_MS = 60_000;
 
 /** TLS verify codes that are about dates, where the clock is the first suspect. */
-export const DATE_ERRORS = new Set(['CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'CRL_NOT_YET_VALID', 'CRL_HAS_EXPIRED', 'crl_not_yet_valid', 'expired_crl']);
+export const DATE_ERRORS = new Set([
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'crl_not_yet_valid',
+  'expired_crl',
+]);
 
 export type Skew = { ms: number; theirs: Date; ours: Date };
 
@@ -22,9 +29,16 @@ export type Skew = { ms: number; theirs: Date; ours: Date };
 export async function measureSkew(ep: Endpoint): Promise<Skew | undefined> {
   try {
     const sent = Date.now();
-    const res = await meshRequest(`${ep.base}/healthz`, { tls: { rejectUnauthorized: false }, connectTo: ep.connectTo, timeoutMs: 5000, maxBytes: 64 * 1024 });
+    const res = await meshRequest(`${ep.base}/healthz`, {
+      tls: { rejectUnauthorized: false },
+      connectTo: ep.connectTo,
+      timeoutMs: 5000,
+      maxBytes: 64 * 1024,
+    });
     return skewFrom(res.date, sent, Date.now());
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 /** The skew a response's Date header shows, taking our clock at the middle of the round trip. */
@@ -51,19 +65,26 @@ export function describeSkew(skew: Skew | undefined, peer: string): string | und
 /** Before the secret is spent: refuse to enroll across a skew the certificates cannot absorb. */
 export function refuseSkew(skew: Skew | undefined, peer: string): void {
   if (skew && Math.abs(skew.ms) > SKEW_TOLERATED_MS) {
-    throw new UsageError(`not enrolling: ${describeSkew(skew, peer)}; certificates and CRLs from there would be ${skew.ms > 0 ? 'not yet valid' : 'expired'} here (nothing was sent)`, 'clock_skew');
+    throw new UsageError(
+      `not enrolling: ${describeSkew(skew, peer)}; certificates and CRLs from there would be ${skew.ms > 0 ? 'not yet valid' : 'expired'} here (nothing was sent)`,
+      'clock_skew',
+    );
   }
 }
 
 /** A date failure (TLS verify code or CRL refusal) rethrown with the measured skew, when there is one. */
 export async function withSkewHint<T>(ep: Endpoint, peer: string, fn: () => Promise<T>): Promise<T> {
-  try { return await fn(); } catch (err) {
+  try {
+    return await fn();
+  } catch (err) {
     const code = (err as { code?: string; reason?: string }).code;
     const reason = (err as { reason?: string }).reason;
-    const causeCode = ((err as { cause?: { code?: string } }).cause)?.code;
+    const causeCode = (err as { cause?: { code?: string } }).cause?.code;
     if (![code, reason, causeCode].some((c) => c !== undefined && DATE_ERRORS.has(c))) throw err;
     const hint = describeSkew(await measureSkew(ep), peer);
     if (!hint) throw err;
-    throw new RivetError(`${(err as Error).message} — ${hint}`, err instanceof RivetError ? err.code : 'clock_skew', { cause: err });
+    throw new RivetError(`${(err as Error).message} — ${hint}`, err instanceof RivetError ? err.code : 'clock_skew', {
+      cause: err,
+    });
   }
 }

@@ -11,7 +11,10 @@ export type TimerKind = 'systemd' | 'cron';
 export type TimerResult = UnitsResult;
 export { REPO };
 
-export async function installTimer(kind: TimerKind, opts: { root: string; nodeDir: string; caDir: string }): Promise<TimerResult> {
+export async function installTimer(
+  kind: TimerKind,
+  opts: { root: string; nodeDir: string; caDir: string },
+): Promise<TimerResult> {
   const values = {
     ca_dir: safePath(path.resolve(opts.caDir), 'RIVET_CA_DIR'),
     node_dir: safePath(path.resolve(opts.nodeDir), 'RIVET_NODE_DIR'),
@@ -23,18 +26,39 @@ export async function installTimer(kind: TimerKind, opts: { root: string; nodeDi
   const out: Array<[string, string]> = [];
   if (kind === 'systemd') {
     const unitDir = path.join(root, 'etc', 'systemd', 'system');
-    out.push([path.join(unitDir, 'rivet-renew.service'), renderFile('rivet-renew.service', { ca_dir: values.ca_dir, node_dir: values.node_dir, make: values.make, repo: values.repo })]);
+    out.push([
+      path.join(unitDir, 'rivet-renew.service'),
+      renderFile('rivet-renew.service', {
+        ca_dir: values.ca_dir,
+        node_dir: values.node_dir,
+        make: values.make,
+        repo: values.repo,
+      }),
+    ]);
     out.push([path.join(unitDir, 'rivet-renew.timer'), renderFile('rivet-renew.timer', {})]);
-    out.push([path.join(unitDir, 'rivet-fetch-crl.service'), renderFile('rivet-fetch-crl.service', { node_dir: values.node_dir, provision: values.provision })]);
+    out.push([
+      path.join(unitDir, 'rivet-fetch-crl.service'),
+      renderFile('rivet-fetch-crl.service', { node_dir: values.node_dir, provision: values.provision }),
+    ]);
     out.push([path.join(unitDir, 'rivet-fetch-crl.timer'), renderFile('rivet-fetch-crl.timer', {})]);
   } else {
     const file = path.join(root, 'etc', 'cron.d', 'rivet-renew');
     // Keep the minute/hour of an existing file, so re-running enroll changes nothing.
     const kept = /^(\d{1,2}) (\d{1,2}) \* \* \* root /m.exec((await readText(file)) ?? '');
     const { ca_dir: _caDir, ...cronValues } = values; // a node's cron line: no CA on a node
-    out.push([file, renderFile('rivet-renew.cron', { ...cronValues, minute: kept?.[1] ?? randomInt(60), hour: kept?.[2] ?? randomInt(1, 6) })]);
+    out.push([
+      file,
+      renderFile('rivet-renew.cron', {
+        ...cronValues,
+        minute: kept?.[1] ?? randomInt(60),
+        hour: kept?.[2] ?? randomInt(1, 6),
+      }),
+    ]);
   }
   const written = await writeUnits(out);
-  const next = kind === 'systemd' ? await enableUnits(root, written.changed, ['rivet-renew.timer', 'rivet-fetch-crl.timer']) : undefined;
+  const next =
+    kind === 'systemd'
+      ? await enableUnits(root, written.changed, ['rivet-renew.timer', 'rivet-fetch-crl.timer'])
+      : undefined;
   return { ...written, next };
 }

@@ -54,14 +54,34 @@ export type BatchOptions = NameOverride & {
 
 type Signed = ScratchIssued & { stem: string; certPath: string; keyPath: string; tmpKey: string; node?: NodeId };
 
-type Pending = { index: number; id: Identity; sans: readonly San[]; keyType: KeyType; stem: string; certPath: string; keyPath: string; tmpKey: string };
+type Pending = {
+  index: number;
+  id: Identity;
+  sans: readonly San[];
+  keyType: KeyType;
+  stem: string;
+  certPath: string;
+  keyPath: string;
+  tmpKey: string;
+};
 type Prepared = LeafRequest & Pending;
 
 /** Records a group in the live database and puts its files in place; caller holds the CA lock. */
-async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: BatchOptions): Promise<Array<OperatorResult | Error>> {
+async function commitLocked(
+  ca: Ca,
+  issuer: Issuer,
+  group: Signed[],
+  opts: BatchOptions,
+): Promise<Array<OperatorResult | Error>> {
   const now = await ca.store.current();
   if (now.dir !== issuer.dir || now.generation !== issuer.generation) {
-    return group.map(() => new RivetError('the intermediate changed during the batch (rotate-intermediate) — run the roster again', 'rotated'));
+    return group.map(
+      () =>
+        new RivetError(
+          'the intermediate changed during the batch (rotate-intermediate) — run the roster again',
+          'rotated',
+        ),
+    );
   }
   const out: Array<OperatorResult | Error | Signed> = [];
   const keep: Signed[] = [];
@@ -72,8 +92,15 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
     const existing = await usableIssued(ca, s.certPath, s.keyPath);
     const conflicts = s.node ? names.conflicts(s.node, s.info.dns, s.info.ips) : [];
     if (conflicts.length && !opts.allowSharedName) out.push(new UsageError(conflicts[0]!.message, 'name_taken'));
-    else if (existing && opts.ifMissing) out.push({ skipped: true, cn: s.cn, serial: existing.serial, certPath: s.certPath, notAfter: existing.notAfter });
-    else if (existing && !opts.force) out.push(new UsageError(`${s.cn} already has a valid certificate (serial ${existing.serial}) — use --if-missing or --force`, 'exists'));
+    else if (existing && opts.ifMissing)
+      out.push({ skipped: true, cn: s.cn, serial: existing.serial, certPath: s.certPath, notAfter: existing.notAfter });
+    else if (existing && !opts.force)
+      out.push(
+        new UsageError(
+          `${s.cn} already has a valid certificate (serial ${existing.serial}) — use --if-missing or --force`,
+          'exists',
+        ),
+      );
     else {
       keep.push(s);
       out.push(s);
@@ -88,11 +115,21 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
     for (const s of recorded) await fsp.rename(s.tmpKey, s.keyPath); // key before certificate, as in issueWithNewKey
     for (const [i, s] of recorded.entries()) await fsp.rename(certs[i]!, s.certPath);
     await syncDir(ca.store.issuedDir);
-    await auditAll(ca.store.auditLog, recorded.map((s) => ({ event: opts.event ?? 'issue', result: 'ok' as const, cn: s.cn, serial: s.serial, detail: sharedDetail(shared.get(s.serial) ?? []) })));
+    await auditAll(
+      ca.store.auditLog,
+      recorded.map((s) => ({
+        event: opts.event ?? 'issue',
+        result: 'ok' as const,
+        cn: s.cn,
+        serial: s.serial,
+        detail: sharedDetail(shared.get(s.serial) ?? []),
+      })),
+    );
   }
   return out.map((o) => {
     if (o instanceof Error || 'skipped' in o) return o;
-    if (duplicates.has(o.serial)) return new RivetError(`serial ${o.serial} is already in the database — nothing recorded; run again`, 'serial');
+    if (duplicates.has(o.serial))
+      return new RivetError(`serial ${o.serial} is already in the database — nothing recorded; run again`, 'serial');
     const { cn, serial, certPem, info, issuer: by, certPath, keyPath } = o as Signed;
     return { cn, serial, certPem, info, issuer: by, certPath, keyPath };
   });
@@ -102,55 +139,88 @@ async function commitLocked(ca: Ca, issuer: Issuer, group: Signed[], opts: Batch
  * Issues every item with a new key. Outcomes come back in item order; one item failing does not
  * stop the others. Usage errors in the items themselves are the caller's to catch beforehand.
  */
-export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: BatchOptions): Promise<Array<OperatorResult | Error>> {
+export async function issueBatch(
+  ca: Ca,
+  items: readonly BatchItem[],
+  opts: BatchOptions,
+): Promise<Array<OperatorResult | Error>> {
   const issuer = await ca.store.current();
   const issuerX509 = await issuerCert(issuer);
   withinIssuer(issuerX509, opts.validity); // refuses before any key is made; signLeaves applies it
   await ca.store.ensureLayout();
   const outcomes: Array<OperatorResult | Error> = new Array(items.length);
-  const settle = (i: number, o: OperatorResult | Error) => { outcomes[i] = o; opts.onOutcome?.(i, o); };
-  const committer = new GroupCommit<Signed, OperatorResult | Error>((group) => transaction(ca, `${opts.event ?? 'issue'} ${group.length} certificates`, () => commitLocked(ca, issuer, group, opts)));
+  const settle = (i: number, o: OperatorResult | Error) => {
+    outcomes[i] = o;
+    opts.onOutcome?.(i, o);
+  };
+  const committer = new GroupCommit<Signed, OperatorResult | Error>((group) =>
+    transaction(ca, `${opts.event ?? 'issue'} ${group.length} certificates`, () =>
+      commitLocked(ca, issuer, group, opts),
+    ),
+  );
   // Cheap pre-check without the lock, so a re-run of a roster skips what it already issued.
   const live = new Set((await readDb(issuer.dir)).filter((e) => isLive(e)).map((e) => e.serial));
 
   // Workers take chunks of the list: a key and CSR per item, then one openssl run signs the chunk in
   // the worker's scratch database while the previous chunk commits in the background.
-  const chunkSize = Math.max(1, Math.min(CHUNK, Math.ceil(items.length / Math.max(1, opts.concurrency ?? os.availableParallelism()))));
+  const chunkSize = Math.max(
+    1,
+    Math.min(CHUNK, Math.ceil(items.length / Math.max(1, opts.concurrency ?? os.availableParallelism()))),
+  );
   let next = 0;
-  const worker = () => withTempDir(async (scratchDir) => {
-    await initIssuerDb(scratchDir);
-    while (next < items.length) {
-      const start = next;
-      const end = Math.min(items.length, start + chunkSize);
-      next = end; // claimed before the first await: the other workers take the chunks after it
-      const pending: Pending[] = [];
-      for (let i = start; i < end; i++) {
-        const p = await claimKeyFile(ca, items[i]!, i, live, opts, settle);
-        if (p) pending.push(p);
-      }
-      // The chunk's keys and CSRs from one xargs (lib/sign/csr.ts newKeysAndCsrs), not a fork each.
-      const made = await newKeysAndCsrs(pending.map((p) => ({ keyPath: p.tmpKey, type: p.keyType, subject: leafProfile(p.id, ca.domain, p.sans) })))
-        .catch((err: Error) => pending.map(() => err));
-      const prepared: Prepared[] = [];
-      for (const [k, p] of pending.entries()) {
-        const m = made[k]!;
-        if (m instanceof Error) { await fsp.rm(p.tmpKey, { force: true }); settle(p.index, m); continue; }
-        prepared.push({ ...p, csrPem: m.csrPem, publicKey: m.publicKey });
-      }
-      const signed = await signLeavesScratch(ca, issuer, scratchDir, prepared, opts.validity).catch((err: Error) => prepared.map(() => err));
-      for (const [k, p] of prepared.entries()) {
-        const s = signed[k]!;
-        if (s instanceof Error) {
-          await fsp.rm(p.tmpKey, { force: true });
-          settle(p.index, s);
-          continue;
+  const worker = () =>
+    withTempDir(async (scratchDir) => {
+      await initIssuerDb(scratchDir);
+      while (next < items.length) {
+        const start = next;
+        const end = Math.min(items.length, start + chunkSize);
+        next = end; // claimed before the first await: the other workers take the chunks after it
+        const pending: Pending[] = [];
+        for (let i = start; i < end; i++) {
+          const p = await claimKeyFile(ca, items[i]!, i, live, opts, settle);
+          if (p) pending.push(p);
         }
-        void committer.submit({ ...s, stem: p.stem, certPath: p.certPath, keyPath: p.keyPath, tmpKey: p.tmpKey, node: p.id.kind === 'node' ? p.id.nodeId : undefined })
-          .then((o) => settle(p.index, o), (err: Error) => settle(p.index, err))
-          .finally(() => fsp.rm(p.tmpKey, { force: true }));
+        // The chunk's keys and CSRs from one xargs (lib/sign/csr.ts newKeysAndCsrs), not a fork each.
+        const made = await newKeysAndCsrs(
+          pending.map((p) => ({ keyPath: p.tmpKey, type: p.keyType, subject: leafProfile(p.id, ca.domain, p.sans) })),
+        ).catch((err: Error) => pending.map(() => err));
+        const prepared: Prepared[] = [];
+        for (const [k, p] of pending.entries()) {
+          const m = made[k]!;
+          if (m instanceof Error) {
+            await fsp.rm(p.tmpKey, { force: true });
+            settle(p.index, m);
+            continue;
+          }
+          prepared.push({ ...p, csrPem: m.csrPem, publicKey: m.publicKey });
+        }
+        const signed = await signLeavesScratch(ca, issuer, scratchDir, prepared, opts.validity).catch((err: Error) =>
+          prepared.map(() => err),
+        );
+        for (const [k, p] of prepared.entries()) {
+          const s = signed[k]!;
+          if (s instanceof Error) {
+            await fsp.rm(p.tmpKey, { force: true });
+            settle(p.index, s);
+            continue;
+          }
+          void committer
+            .submit({
+              ...s,
+              stem: p.stem,
+              certPath: p.certPath,
+              keyPath: p.keyPath,
+              tmpKey: p.tmpKey,
+              node: p.id.kind === 'node' ? p.id.nodeId : undefined,
+            })
+            .then(
+              (o) => settle(p.index, o),
+              (err: Error) => settle(p.index, err),
+            )
+            .finally(() => fsp.rm(p.tmpKey, { force: true }));
+        }
       }
-    }
-  });
+    });
   const n = Math.max(1, Math.min(opts.concurrency ?? os.availableParallelism(), Math.ceil(items.length / chunkSize)));
   // Every worker finishes and every submitted group commits before we return, even if one worker
   // failed outright: nothing may still be writing after issueBatch has answered.
@@ -164,7 +234,14 @@ export async function issueBatch(ca: Ca, items: readonly BatchItem[], opts: Batc
 /** Certificates per `openssl ca` run: big enough to amortise its start, small enough to pipeline. */
 const CHUNK = 32;
 /** Skips or refuses an item already issued; else claims its key's temp file (0600 from creation). */
-async function claimKeyFile(ca: Ca, item: BatchItem, index: number, live: ReadonlySet<string>, opts: BatchOptions, settle: (i: number, o: OperatorResult | Error) => void): Promise<Pending | undefined> {
+async function claimKeyFile(
+  ca: Ca,
+  item: BatchItem,
+  index: number,
+  live: ReadonlySet<string>,
+  opts: BatchOptions,
+  settle: (i: number, o: OperatorResult | Error) => void,
+): Promise<Pending | undefined> {
   const stem = fileStem(item.id);
   const certPath = ca.store.issued(stem, 'crt');
   const keyPath = ca.store.issued(stem, 'key');
@@ -172,8 +249,26 @@ async function claimKeyFile(ca: Ca, item: BatchItem, index: number, live: Readon
   try {
     const existing = await usableIssued(ca, certPath, keyPath);
     if (existing && live.has(existing.serial)) {
-      if (opts.ifMissing) { settle(index, { skipped: true, cn: existing.subjectCNs[0] ?? stem, serial: existing.serial, certPath, notAfter: existing.notAfter }); return undefined; }
-      if (!opts.force) { settle(index, new UsageError(`${stem} already has a valid certificate (serial ${existing.serial}, until ${existing.notAfter.toISOString().slice(0, 10)}) — use --if-missing, or --force to replace it`, 'exists')); return undefined; }
+      if (opts.ifMissing) {
+        settle(index, {
+          skipped: true,
+          cn: existing.subjectCNs[0] ?? stem,
+          serial: existing.serial,
+          certPath,
+          notAfter: existing.notAfter,
+        });
+        return undefined;
+      }
+      if (!opts.force) {
+        settle(
+          index,
+          new UsageError(
+            `${stem} already has a valid certificate (serial ${existing.serial}, until ${existing.notAfter.toISOString().slice(0, 10)}) — use --if-missing, or --force to replace it`,
+            'exists',
+          ),
+        );
+        return undefined;
+      }
     }
     await createExclusive(tmpKey, KEY_MODE);
     return { index, id: item.id, sans: item.sans, keyType: item.keyType ?? 'ec-p256', stem, certPath, keyPath, tmpKey };

@@ -27,22 +27,35 @@ export const requireRootSigner = requireRootKey;
 async function checkRootKey(ca: Ca, pem: string, where: string): Promise<void> {
   let publicDer: Buffer;
   try {
-    publicDer = createPublicKey(createPrivateKey({ key: pem, passphrase: ca.root?.passphrase })).export({ type: 'spki', format: 'der' });
+    publicDer = createPublicKey(createPrivateKey({ key: pem, passphrase: ca.root?.passphrase })).export({
+      type: 'spki',
+      format: 'der',
+    });
   } catch (err) {
     if (pem.includes('ENCRYPTED') && !ca.root?.passphrase) {
-      throw new UsageError(`${where} is encrypted — give its passphrase with --root-passphrase-file FILE so it can be checked against the root certificate`, 'root_locked');
+      throw new UsageError(
+        `${where} is encrypted — give its passphrase with --root-passphrase-file FILE so it can be checked against the root certificate`,
+        'root_locked',
+      );
     }
     throw new RivetError(`${where} is not a readable private key: ${(err as Error).message}`, 'bad_key');
   }
   const root = await issuerCert(ca.store.root());
   if (!publicDer.equals(root.publicKey.export({ type: 'spki', format: 'der' }))) {
-    throw new RivetError(`${where} does not belong to the root certificate ${ca.store.root().cert} — wrong key (or wrong CA directory)`, 'key_mismatch');
+    throw new RivetError(
+      `${where} does not belong to the root certificate ${ca.store.root().cert} — wrong key (or wrong CA directory)`,
+      'key_mismatch',
+    );
   }
 }
 
 async function refuseToken(ca: Ca, what: string): Promise<void> {
   const token = await readPkcs11(ca.store.rootDir);
-  if (token) throw new UsageError(`${what}: the root key is in a PKCS#11 token (${token.uri}), never on disk — take the token offline instead`, 'root_in_token');
+  if (token)
+    throw new UsageError(
+      `${what}: the root key is in a PKCS#11 token (${token.uri}), never on disk — take the token offline instead`,
+      'root_in_token',
+    );
 }
 
 function inside(child: string, parent: string): boolean {
@@ -61,26 +74,43 @@ export type OfflineResult = { key: string; cert: string };
 export async function rootOffline(ca: Ca, toDir: string): Promise<OfflineResult> {
   const { store } = ca;
   const target = path.resolve(toDir);
-  if (inside(target, store.dir)) throw new UsageError(`--to ${show(toDir)} is inside the CA directory ${store.dir} — the point is to take the key off this host (removable media, an offline machine)`);
+  if (inside(target, store.dir))
+    throw new UsageError(
+      `--to ${show(toDir)} is inside the CA directory ${store.dir} — the point is to take the key off this host (removable media, an offline machine)`,
+    );
   await refuseToken(ca, 'root offline');
   return transaction(ca, 'root offline', async () => {
     const root = store.root();
     const keyPem = await readText(root.key);
-    if (keyPem === undefined) throw new UsageError(`the root key is already offline (no ${root.key}) — bring it back with \`rivet-ca root online --from DIR\``, 'already_offline');
+    if (keyPem === undefined)
+      throw new UsageError(
+        `the root key is already offline (no ${root.key}) — bring it back with \`rivet-ca root online --from DIR\``,
+        'already_offline',
+      );
     await checkRootKey(ca, keyPem, root.key);
     if (!(await exists(target))) await fsp.mkdir(target, { recursive: true, mode: PRIVATE_DIR_MODE });
     const dest = path.join(target, 'ca.key');
     const there = await readText(dest);
-    if (there !== undefined && there !== keyPem) throw new UsageError(`${dest} already holds a different key — choose an empty directory`, 'exists');
+    if (there !== undefined && there !== keyPem)
+      throw new UsageError(`${dest} already holds a different key — choose an empty directory`, 'exists');
     if (there === undefined) await writeAtomic(dest, keyPem, KEY_MODE);
     const certPem = await fsp.readFile(root.cert, 'utf8');
-    if ((await readText(path.join(target, 'ca.crt'))) !== certPem) await writeAtomic(path.join(target, 'ca.crt'), certPem, PUBLIC_MODE);
+    if ((await readText(path.join(target, 'ca.crt'))) !== certPem)
+      await writeAtomic(path.join(target, 'ca.crt'), certPem, PUBLIC_MODE);
     // Verify the copy as it is on the medium, not the bytes we meant to write.
     const back = await fsp.readFile(dest, 'utf8');
-    if (back !== keyPem) throw new RivetError(`the copy at ${dest} differs from the root key — the key was NOT removed; check the medium`, 'copy');
+    if (back !== keyPem)
+      throw new RivetError(
+        `the copy at ${dest} differs from the root key — the key was NOT removed; check the medium`,
+        'copy',
+      );
     await checkRootKey(ca, back, dest);
     const mode = (await fsp.stat(dest)).mode & 0o777;
-    if (mode !== KEY_MODE) throw new RivetError(`the copy at ${dest} has mode ${mode.toString(8)}, want 600 — the key was NOT removed (does the medium keep Unix modes?)`, 'copy');
+    if (mode !== KEY_MODE)
+      throw new RivetError(
+        `the copy at ${dest} has mode ${mode.toString(8)}, want 600 — the key was NOT removed (does the medium keep Unix modes?)`,
+        'copy',
+      );
     // The last thing the key does here: root CRLs for the years it will be away — unless this
     // ceremony already signed them (issue-intermediate, rotate-intermediate, `root crl --days N`).
     if (!signedSince(await readRootCrlSeries(store), CEREMONY_MS)) {
@@ -103,7 +133,8 @@ export async function rootOnline(ca: Ca, from: string): Promise<{ key: string; a
   return transaction(ca, 'root online', async () => {
     const root = store.root();
     const pem = await readText(src);
-    if (pem === undefined) throw new UsageError(`no root key at ${show(src)} — give the directory \`root offline\` wrote to`, 'not_found');
+    if (pem === undefined)
+      throw new UsageError(`no root key at ${show(src)} — give the directory \`root offline\` wrote to`, 'not_found');
     await checkRootKey(ca, pem, src);
     const present = await readText(root.key);
     if (present !== undefined) {
@@ -127,14 +158,21 @@ export type RootCrlOptions = { days?: number; years?: number };
  */
 export async function rootCrl(ca: Ca, opts: RootCrlOptions = {}): Promise<SeriesInfo> {
   const { days, years } = opts;
-  if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > ROOT_CRL_MAX_DAYS)) throw new UsageError(`--days ${show(days)} must be a whole number from 1 to ${ROOT_CRL_MAX_DAYS}`);
-  if (years !== undefined && (!Number.isInteger(years) || years < 1 || years > ROOT_CRL_MAX_YEARS)) throw new UsageError(`--years ${show(years)} must be a whole number from 1 to ${ROOT_CRL_MAX_YEARS}`);
-  if (days !== undefined && years !== undefined) throw new UsageError('give --days (one root CRL) or --years (a series), not both');
+  if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > ROOT_CRL_MAX_DAYS))
+    throw new UsageError(`--days ${show(days)} must be a whole number from 1 to ${ROOT_CRL_MAX_DAYS}`);
+  if (years !== undefined && (!Number.isInteger(years) || years < 1 || years > ROOT_CRL_MAX_YEARS))
+    throw new UsageError(`--years ${show(years)} must be a whole number from 1 to ${ROOT_CRL_MAX_YEARS}`);
+  if (days !== undefined && years !== undefined)
+    throw new UsageError('give --days (one root CRL) or --years (a series), not both');
   await requireRootSigner(ca, 'root crl');
   return transaction(ca, 'root crl', async () => {
     const series = await signRootCrlSeriesLocked(ca, days === undefined ? { years } : { windowDays: days, years: 0 });
     await writeBundleLocked(ca);
-    await audit(ca.store.auditLog, { event: 'crl', result: 'ok', detail: `root, ${series.windows} window(s) until ${series.end.toISOString()}` });
+    await audit(ca.store.auditLog, {
+      event: 'crl',
+      result: 'ok',
+      detail: `root, ${series.windows} window(s) until ${series.end.toISOString()}`,
+    });
     return series;
   });
 }

@@ -32,7 +32,11 @@ async function notBeforeOf(issuer: Issuer, e: DbEntry): Promise<string> {
 
 function kindOf(ca: Ca, issuer: Issuer, cn: string): InventoryRow['kind'] {
   if (issuer.kind === 'root') return 'intermediate';
-  try { return identityFromCommonName(cn, ca.domain).kind; } catch { return 'unknown'; }
+  try {
+    return identityFromCommonName(cn, ca.domain).kind;
+  } catch {
+    return 'unknown';
+  }
 }
 
 export async function inventory(ca: Ca, now = new Date()): Promise<InventoryRow[]> {
@@ -42,9 +46,16 @@ export async function inventory(ca: Ca, now = new Date()): Promise<InventoryRow[
     const issuerName = issuer.kind === 'root' ? 'Rivet Root CA' : `Rivet Intermediate CA ${issuer.generation}`;
     for (const e of await readDb(issuer.dir)) {
       rows.push({
-        cn: e.cn, kind: kindOf(ca, issuer, e.cn), serial: e.serial, status: statusOf(e, now),
-        notBefore: await notBeforeOf(issuer, e), notAfter: e.notAfter.toISOString(), daysLeft: daysLeft(e.notAfter, now), issuer: issuerName,
-        ...(e.revokedAt ? { revokedAt: e.revokedAt.toISOString() } : {}), ...(e.reason ? { reason: e.reason } : {}),
+        cn: e.cn,
+        kind: kindOf(ca, issuer, e.cn),
+        serial: e.serial,
+        status: statusOf(e, now),
+        notBefore: await notBeforeOf(issuer, e),
+        notAfter: e.notAfter.toISOString(),
+        daysLeft: daysLeft(e.notAfter, now),
+        issuer: issuerName,
+        ...(e.revokedAt ? { revokedAt: e.revokedAt.toISOString() } : {}),
+        ...(e.reason ? { reason: e.reason } : {}),
       });
     }
   }

@@ -35,8 +35,21 @@ export type NameOverride = { allowSharedName?: boolean };
  * request, and returns it with the intermediate appended, and with the names it shares with other
  * live nodes when the operator allowed that. Caller holds the CA lock.
  */
-export async function signLeafLocked(ca: Ca, id: Identity, csrPem: string, publicKey: KeyObject, sans: readonly San[], validity: Validity, override: NameOverride = {}): Promise<Issued & { shared: NameConflict[] }> {
-  const shared = id.kind === 'node' ? await checkNodeNamesLocked(ca, id.nodeId, leafProfile(id, ca.domain, sans), { allowShared: override.allowSharedName }) : [];
+export async function signLeafLocked(
+  ca: Ca,
+  id: Identity,
+  csrPem: string,
+  publicKey: KeyObject,
+  sans: readonly San[],
+  validity: Validity,
+  override: NameOverride = {},
+): Promise<Issued & { shared: NameConflict[] }> {
+  const shared =
+    id.kind === 'node'
+      ? await checkNodeNamesLocked(ca, id.nodeId, leafProfile(id, ca.domain, sans), {
+          allowShared: override.allowSharedName,
+        })
+      : [];
   const [issued] = await signLeaves(ca, await ca.store.current(), [{ id, csrPem, publicKey, sans }], validity);
   if (issued instanceof Error) throw issued;
   return { ...issued!, shared };
@@ -58,13 +71,25 @@ export type ScratchIssued = Issued & ScratchRecord;
  * either way it has checked names (checkNodeNamesLocked) and ruled out two requests of one call
  * claiming the same identity or DNS name.
  */
-export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly LeafRequest[], asked: Validity, live = true): Promise<Array<Issued | Error>> {
+export async function signLeaves(
+  ca: Ca,
+  issuer: Issuer,
+  requests: readonly LeafRequest[],
+  asked: Validity,
+  live = true,
+): Promise<Array<Issued | Error>> {
   const issuerX509 = await issuerCert(issuer);
   const validity = withinIssuer(issuerX509, asked);
   const profiles = requests.map((r) => leafProfile(r.id, ca.domain, r.sans));
   const pems: Array<string | Error | undefined> = new Array(requests.length);
   // A name outside the issuer's name constraints would make a certificate every verifier refuses.
-  profiles.forEach((p, i) => { try { checkNameConstraints(issuerX509, p.cn, p); } catch (err) { pems[i] = err as Error; } });
+  profiles.forEach((p, i) => {
+    try {
+      checkNameConstraints(issuerX509, p.cn, p);
+    } catch (err) {
+      pems[i] = err as Error;
+    }
+  });
   const strays: string[] = [];
   const shared = new Map<string, number[]>();
   requests.forEach((r, i) => {
@@ -78,19 +103,33 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
     let signed: string[];
     try {
       signed = await signCsrBatch(issuer, {
-        csrPems: group.map((i) => requests[i]!.csrPem), extTemplate: profiles[first]!.template, extSection: 'leaf',
-        extValues: leafExtValues(profiles[first]!, 'csr'), ...validity, digest: digestForKey(requests[first]!.publicKey),
+        csrPems: group.map((i) => requests[i]!.csrPem),
+        extTemplate: profiles[first]!.template,
+        extSection: 'leaf',
+        extValues: leafExtValues(profiles[first]!, 'csr'),
+        ...validity,
+        digest: digestForKey(requests[first]!.publicKey),
       });
-    } catch { continue; } // openssl failed the run and recorded nothing: each is signed alone below
+    } catch {
+      continue;
+    } // openssl failed the run and recorded nothing: each is signed alone below
     // Key and CN, not position: openssl leaves out a request it refuses and keeps the others.
-    const keyAndCn = (key: KeyObject | X509Certificate, cn: string | undefined) => `${publicKeyDer(key).toString('hex')} ${cn}`;
+    const keyAndCn = (key: KeyObject | X509Certificate, cn: string | undefined) =>
+      `${publicKeyDer(key).toString('hex')} ${cn}`;
     const waiting = new Map(group.map((i) => [keyAndCn(requests[i]!.publicKey, profiles[i]!.cn), i]));
     for (const pem of signed) {
       let info: CertInfo;
-      try { info = parseCertPem(pem); } catch { continue; }
+      try {
+        info = parseCertPem(pem);
+      } catch {
+        continue;
+      }
       const match = keyAndCn(info.x509, info.subjectCNs[0]);
       const i = waiting.get(match);
-      if (i === undefined) { strays.push(info.serial); continue; }
+      if (i === undefined) {
+        strays.push(info.serial);
+        continue;
+      }
       waiting.delete(match);
       pems[i] = pem;
     }
@@ -100,10 +139,17 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
     const p = profiles[i]!;
     try {
       pems[i] = await signCsr(issuer, {
-        csrPem: r.csrPem, subject: `/CN=${p.cn}`, extTemplate: p.template, extSection: 'leaf',
-        extValues: leafExtValues(p), ...validity, digest: digestForKey(r.publicKey),
+        csrPem: r.csrPem,
+        subject: `/CN=${p.cn}`,
+        extTemplate: p.template,
+        extSection: 'leaf',
+        extValues: leafExtValues(p),
+        ...validity,
+        digest: digestForKey(r.publicKey),
       });
-    } catch (err) { pems[i] = err as Error; }
+    } catch (err) {
+      pems[i] = err as Error;
+    }
   }
   const out = requests.map((r, i): Issued | Error => {
     const pem = pems[i]!;
@@ -112,8 +158,24 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
     let info: CertInfo | undefined;
     try {
       info = parseCertPem(pem);
-      checkIssued(info, { cn: p.cn, dns: p.dns, ips: p.ips, uris: p.uris, eku: p.eku, ca: false, issuer: issuerX509, publicKey: r.publicKey, ...validity });
-      return { cn: p.cn, serial: info.serial, certPem: `${info.x509.toString()}${issuerX509.toString()}`, info, issuer };
+      checkIssued(info, {
+        cn: p.cn,
+        dns: p.dns,
+        ips: p.ips,
+        uris: p.uris,
+        eku: p.eku,
+        ca: false,
+        issuer: issuerX509,
+        publicKey: r.publicKey,
+        ...validity,
+      });
+      return {
+        cn: p.cn,
+        serial: info.serial,
+        certPem: `${info.x509.toString()}${issuerX509.toString()}`,
+        info,
+        issuer,
+      };
     } catch (err) {
       if (info) strays.push(info.serial);
       return err as Error;
@@ -130,22 +192,42 @@ export async function signLeaves(ca: Ca, issuer: Issuer, requests: readonly Leaf
  */
 async function voidRecordedLocked(ca: Ca, issuer: Issuer, serials: readonly string[]): Promise<void> {
   if (serials.length === 0) return;
-  await revokeLocked(ca, serials.map((serial) => ({ issuer, serial })), 'cessationOfOperation');
-  await auditAll(ca.store.auditLog, serials.map((serial) => ({ event: 'void', result: 'ok' as const, serial, detail: 'signed but failed its check: revoked at once, never handed out' })));
+  await revokeLocked(
+    ca,
+    serials.map((serial) => ({ issuer, serial })),
+    'cessationOfOperation',
+  );
+  await auditAll(
+    ca.store.auditLog,
+    serials.map((serial) => ({
+      event: 'void',
+      result: 'ok' as const,
+      serial,
+      detail: 'signed but failed its check: revoked at once, never handed out',
+    })),
+  );
 }
 
 /**
  * signLeaves into a private scratch database (no CA lock: the live database is untouched until
  * recordScratchLocked), each result with the row and newcerts copy openssl wrote for it.
  */
-export async function signLeavesScratch(ca: Ca, issuer: Issuer, scratchDir: string, requests: readonly LeafRequest[], validity: Validity): Promise<Array<ScratchIssued | Error>> {
+export async function signLeavesScratch(
+  ca: Ca,
+  issuer: Issuer,
+  scratchDir: string,
+  requests: readonly LeafRequest[],
+  validity: Validity,
+): Promise<Array<ScratchIssued | Error>> {
   const signed = await signLeaves(ca, { ...issuer, dir: scratchDir }, requests, validity, false);
   const rows = new Map((await readDb(scratchDir)).map((e) => [e.serial, e.line]));
-  return Promise.all(signed.map(async (s): Promise<ScratchIssued | Error> => {
-    if (s instanceof Error) return s;
-    const row = rows.get(s.serial);
-    if (!row) return new RivetError(`openssl ca recorded no database row for serial ${s.serial}`, 'db');
-    const newcert = await fsp.readFile(path.join(scratchDir, 'newcerts', `${s.serial}.pem`), 'utf8');
-    return { ...s, issuer, row, newcert };
-  }));
+  return Promise.all(
+    signed.map(async (s): Promise<ScratchIssued | Error> => {
+      if (s instanceof Error) return s;
+      const row = rows.get(s.serial);
+      if (!row) return new RivetError(`openssl ca recorded no database row for serial ${s.serial}`, 'db');
+      const newcert = await fsp.readFile(path.join(scratchDir, 'newcerts', `${s.serial}.pem`), 'utf8');
+      return { ...s, issuer, row, newcert };
+    }),
+  );
 }

@@ -9,7 +9,15 @@ import { leafValidity, type Validity } from '../sign/validity.ts';
 import { revokeLocked, type RevokeTarget } from '../sign/revocation.ts';
 import { parseCertPem, publicKeyDer, type CertInfo } from '../x509/cert.ts';
 import { checkNameConstraints } from '../policy/name-constraints.ts';
-import { createExclusive, KEY_MODE, PUBLIC_MODE, commitRename, tempPathFor, writeAtomic, readText } from '../sys/files.ts';
+import {
+  createExclusive,
+  KEY_MODE,
+  PUBLIC_MODE,
+  commitRename,
+  tempPathFor,
+  writeAtomic,
+  readText,
+} from '../sys/files.ts';
 import { csrForKey, csrPublicKey, newKeyAndCsr } from '../sign/csr.ts';
 import { publicKeyOfPrivatePem, type KeyType } from '../core/keys.ts';
 import { audit } from '../sys/audit.ts';
@@ -24,13 +32,27 @@ import { signLeafLocked, type Issued, type NameOverride } from './issue.ts';
  * `sign`: an externally made CSR (it gives its key and nothing else), the certificate written to
  * `out` in the same lock hold as the signature, like every other change in the CA directory.
  */
-export async function signCsrFor(ca: Ca, id: Identity, csrPem: string, sans: readonly San[], validity: Validity, out: string, override: NameOverride = {}): Promise<Issued> {
+export async function signCsrFor(
+  ca: Ca,
+  id: Identity,
+  csrPem: string,
+  sans: readonly San[],
+  validity: Validity,
+  out: string,
+  override: NameOverride = {},
+): Promise<Issued> {
   leafProfile(id, ca.domain, sans); // refuse a bad request before taking the lock
   const publicKey = await csrPublicKey(csrPem);
   return transaction(ca, `sign ${fileStem(id)}`, async () => {
     const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity, override);
     await writeAtomic(out, issued.certPem, PUBLIC_MODE);
-    await audit(ca.store.auditLog, { event: 'sign', result: 'ok', cn: issued.cn, serial: issued.serial, detail: sharedDetail(issued.shared) });
+    await audit(ca.store.auditLog, {
+      event: 'sign',
+      result: 'ok',
+      cn: issued.cn,
+      serial: issued.serial,
+      detail: sharedDetail(issued.shared),
+    });
     return issued;
   });
 }
@@ -46,7 +68,9 @@ export type OperatorIssue = NameOverride & {
   event?: string;
 };
 
-export type OperatorResult = Issued & { certPath: string; keyPath: string } | { skipped: true; cn: string; serial: string; certPath: string; notAfter: Date };
+export type OperatorResult =
+  | (Issued & { certPath: string; keyPath: string })
+  | { skipped: true; cn: string; serial: string; certPath: string; notAfter: Date };
 
 /** The operator path: key made on the CA host, written to issued/<stem>.key (0600 from creation). */
 export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue = {}): Promise<OperatorResult> {
@@ -59,9 +83,13 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
   checkNameConstraints(await issuerCert(await ca.store.current()), profile.cn, profile);
 
   const existing = await usableIssued(ca, certPath, keyPath);
-  if (existing && opts.ifMissing) return { skipped: true, cn: profile.cn, serial: existing.serial, certPath, notAfter: existing.notAfter };
+  if (existing && opts.ifMissing)
+    return { skipped: true, cn: profile.cn, serial: existing.serial, certPath, notAfter: existing.notAfter };
   if (existing && !opts.force) {
-    throw new UsageError(`${profile.cn} already has a valid certificate (serial ${existing.serial}, until ${existing.notAfter.toISOString().slice(0, 10)}) — use \`renew\`, \`--if-missing\`, or \`--force\` to replace it`, 'exists');
+    throw new UsageError(
+      `${profile.cn} already has a valid certificate (serial ${existing.serial}, until ${existing.notAfter.toISOString().slice(0, 10)}) — use \`renew\`, \`--if-missing\`, or \`--force\` to replace it`,
+      'exists',
+    );
   }
 
   const tmpKey = tempPathFor(keyPath);
@@ -70,15 +98,26 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
     const { csrPem, publicKey } = await newKeyAndCsr(tmpKey, opts.keyType ?? 'ec-p256', profile);
     return await transaction(ca, `${opts.event ?? 'issue'} ${stem}`, async () => {
       const again = await usableIssued(ca, certPath, keyPath);
-      if (again && opts.ifMissing) return { skipped: true as const, cn: profile.cn, serial: again.serial, certPath, notAfter: again.notAfter };
+      if (again && opts.ifMissing)
+        return { skipped: true as const, cn: profile.cn, serial: again.serial, certPath, notAfter: again.notAfter };
       // Another process may have issued this identity while our key was being made.
-      if (again && !opts.force) throw new UsageError(`${profile.cn} was just issued by another run (serial ${again.serial}) — use \`--force\` to replace it`, 'exists');
+      if (again && !opts.force)
+        throw new UsageError(
+          `${profile.cn} was just issued by another run (serial ${again.serial}) — use \`--force\` to replace it`,
+          'exists',
+        );
       const issued = await signLeafLocked(ca, id, csrPem, publicKey, opts.sans ?? [], validity, opts);
       // Key before certificate: if we die in between, the pair no longer matches, which
       // usableIssued() notices, so --if-missing and renew repair it rather than trusting it.
       await commitRename(tmpKey, keyPath);
       await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);
-      await audit(ca.store.auditLog, { event: opts.event ?? 'issue', result: 'ok', cn: issued.cn, serial: issued.serial, detail: sharedDetail(issued.shared) });
+      await audit(ca.store.auditLog, {
+        event: opts.event ?? 'issue',
+        result: 'ok',
+        cn: issued.cn,
+        serial: issued.serial,
+        detail: sharedDetail(issued.shared),
+      });
       return { ...issued, certPath, keyPath };
     });
   } finally {
@@ -91,25 +130,48 @@ export async function issueWithNewKey(ca: Ca, id: Identity, opts: OperatorIssue 
  * certificate it replaces stays valid until it expires; any other live certificate of the identity
  * is revoked as superseded, so renewing never leaves more than two (lib/policy/renewal.ts).
  */
-export async function reissueWithSameKey(ca: Ca, id: Identity, sans: readonly San[], validity: Validity, event = 'renew', override: NameOverride = {}): Promise<Issued & { certPath: string; superseded: string[] }> {
+export async function reissueWithSameKey(
+  ca: Ca,
+  id: Identity,
+  sans: readonly San[],
+  validity: Validity,
+  event = 'renew',
+  override: NameOverride = {},
+): Promise<Issued & { certPath: string; superseded: string[] }> {
   const stem = fileStem(id);
   const keyPath = ca.store.issued(stem, 'key');
   const certPath = ca.store.issued(stem, 'crt');
   const keyPem = await readText(keyPath);
-  if (keyPem === undefined) throw new RivetError(`no key for ${stem} in ${ca.store.issuedDir} — its holder renews it (provision-ct renew)`, 'no_key');
+  if (keyPem === undefined)
+    throw new RivetError(
+      `no key for ${stem} in ${ca.store.issuedDir} — its holder renews it (provision-ct renew)`,
+      'no_key',
+    );
   const publicKey = publicKeyOfPrivatePem(keyPem);
   const profile = leafProfile(id, ca.domain, sans);
   const csrPem = await csrForKey(keyPath, profile);
   return transaction(ca, `${event} ${stem}`, async () => {
-    const replaced = await readText(certPath).then((pem) => (pem ? parseCertPem(pem).serial : undefined), () => undefined);
+    const replaced = await readText(certPath).then(
+      (pem) => (pem ? parseCertPem(pem).serial : undefined),
+      () => undefined,
+    );
     const issued = await signLeafLocked(ca, id, csrPem, publicKey, sans, validity, override);
     await writeAtomic(certPath, issued.certPem, PUBLIC_MODE);
     const older: RevokeTarget[] = [];
     for (const issuer of await ca.store.intermediates()) {
-      for (const e of await readDb(issuer.dir)) if (e.cn === issued.cn && isLive(e) && e.serial !== issued.serial && e.serial !== replaced) older.push({ issuer, serial: e.serial });
+      for (const e of await readDb(issuer.dir))
+        if (e.cn === issued.cn && isLive(e) && e.serial !== issued.serial && e.serial !== replaced)
+          older.push({ issuer, serial: e.serial });
     }
     await revokeLocked(ca, older, 'superseded');
-    await audit(ca.store.auditLog, { event, result: 'ok', cn: issued.cn, serial: issued.serial, ...(older.length ? { serials: older.map((o) => o.serial), reason: 'superseded' } : {}), detail: sharedDetail(issued.shared) });
+    await audit(ca.store.auditLog, {
+      event,
+      result: 'ok',
+      cn: issued.cn,
+      serial: issued.serial,
+      ...(older.length ? { serials: older.map((o) => o.serial), reason: 'superseded' } : {}),
+      detail: sharedDetail(issued.shared),
+    });
     return { ...issued, certPath, superseded: older.map((o) => o.serial) };
   });
 }
@@ -119,10 +181,16 @@ export async function usableIssued(ca: Ca, certPath: string, keyPath: string): P
   const [certPem, keyPem] = await Promise.all([readText(certPath), readText(keyPath)]);
   if (!certPem || !keyPem) return undefined;
   let info: CertInfo;
-  try { info = parseCertPem(certPem); } catch { return undefined; }
+  try {
+    info = parseCertPem(certPem);
+  } catch {
+    return undefined;
+  }
   try {
     if (!publicKeyDer(info.x509).equals(publicKeyDer(publicKeyOfPrivatePem(keyPem)))) return undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
   for (const issuer of await ca.store.intermediates()) {
     const row = (await readDb(issuer.dir)).find((e) => e.serial === info.serial);
     if (row) return isLive(row) ? info : undefined;

@@ -11,7 +11,8 @@ import { transaction } from '../sign/transaction.ts';
 export function checkP12Passphrase(passphrase: string): string {
   const p = passphrase.replace(/\r?\n$/, '');
   if (p.length < 8) throw new UsageError('PKCS#12 passphrase must be at least 8 characters');
-  if (p.includes('\n') || p.includes('\0')) throw new UsageError('PKCS#12 passphrase must be one line without NUL bytes');
+  if (p.includes('\n') || p.includes('\0'))
+    throw new UsageError('PKCS#12 passphrase must be one line without NUL bytes');
   return p;
 }
 
@@ -21,11 +22,18 @@ export async function exportP12(ca: Ca, name: string, passphrase: string, out?: 
   const stem = fileStem(id);
   const cert = ca.store.issued(stem, 'crt');
   const key = ca.store.issued(stem, 'key');
-  if (!(await exists(cert)) || !(await exists(key))) throw new UsageError(`no certificate and key for ${show(stem)} in ${ca.store.issuedDir} — issue one first`, 'not_found');
+  if (!(await exists(cert)) || !(await exists(key)))
+    throw new UsageError(
+      `no certificate and key for ${show(stem)} in ${ca.store.issuedDir} — issue one first`,
+      'not_found',
+    );
   const target = out ?? ca.store.issued(stem, 'p12');
   let der: Buffer;
   try {
-    der = await opensslBytes(['pkcs12', '-export', '-in', cert, '-inkey', key, '-name', stem, '-passout', 'env:RIVET_P12_PASS'], { env: { RIVET_P12_PASS: pass } });
+    der = await opensslBytes(
+      ['pkcs12', '-export', '-in', cert, '-inkey', key, '-name', stem, '-passout', 'env:RIVET_P12_PASS'],
+      { env: { RIVET_P12_PASS: pass } },
+    );
   } catch (err) {
     throw new RivetError(`cannot build PKCS#12 for ${stem}: ${(err as Error).message}`, 'p12', { cause: err });
   }

@@ -43,7 +43,11 @@ export async function nodePushStatus(ca: Ca, now = new Date()): Promise<NodePush
       if (e.revokedAt && e.notAfter > now) revocations.push(e.revokedAt);
       if (!isLive(e, now)) continue;
       let id;
-      try { id = identityFromCommonName(e.cn, ca.domain); } catch { continue; }
+      try {
+        id = identityFromCommonName(e.cn, ca.domain);
+      } catch {
+        continue;
+      }
       if (id.kind !== 'node') continue;
       const have = nodes.get(id.nodeId);
       if (!have || e.notAfter > have) nodes.set(id.nodeId, e.notAfter);
@@ -53,15 +57,25 @@ export async function nodePushStatus(ca: Ca, now = new Date()): Promise<NodePush
     const entry = state.nodes[node];
     const acknowledged = entry?.acked ?? {};
     const upToDate = coversCurrent(acknowledged, current);
-    const gens = Object.keys(acknowledged).map((n) => generations.get(n)).filter((g): g is number => g !== undefined);
+    const gens = Object.keys(acknowledged)
+      .map((n) => generations.get(n))
+      .filter((g): g is number => g !== undefined);
     // Revocations since its last acknowledgement (index.txt keeps whole seconds). Before a first
     // one, what it holds is unknown: count those from a few minutes before it was first queued.
-    const baseline = entry?.ackedAt ? Date.parse(entry.ackedAt) - 1000 : entry?.queued ? Date.parse(entry.queued.since) - UNACKED_REVOCATION_FAIL_MS : undefined;
+    const baseline = entry?.ackedAt
+      ? Date.parse(entry.ackedAt) - 1000
+      : entry?.queued
+        ? Date.parse(entry.queued.since) - UNACKED_REVOCATION_FAIL_MS
+        : undefined;
     const unacked = upToDate || baseline === undefined ? [] : revocations.filter((r) => r.getTime() >= baseline);
     const oldest = unacked.sort((a, b) => a.getTime() - b.getTime())[0];
     return {
-      node, pullOnly: state.pullOnly.includes(node as never), certExpires: nodes.get(node)!.toISOString(),
-      ...(entry?.last ? { lastPush: entry.last } : {}), acknowledged, upToDate,
+      node,
+      pullOnly: state.pullOnly.includes(node as never),
+      certExpires: nodes.get(node)!.toISOString(),
+      ...(entry?.last ? { lastPush: entry.last } : {}),
+      acknowledged,
+      upToDate,
       ...(gens.length ? { chainGeneration: Math.max(...gens) } : {}),
       ...(entry?.queued ? { queued: entry.queued } : {}),
       ...(oldest ? { unackedRevocationSince: oldest.toISOString() } : {}),
@@ -69,17 +83,32 @@ export async function nodePushStatus(ca: Ca, now = new Date()): Promise<NodePush
   });
 }
 
-const crlText = (acked: Record<string, string>) => Object.entries(acked).map(([ca, n]) => `${ca.replace(/^Rivet /, '')} #${n}`).join(', ') || 'none';
+const crlText = (acked: Record<string, string>) =>
+  Object.entries(acked)
+    .map(([ca, n]) => `${ca.replace(/^Rivet /, '')} #${n}`)
+    .join(', ') || 'none';
 
 /** doctor's findings: ok when up to date or pull-only, warn while queued, fail past the revocation grace. */
 export function pushFindings(rows: NodePushStatus[], now = new Date()): Finding[] {
   return rows.map((r): Finding => {
     const facts = `cert until ${r.certExpires.slice(0, 10)}, chain generation ${r.chainGeneration ?? '?'}, acknowledged ${crlText(r.acknowledged)}`;
-    const last = r.lastPush ? `last push ${r.lastPush.at} ${r.lastPush.ok ? 'ok' : `FAILED (${r.lastPush.message})`}` : 'never pushed';
-    if (r.pullOnly) return { level: 'ok', what: `node ${r.node}: pull-only (not pushed to; keeps current by its own pull), ${facts}` };
+    const last = r.lastPush
+      ? `last push ${r.lastPush.at} ${r.lastPush.ok ? 'ok' : `FAILED (${r.lastPush.message})`}`
+      : 'never pushed';
+    if (r.pullOnly)
+      return {
+        level: 'ok',
+        what: `node ${r.node}: pull-only (not pushed to; keeps current by its own pull), ${facts}`,
+      };
     if (r.upToDate) return { level: 'ok', what: `node ${r.node}: up to date — ${last}, ${facts}` };
-    if (!r.queued) return { level: 'ok', what: `node ${r.node}: no acknowledgement of the current CRLs on record — ${last}, ${facts}`, fix: '`rivet-ca push` to check' };
-    const late = r.unackedRevocationSince && now.getTime() - Date.parse(r.unackedRevocationSince) > UNACKED_REVOCATION_FAIL_MS;
+    if (!r.queued)
+      return {
+        level: 'ok',
+        what: `node ${r.node}: no acknowledgement of the current CRLs on record — ${last}, ${facts}`,
+        fix: '`rivet-ca push` to check',
+      };
+    const late =
+      r.unackedRevocationSince && now.getTime() - Date.parse(r.unackedRevocationSince) > UNACKED_REVOCATION_FAIL_MS;
     return {
       level: late ? 'fail' : 'warn',
       what: `node ${r.node}: has not acknowledged the current CRLs${late ? ` (a revocation of ${r.unackedRevocationSince} among them)` : ''} — ${last}; queued since ${r.queued.since}, retry ${r.queued.attempts} at ${r.queued.next}; ${facts}`,

@@ -9,7 +9,13 @@ export async function readPushStatus(ca: Pick<Ca, 'store'>): Promise<Record<stri
   const state = await readPushState(ca).catch(() => undefined);
   const out: Record<string, PushStatus> = {};
   for (const [node, e] of Object.entries(state?.nodes ?? {})) {
-    if (e.last) out[node] = { ok: e.last.ok, ...(e.last.status ? { status: e.last.status } : {}), at: e.last.at, message: e.last.message };
+    if (e.last)
+      out[node] = {
+        ok: e.last.ok,
+        ...(e.last.status ? { status: e.last.status } : {}),
+        at: e.last.at,
+        message: e.last.message,
+      };
   }
   return out;
 }

@@ -20,19 +20,30 @@ import { transaction } from '../sign/transaction.ts';
 
 export const RENEW_WITHIN_MS = 30 * DAY_MS;
 
-export type RenewOutcome = { cn: string; action: 'renewed' | 'not-due' | 'skipped' | 'failed'; serial?: string; notAfter?: Date; why?: string };
+export type RenewOutcome = {
+  cn: string;
+  action: 'renewed' | 'not-due' | 'skipped' | 'failed';
+  serial?: string;
+  notAfter?: Date;
+  why?: string;
+};
 
 /** The extra SANs a node cert carries beyond its standard names, kept across renewals. */
 export function extraSans(info: CertInfo, id: Identity, ca: Ca): San[] {
   if (id.kind !== 'node') return [];
   const base = new Set(nodeBaseNames(id.nodeId, ca.domain));
-  return [...info.dns.filter((d) => !base.has(d)).map((d) => parseSan(`DNS:${d}`)), ...info.ips.map((ip) => parseSan(`IP:${ip}`))];
+  return [
+    ...info.dns.filter((d) => !base.has(d)).map((d) => parseSan(`DNS:${d}`)),
+    ...info.ips.map((ip) => parseSan(`IP:${ip}`)),
+  ];
 }
 
 type Candidate = { id: Identity; info: CertInfo };
 
 async function issuedCandidates(ca: Ca, unreadable: RenewOutcome[]): Promise<Candidate[]> {
-  const names = (await fsp.readdir(ca.store.issuedDir).catch(() => [] as string[])).filter((n) => n.endsWith('.crt') && !n.startsWith('.'));
+  const names = (await fsp.readdir(ca.store.issuedDir).catch(() => [] as string[])).filter(
+    (n) => n.endsWith('.crt') && !n.startsWith('.'),
+  );
   const out: Candidate[] = [];
   for (const name of names.sort()) {
     const pem = await readText(path.join(ca.store.issuedDir, name));
@@ -58,14 +69,35 @@ async function dbStatus(ca: Ca, serial: string): Promise<'V' | 'R' | 'E' | undef
 async function renewOne(ca: Ca, c: Candidate, days: number | undefined, override: NameOverride): Promise<RenewOutcome> {
   const cn = c.info.subjectCNs[0]!;
   const stem = fileStem(c.id);
-  if (!(await exists(ca.store.issued(stem, 'key')))) return { cn, action: 'skipped', why: 'key is not on the CA host; its holder renews it' };
+  if (!(await exists(ca.store.issued(stem, 'key'))))
+    return { cn, action: 'skipped', why: 'key is not on the CA host; its holder renews it' };
   const status = await dbStatus(ca, c.info.serial);
-  if (status === undefined) return { cn, action: 'skipped', why: `serial ${c.info.serial} is in no database of this CA — not ours to renew` };
-  if (status === 'R') return { cn, action: 'skipped', why: `serial ${c.info.serial} is revoked — issue a new certificate deliberately if this identity should return` };
-  if (c.info.notAfter.getTime() <= Date.now()) return { cn, action: 'skipped', why: `expired on ${c.info.notAfter.toISOString()} — issue anew` };
+  if (status === undefined)
+    return { cn, action: 'skipped', why: `serial ${c.info.serial} is in no database of this CA — not ours to renew` };
+  if (status === 'R')
+    return {
+      cn,
+      action: 'skipped',
+      why: `serial ${c.info.serial} is revoked — issue a new certificate deliberately if this identity should return`,
+    };
+  if (c.info.notAfter.getTime() <= Date.now())
+    return { cn, action: 'skipped', why: `expired on ${c.info.notAfter.toISOString()} — issue anew` };
   try {
-    const r = await reissueWithSameKey(ca, c.id, extraSans(c.info, c.id, ca), leafValidity({ days }), 'renew', override);
-    return { cn, action: 'renewed', serial: r.serial, notAfter: r.info.notAfter, ...(r.superseded.length ? { why: `superseded ${r.superseded.join(', ')}` } : {}) };
+    const r = await reissueWithSameKey(
+      ca,
+      c.id,
+      extraSans(c.info, c.id, ca),
+      leafValidity({ days }),
+      'renew',
+      override,
+    );
+    return {
+      cn,
+      action: 'renewed',
+      serial: r.serial,
+      notAfter: r.info.notAfter,
+      ...(r.superseded.length ? { why: `superseded ${r.superseded.join(', ')}` } : {}),
+    };
   } catch (err) {
     return { cn, action: 'failed', why: (err as Error).message };
   }
@@ -105,7 +137,9 @@ export async function renewIssued(ca: Ca, opts: RenewOptions = {}): Promise<Rene
     }
     if (wanted) {
       const found = new Set(all.map((c) => fileStem(c.id)));
-      for (const w of wanted) if (!found.has(w)) results.push({ cn: w, action: 'failed', why: `no certificate for ${w} in ${ca.store.issuedDir}` });
+      for (const w of wanted)
+        if (!found.has(w))
+          results.push({ cn: w, action: 'failed', why: `no certificate for ${w} in ${ca.store.issuedDir}` });
     }
     await refreshCrlsLocked(ca);
     return results;

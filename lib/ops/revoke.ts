@@ -17,7 +17,8 @@ export function revocationReason(value: string | undefined): RevocationReason {
 
 export function serialArg(value: string): string {
   const hex = value.replace(/^0x/i, '').replace(/:/g, '').toUpperCase();
-  if (!/^[0-9A-F]{1,40}$/.test(hex)) throw new UsageError(`serial ${show(value)} must be hexadecimal (as \`rivet-ca list\` prints it)`);
+  if (!/^[0-9A-F]{1,40}$/.test(hex))
+    throw new UsageError(`serial ${show(value)} must be hexadecimal (as \`rivet-ca list\` prints it)`);
   return hex.replace(/^0+(?=.)/, '');
 }
 
@@ -38,7 +39,8 @@ export async function revoke(ca: Ca, name: string, opts: RevokeOptions = {}): Pr
   const cn = commonName(id, ca.domain);
   const reason = revocationReason(opts.reason);
   const serial = opts.serial === undefined ? undefined : serialArg(opts.serial);
-  if (opts.nodeOnly && id.kind !== 'node') throw new UsageError(`--node-only is for revoking a node; ${show(cn)} is a ${id.kind}`);
+  if (opts.nodeOnly && id.kind !== 'node')
+    throw new UsageError(`--node-only is for revoking a node; ${show(cn)} is a ${id.kind}`);
   const withAgents = id.kind === 'node' && !opts.nodeOnly && serial === undefined;
   return transaction(ca, `revoke ${cn}`, async () => {
     const targets: Array<RevokeTarget & { cn: string }> = [];
@@ -47,19 +49,40 @@ export async function revoke(ca: Ca, name: string, opts: RevokeOptions = {}): Pr
       for (const e of await readDb(issuer.dir)) {
         if (!isLive(e)) continue;
         const mine = e.cn === cn && (serial === undefined || e.serial.replace(/^0+(?=.)/, '') === serial);
-        if (mine || (withAgents && agentOf && e.cn.endsWith(agentOf))) targets.push({ issuer, serial: e.serial, cn: e.cn });
+        if (mine || (withAgents && agentOf && e.cn.endsWith(agentOf)))
+          targets.push({ issuer, serial: e.serial, cn: e.cn });
       }
     }
     if (!targets.some((t) => t.cn === cn)) {
-      throw new UsageError(`no unexpired, unrevoked certificate with CN ${show(cn)}${serial ? ` and serial ${serial}` : ''} — see \`rivet-ca list\``, 'not_found');
+      throw new UsageError(
+        `no unexpired, unrevoked certificate with CN ${show(cn)}${serial ? ` and serial ${serial}` : ''} — see \`rivet-ca list\``,
+        'not_found',
+      );
     }
     await revokeLocked(ca, targets, reason);
-    const group = (which: string): Revoked => ({ cn: which, revoked: targets.filter((t) => t.cn === which).map((t) => ({ serial: t.serial, issuer: t.issuer.generation })) });
+    const group = (which: string): Revoked => ({
+      cn: which,
+      revoked: targets.filter((t) => t.cn === which).map((t) => ({ serial: t.serial, issuer: t.issuer.generation })),
+    });
     const agents = [...new Set(targets.map((t) => t.cn).filter((c) => c !== cn))].sort().map(group);
     const own = group(cn);
     await auditAll(ca.store.auditLog, [
-      { event: 'revoke', result: 'ok', cn, serials: own.revoked.map((r) => r.serial), reason, ...(agents.length ? { detail: `and its ${agents.length} agent(s)` } : {}) },
-      ...agents.map((a) => ({ event: 'revoke', result: 'ok' as const, cn: a.cn, serials: a.revoked.map((r) => r.serial), reason, detail: `with its node ${cn}` })),
+      {
+        event: 'revoke',
+        result: 'ok',
+        cn,
+        serials: own.revoked.map((r) => r.serial),
+        reason,
+        ...(agents.length ? { detail: `and its ${agents.length} agent(s)` } : {}),
+      },
+      ...agents.map((a) => ({
+        event: 'revoke',
+        result: 'ok' as const,
+        cn: a.cn,
+        serials: a.revoked.map((r) => r.serial),
+        reason,
+        detail: `with its node ${cn}`,
+      })),
     ]);
     return { ...own, agents };
   });

@@ -34,7 +34,8 @@ export function parseRoster(text: string, ca: Ca, opts: { allowSharedName?: bool
       throw new UsageError(`roster line ${i + 1}: ${(err as Error).message}`);
     }
   });
-  if (entries.length === 0) throw new UsageError('roster has no identities — one per line, e.g. `ct111 DNS:ct111.lan` or `opus@ct111`');
+  if (entries.length === 0)
+    throw new UsageError('roster has no identities — one per line, e.g. `ct111 DNS:ct111.lan` or `opus@ct111`');
   checkNoSharedNames(entries, ca, opts.allowSharedName === true);
   return entries;
 }
@@ -51,24 +52,52 @@ function checkNoSharedNames(entries: readonly RosterEntry[], ca: Ca, allowShared
     const p = leafProfile(e.id, ca.domain, e.sans);
     for (const name of [...p.dns, ...p.ips]) {
       const first = owner.get(name);
-      if (first && !isHostLocal(name)) throw new UsageError(`roster lines ${first.line} and ${e.line}: both nodes would carry ${p.ips.includes(name) ? 'IP address' : 'DNS name'} ${name} — a name belongs to one node`, 'name_taken');
+      if (first && !isHostLocal(name))
+        throw new UsageError(
+          `roster lines ${first.line} and ${e.line}: both nodes would carry ${p.ips.includes(name) ? 'IP address' : 'DNS name'} ${name} — a name belongs to one node`,
+          'name_taken',
+        );
       owner.set(name, e);
     }
     const c = index.conflict(e.id.nodeId, p.dns, p.ips);
-    if (c) throw new UsageError(`roster ${c.serial} and line ${e.line}: nodes ${c.holder} and ${e.id.nodeId} would both claim DNS name ${c.name} — a name belongs to one node`, 'name_taken');
+    if (c)
+      throw new UsageError(
+        `roster ${c.serial} and line ${e.line}: nodes ${c.holder} and ${e.id.nodeId} would both claim DNS name ${c.name} — a name belongs to one node`,
+        'name_taken',
+      );
     index.add(e.id.nodeId, `line ${e.line}`, p.dns, p.ips);
   }
 }
 
 export type RosterOutcome = { entry: RosterEntry; result?: OperatorResult; error?: string };
 
-export async function issueRoster(ca: Ca, entries: readonly RosterEntry[], opts: { ifMissing?: boolean; force?: boolean; allowSharedName?: boolean; validity?: Validity; concurrency?: number; onProgress?: (done: number, total: number, o: RosterOutcome) => void } = {}): Promise<RosterOutcome[]> {
+export async function issueRoster(
+  ca: Ca,
+  entries: readonly RosterEntry[],
+  opts: {
+    ifMissing?: boolean;
+    force?: boolean;
+    allowSharedName?: boolean;
+    validity?: Validity;
+    concurrency?: number;
+    onProgress?: (done: number, total: number, o: RosterOutcome) => void;
+  } = {},
+): Promise<RosterOutcome[]> {
   if (!opts.allowSharedName) await checkAgainstLive(ca, entries);
   let done = 0;
-  const results = await issueBatch(ca, entries.map((e) => ({ id: e.id, sans: e.sans })), {
-    validity: opts.validity ?? leafValidity(), ifMissing: opts.ifMissing, force: opts.force, allowSharedName: opts.allowSharedName, concurrency: opts.concurrency, event: 'issue-roster',
-    onOutcome: (i, r) => opts.onProgress?.(++done, entries.length, outcome(entries[i]!, r)),
-  });
+  const results = await issueBatch(
+    ca,
+    entries.map((e) => ({ id: e.id, sans: e.sans })),
+    {
+      validity: opts.validity ?? leafValidity(),
+      ifMissing: opts.ifMissing,
+      force: opts.force,
+      allowSharedName: opts.allowSharedName,
+      concurrency: opts.concurrency,
+      event: 'issue-roster',
+      onOutcome: (i, r) => opts.onProgress?.(++done, entries.length, outcome(entries[i]!, r)),
+    },
+  );
   return results.map((r, i) => outcome(entries[i]!, r));
 }
 

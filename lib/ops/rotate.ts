@@ -31,7 +31,11 @@ import { ensureDir, exists, syncDir } from '../sys/files.ts';
 import { audit } from '../sys/audit.ts';
 import type { KeyType } from '../core/keys.ts';
 import type { Cidr } from '../core/san.ts';
-import { nameConstraintChoice, readNameConstraintChoice, type NameConstraintFlags } from '../policy/name-constraints.ts';
+import {
+  nameConstraintChoice,
+  readNameConstraintChoice,
+  type NameConstraintFlags,
+} from '../policy/name-constraints.ts';
 import { signRootCrlSeriesLocked } from '../sign/root-crl-series.ts';
 import { RivetError } from '../core/errors.ts';
 
@@ -41,15 +45,25 @@ export type RotateResult = { generation: number; previous: number; cert: X509Cer
  * `names`: the flags given; what they leave open comes from the current intermediate's recorded
  * choice (a CA from before name constraints gets the default: constrained).
  */
-export async function rotateIntermediate(ca: Ca, opts: { keyType?: KeyType; names?: NameConstraintFlags; sanCidrs?: readonly Cidr[] } = {}): Promise<RotateResult> {
+export async function rotateIntermediate(
+  ca: Ca,
+  opts: { keyType?: KeyType; names?: NameConstraintFlags; sanCidrs?: readonly Cidr[] } = {},
+): Promise<RotateResult> {
   const { store } = ca;
   await store.current(); // says how to make the first one when there is none
   await requireRootKey(ca, 'rotate-intermediate');
   return transaction(ca, 'rotate-intermediate', async () => {
     const old = await store.current();
     const generation = old.generation + 1;
-    for (const taken of [path.join(store.previousDir, String(old.generation)), path.join(store.retiredDir, String(old.generation))]) {
-      if (await exists(taken)) throw new RivetError(`${taken} already exists — intermediate ${old.generation} cannot be rotated out twice; move it aside, then retry`, 'rotation');
+    for (const taken of [
+      path.join(store.previousDir, String(old.generation)),
+      path.join(store.retiredDir, String(old.generation)),
+    ]) {
+      if (await exists(taken))
+        throw new RivetError(
+          `${taken} already exists — intermediate ${old.generation} cannot be rotated out twice; move it aside, then retry`,
+          'rotation',
+        );
     }
     const names = nameConstraintChoice(opts.names ?? {}, await readNameConstraintChoice(old.dir));
     const built = await buildIntermediate(ca, generation, { keyType: opts.keyType, names, sanCidrs: opts.sanCidrs });
@@ -62,7 +76,13 @@ export async function rotateIntermediate(ca: Ca, opts: { keyType?: KeyType; name
     await signRootCrlSeriesLocked(ca); // a ceremony: the root's CRLs for the years ahead
     await writeBundleLocked(ca);
     await refreshCrlsLocked(ca);
-    await audit(store.auditLog, { event: 'rotate-intermediate', result: 'ok', cn: `Rivet Intermediate CA ${generation}`, serial: built.serial, detail: `previous ${old.generation}` });
+    await audit(store.auditLog, {
+      event: 'rotate-intermediate',
+      result: 'ok',
+      cn: `Rivet Intermediate CA ${generation}`,
+      serial: built.serial,
+      detail: `previous ${old.generation}`,
+    });
     return { generation, previous: old.generation, cert: built.cert, serial: built.serial };
   });
 }

@@ -24,10 +24,18 @@ async function tidyIssuer(issuer: Issuer, now: Date): Promise<{ archived: number
   // 1. Archive first (idempotent: a rerun after a crash skips serials already archived).
   const archiveIndex = path.join(archive, 'index.txt');
   const already = new Set((await readDb(archive)).map((e) => e.serial));
-  const add = expired.filter((e) => !already.has(e.serial)).map((e) => `${e.line}\n`).join('');
+  const add = expired
+    .filter((e) => !already.has(e.serial))
+    .map((e) => `${e.line}\n`)
+    .join('');
   if (add) {
     const fh = await fsp.open(archiveIndex, 'a', 0o600);
-    try { await fh.appendFile(add); await fh.sync(); } finally { await fh.close(); }
+    try {
+      await fh.appendFile(add);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
   }
   for (const e of expired) {
     const from = path.join(issuer.dir, 'newcerts', `${e.serial}.pem`);
@@ -53,7 +61,11 @@ export async function tidy(ca: Ca, now = new Date()): Promise<TidyResult> {
       if (touched.length) await refreshCrlsLocked(ca, { forceFor: touched });
     });
     total.retired = await retireDrainedLocked(ca, now);
-    await audit(ca.store.auditLog, { event: 'tidy', result: 'ok', detail: `archived ${total.archived}, kept ${total.kept}${total.retired.length ? `, retired intermediate ${total.retired.join(', ')}` : ''}` });
+    await audit(ca.store.auditLog, {
+      event: 'tidy',
+      result: 'ok',
+      detail: `archived ${total.archived}, kept ${total.kept}${total.retired.length ? `, retired intermediate ${total.retired.join(', ')}` : ''}`,
+    });
     return total;
   });
 }

@@ -38,7 +38,10 @@ async function load(ca: Ca): Promise<StoredToken[]> {
     if (!Array.isArray(list)) throw new Error('not a list');
     return list as StoredToken[];
   } catch (err) {
-    throw new RivetError(`token store ${tokenFile(ca)} is unreadable (${(err as Error).message}) — move it aside; outstanding tokens are then void`, 'token_store');
+    throw new RivetError(
+      `token store ${tokenFile(ca)} is unreadable (${(err as Error).message}) — move it aside; outstanding tokens are then void`,
+      'token_store',
+    );
   }
 }
 
@@ -48,8 +51,14 @@ async function saveLocked(ca: Ca, list: StoredToken[], now: Date): Promise<void>
   await writeAtomic(tokenFile(ca), `${JSON.stringify(live, null, 1)}\n`, KEY_MODE);
 }
 
-export async function mintToken(ca: Ca, node: NodeId, ttlMs = DEFAULT_TOKEN_TTL_MS, now = new Date()): Promise<{ token: string; id: string; expires: Date }> {
-  if (!Number.isInteger(ttlMs) || ttlMs < 60_000 || ttlMs > MAX_TOKEN_TTL_MS) throw new UsageError(`--ttl ${show(ttlMs / 1000)}s must be from 1m to 30d`);
+export async function mintToken(
+  ca: Ca,
+  node: NodeId,
+  ttlMs = DEFAULT_TOKEN_TTL_MS,
+  now = new Date(),
+): Promise<{ token: string; id: string; expires: Date }> {
+  if (!Number.isInteger(ttlMs) || ttlMs < 60_000 || ttlMs > MAX_TOKEN_TTL_MS)
+    throw new UsageError(`--ttl ${show(ttlMs / 1000)}s must be from 1m to 30d`);
   await ca.store.current(); // a token for a CA that cannot issue would only fail later
   const token = `${TOKEN_PREFIX}${crypto.randomBytes(32).toString('base64url')}`;
   const hash = hashToken(token);
@@ -58,13 +67,20 @@ export async function mintToken(ca: Ca, node: NodeId, ttlMs = DEFAULT_TOKEN_TTL_
     const list = await load(ca);
     list.push({ hash, node, created: now.toISOString(), expires: expires.toISOString() });
     await saveLocked(ca, list, now);
-    await audit(ca.store.auditLog, { event: 'token', result: 'ok', cn: `${node}.${ca.domain}`, detail: `token ${tokenId(hash)} until ${expires.toISOString()}` });
+    await audit(ca.store.auditLog, {
+      event: 'token',
+      result: 'ok',
+      cn: `${node}.${ca.domain}`,
+      detail: `token ${tokenId(hash)} until ${expires.toISOString()}`,
+    });
   });
   return { token, id: tokenId(hash), expires };
 }
 
 function judge(list: StoredToken[], hash: string, now: Date): TokenCheck {
-  const t = list.find((x) => x.hash.length === hash.length && crypto.timingSafeEqual(Buffer.from(x.hash), Buffer.from(hash)));
+  const t = list.find(
+    (x) => x.hash.length === hash.length && crypto.timingSafeEqual(Buffer.from(x.hash), Buffer.from(hash)),
+  );
   const id = tokenId(hash);
   if (!t) return { ok: false, why: 'unknown', id };
   if (t.used) return { ok: false, why: 'used', node: t.node, id };

@@ -12,14 +12,25 @@ export async function installCaUnits(opts: CaUnitsOptions): Promise<UnitsResult>
   const unitDir = path.join(root, 'etc', 'systemd', 'system');
   const nodeDir = safePath(path.resolve(opts.nodeDir), 'RIVET_NODE_DIR');
   const files: Array<[string, string]> = [
-    [path.join(unitDir, 'rivet-serve.service'), renderFile('rivet-serve.service', {
-      ca_dir: safePath(path.resolve(opts.caDir), 'RIVET_CA_DIR'),
-      node_dir: nodeDir,
-      secret_file: safePath(path.resolve(opts.secretFile), '--secret-file'),
-      rivet: safePath(path.join(REPO, 'scripts', 'rivet-ca.mts'), 'rivet-ca'),
-      listen: opts.listen,
-    })],
-    [path.join(unitDir, 'rivet-renew.service'), renderFile('rivet-renew.service', { ca_dir: safePath(path.resolve(opts.caDir), 'RIVET_CA_DIR'), node_dir: nodeDir, make: safePath(which('make'), 'make'), repo: safePath(REPO, 'the rivet-ca checkout') })],
+    [
+      path.join(unitDir, 'rivet-serve.service'),
+      renderFile('rivet-serve.service', {
+        ca_dir: safePath(path.resolve(opts.caDir), 'RIVET_CA_DIR'),
+        node_dir: nodeDir,
+        secret_file: safePath(path.resolve(opts.secretFile), '--secret-file'),
+        rivet: safePath(path.join(REPO, 'scripts', 'rivet-ca.mts'), 'rivet-ca'),
+        listen: opts.listen,
+      }),
+    ],
+    [
+      path.join(unitDir, 'rivet-renew.service'),
+      renderFile('rivet-renew.service', {
+        ca_dir: safePath(path.resolve(opts.caDir), 'RIVET_CA_DIR'),
+        node_dir: nodeDir,
+        make: safePath(which('make'), 'make'),
+        repo: safePath(REPO, 'the rivet-ca checkout'),
+      }),
+    ],
     [path.join(unitDir, 'rivet-renew.timer'), renderFile('rivet-renew.timer', {})],
   ];
   const written = await writeUnits(files);

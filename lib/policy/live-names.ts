@@ -20,7 +20,8 @@ const namesByFile = new Map<string, { dns: string[]; ips: string[] }>();
 /** Every row of every intermediate's database (current and previous), with its directory. */
 export async function allRows(ca: Ca): Promise<DbRow[]> {
   const out: DbRow[] = [];
-  for (const issuer of await ca.store.intermediates()) for (const row of await readDb(issuer.dir)) out.push({ dir: issuer.dir, row });
+  for (const issuer of await ca.store.intermediates())
+    for (const row of await readDb(issuer.dir)) out.push({ dir: issuer.dir, row });
   return out;
 }
 
@@ -34,7 +35,9 @@ async function namesOf(file: string): Promise<{ dns: string[]; ips: string[] } |
     const names = { dns, ips };
     namesByFile.set(file, names);
     return names;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 /** The index of live node names. The caller holds the CA lock; `rows` if it has read them already. */
@@ -42,23 +45,30 @@ export async function nameIndexLocked(ca: Ca, rows?: readonly DbRow[]): Promise<
   const index = new NameIndex(ca.domain);
   const now = new Date();
   const seen = new Set<string>();
-  const live = (rows ?? await allRows(ca)).filter((r) => isLive(r.row, now) && !r.row.cn.includes('@') && r.row.cn.endsWith(`.${ca.domain}`));
-  const named = await Promise.all(live.map(async ({ dir, row }) => {
-    const file = path.join(dir, 'newcerts', `${row.serial}.pem`);
-    seen.add(file);
-    return { row, names: await namesOf(file) };
-  }));
+  const live = (rows ?? (await allRows(ca))).filter(
+    (r) => isLive(r.row, now) && !r.row.cn.includes('@') && r.row.cn.endsWith(`.${ca.domain}`),
+  );
+  const named = await Promise.all(
+    live.map(async ({ dir, row }) => {
+      const file = path.join(dir, 'newcerts', `${row.serial}.pem`);
+      seen.add(file);
+      return { row, names: await namesOf(file) };
+    }),
+  );
   for (const { row, names } of named) {
     let node: string;
     try {
       const id = identityFromCommonName(row.cn, ca.domain);
       if (id.kind !== 'node') continue;
       node = id.nodeId;
-    } catch { continue; }
+    } catch {
+      continue;
+    }
     // An unreadable certificate still holds at least the names every node certificate carries.
     index.add(node, row.serial, names?.dns ?? nodeBaseNames(node, ca.domain), names?.ips ?? []);
   }
-  if (namesByFile.size > 2 * seen.size + 64) for (const file of namesByFile.keys()) if (!seen.has(file)) namesByFile.delete(file);
+  if (namesByFile.size > 2 * seen.size + 64)
+    for (const file of namesByFile.keys()) if (!seen.has(file)) namesByFile.delete(file);
   return index;
 }
 
@@ -69,8 +79,13 @@ export type NameCheck = { index?: NameIndex; allowShared?: boolean };
  * live node holds one of them. With `allowShared` (the operator's --allow-shared-name) the
  * conflicts are returned for the audit line instead. The caller holds the CA lock.
  */
-export async function checkNodeNamesLocked(ca: Ca, node: string, names: { dns: readonly string[]; ips: readonly string[] }, opts: NameCheck = {}): Promise<NameConflict[]> {
-  const index = opts.index ?? await nameIndexLocked(ca);
+export async function checkNodeNamesLocked(
+  ca: Ca,
+  node: string,
+  names: { dns: readonly string[]; ips: readonly string[] },
+  opts: NameCheck = {},
+): Promise<NameConflict[]> {
+  const index = opts.index ?? (await nameIndexLocked(ca));
   const conflicts = index.conflicts(node, names.dns, names.ips);
   if (!opts.allowShared) refuseConflict(conflicts[0]);
   return conflicts;

@@ -51,7 +51,8 @@ function ownerLabel(name: string, domain: MeshDomain): string | undefined {
   return name.includes('.') ? undefined : name;
 }
 
-const inNamespace = (label: string | undefined, node: string) => label !== undefined && (label === node || label.startsWith(`${node}-`));
+const inNamespace = (label: string | undefined, node: string) =>
+  label !== undefined && (label === node || label.startsWith(`${node}-`));
 const firstSegment = (label: string) => label.split('-')[0]!;
 
 /**
@@ -84,7 +85,9 @@ export class NameIndex {
     }
   }
 
-  get nodeCount(): number { return this.liveNodes.size; }
+  get nodeCount(): number {
+    return this.liveNodes.size;
+  }
 
   /** The first conflict of node `node` asking for `dns` and `ips`, or undefined. */
   conflict(node: string, dns: readonly string[], ips: readonly string[]): NameConflict | undefined {
@@ -94,22 +97,43 @@ export class NameIndex {
   /** Every name of the request that conflicts (one entry per name), most direct first. */
   conflicts(node: string, dns: readonly string[], ips: readonly string[]): NameConflict[] {
     const out: NameConflict[] = [];
-    const found = (c: NameConflict) => { if (!out.some((o) => o.name === c.name)) out.push(c); };
+    const found = (c: NameConflict) => {
+      if (!out.some((o) => o.name === c.name)) out.push(c);
+    };
     const cn = (n: string) => `${n}.${this.domain}`;
     const own = new Set(nodeBaseNames(node, this.domain));
-    const fix = (name: string, holder: string) => own.has(name) || inNamespace(ownerLabel(name, this.domain), node)
-      ? `node-id ${node} would overlap it; pick another node-id or revoke ${cn(holder)}'s certificate`
-      : `pick another alias or revoke ${cn(holder)}'s certificate`;
+    const fix = (name: string, holder: string) =>
+      own.has(name) || inNamespace(ownerLabel(name, this.domain), node)
+        ? `node-id ${node} would overlap it; pick another node-id or revoke ${cn(holder)}'s certificate`
+        : `pick another alias or revoke ${cn(holder)}'s certificate`;
     for (const ip of ips) {
       const key = ipKey(ip) ?? ip;
       const other = this.exact.get(key)?.find((e) => e.node !== node);
-      if (other) found({ name: ip, holder: other.node, serial: other.serial, message: `IP address ${ip} already belongs to node ${cn(other.node)} (serial ${other.serial}) — pick another address or revoke ${cn(other.node)}'s certificate` });
+      if (other)
+        found({
+          name: ip,
+          holder: other.node,
+          serial: other.serial,
+          message: `IP address ${ip} already belongs to node ${cn(other.node)} (serial ${other.serial}) — pick another address or revoke ${cn(other.node)}'s certificate`,
+        });
     }
     for (const name of dns) {
       const other = this.exact.get(name)?.find((e) => e.node !== node);
       if (!other) continue;
-      if (name === cn(other.node)) found({ name, holder: other.node, serial: other.serial, message: `DNS name ${name} is the name of node ${other.node}, which holds a valid certificate — pick another alias` });
-      else found({ name, holder: other.node, serial: other.serial, message: `DNS name ${name} already belongs to node ${cn(other.node)} (serial ${other.serial}) — ${fix(name, other.node)}` });
+      if (name === cn(other.node))
+        found({
+          name,
+          holder: other.node,
+          serial: other.serial,
+          message: `DNS name ${name} is the name of node ${other.node}, which holds a valid certificate — pick another alias`,
+        });
+      else
+        found({
+          name,
+          holder: other.node,
+          serial: other.serial,
+          message: `DNS name ${name} already belongs to node ${cn(other.node)} (serial ${other.serial}) — ${fix(name, other.node)}`,
+        });
     }
     // A requested name inside a more specific live node's namespace.
     for (const name of dns) {
@@ -119,14 +143,27 @@ export class NameIndex {
         const owner = label.slice(0, i);
         if (owner === node || (inNamespace(label, node) && node.length > owner.length)) break;
         const serial = this.liveNodes.get(owner);
-        if (serial) { found({ name, holder: owner, serial, message: `DNS name ${name} lies in the names of node ${owner} (${owner}.${this.domain}, ${owner}-*.${this.domain}), which holds a valid certificate (serial ${serial}) — pick another alias or revoke ${cn(owner)}'s certificate` }); break; }
+        if (serial) {
+          found({
+            name,
+            holder: owner,
+            serial,
+            message: `DNS name ${name} lies in the names of node ${owner} (${owner}.${this.domain}, ${owner}-*.${this.domain}), which holds a valid certificate (serial ${serial}) — pick another alias or revoke ${cn(owner)}'s certificate`,
+          });
+          break;
+        }
       }
     }
     // A live node carrying a name that lies in our namespace, where we would be the more specific owner.
     for (const e of this.bySegment.get(firstSegment(node)) ?? []) {
       if (e.node === node || !inNamespace(e.label, node)) continue;
       if (inNamespace(e.label, e.node) && e.node.length > node.length) continue;
-      found({ name: e.name, holder: e.node, serial: e.serial, message: `DNS name ${e.name} already belongs to node ${cn(e.node)} (serial ${e.serial}) — node-id ${node} would overlap it; pick another node-id or revoke ${cn(e.node)}'s certificate` });
+      found({
+        name: e.name,
+        holder: e.node,
+        serial: e.serial,
+        message: `DNS name ${e.name} already belongs to node ${cn(e.node)} (serial ${e.serial}) — node-id ${node} would overlap it; pick another node-id or revoke ${cn(e.node)}'s certificate`,
+      });
     }
     return out;
   }

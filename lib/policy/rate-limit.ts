@@ -23,7 +23,10 @@ export function sourceKey(address: string | undefined): string {
   if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
     return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join('.');
   }
-  return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
+  return `${g
+    .slice(0, 4)
+    .map((x) => x.toString(16))
+    .join(':')}::/64`;
 }
 
 /** The eight 16-bit groups of an address net.isIPv6 accepted (`::` expanded, a dotted tail folded). */
@@ -43,7 +46,10 @@ function ipv6Groups(text: string): number[] {
 
 export class RequestLimiter {
   private readonly hits = new Map<string, number[]>();
-  constructor(private readonly limit: RateLimit, private readonly maxKeys = 10_000) {}
+  constructor(
+    private readonly limit: RateLimit,
+    private readonly maxKeys = 10_000,
+  ) {}
 
   /** Milliseconds until `key` may make another request (0: now), without counting one. */
   wait(key: string, now = Date.now()): number {

@@ -29,7 +29,13 @@ export function inRenewalWindow(v: Validity, now = new Date(), window = RENEWAL_
 }
 
 /** A live certificate of the identity as the plan sees it: its row, key and validity. */
-export type Held = { dir: string; row: DbEntry; key?: Buffer; validity?: Validity; names?: { dns: readonly string[]; ips: readonly string[] } };
+export type Held = {
+  dir: string;
+  row: DbEntry;
+  key?: Buffer;
+  validity?: Validity;
+  names?: { dns: readonly string[]; ips: readonly string[] };
+};
 
 export type RenewalPlan = { reuse?: Held; supersede: Held[] };
 
@@ -39,12 +45,24 @@ export type RenewalPlan = { reuse?: Held; supersede: Held[] };
  * held). `fresherThan`: a certificate to reuse must not start before this (the presented one, or for an
  * agent its node's newest certificate, so agents still piggyback on a renewed node).
  */
-export function planRenewal(held: readonly Held[], key: Buffer, keep: string | undefined, fresherThan: Date | undefined, want?: Held['names'], now = new Date()): RenewalPlan {
+export function planRenewal(
+  held: readonly Held[],
+  key: Buffer,
+  keep: string | undefined,
+  fresherThan: Date | undefined,
+  want?: Held['names'],
+  now = new Date(),
+): RenewalPlan {
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
   const reuse = held
-    .filter((h) => h.key?.equals(key) && h.validity && !inRenewalWindow(h.validity, now)
-      && (!want || (h.names !== undefined && same(h.names.dns, want.dns) && same(h.names.ips, want.ips)))
-      && (fresherThan === undefined || h.validity.notBefore.getTime() >= fresherThan.getTime()))
+    .filter(
+      (h) =>
+        h.key?.equals(key) &&
+        h.validity &&
+        !inRenewalWindow(h.validity, now) &&
+        (!want || (h.names !== undefined && same(h.names.dns, want.dns) && same(h.names.ips, want.ips))) &&
+        (fresherThan === undefined || h.validity.notBefore.getTime() >= fresherThan.getTime()),
+    )
     .sort((a, b) => b.row.notAfter.getTime() - a.row.notAfter.getTime())[0];
   if (reuse) return { reuse, supersede: [] };
   return { supersede: held.filter((h) => h.row.serial !== keep) };

@@ -11,7 +11,8 @@ import type { Identity, MeshDomain } from '../core/identity.ts';
 /** The bearer credential, or undefined when no Authorization header was sent. */
 export function bearer(req: IncomingMessage): string | undefined {
   const given = bearerCredential(req.headers.authorization);
-  if (given === 'malformed') throw new RivetError('Authorization must be "Bearer <bootstrap secret or enrollment token>"', 'bad_auth');
+  if (given === 'malformed')
+    throw new RivetError('Authorization must be "Bearer <bootstrap secret or enrollment token>"', 'bad_auth');
   return given;
 }
 
@@ -25,7 +26,8 @@ export type Peer = { id: Identity; info: CertInfo };
 export function verifiedPeer(req: IncomingMessage, domain: MeshDomain): Peer {
   const socket = req.socket as TLSSocket;
   const cert = socket.getPeerCertificate?.();
-  if (!cert || !cert.raw) throw new RivetError('this endpoint needs a client certificate issued by this CA (mTLS)', 'client_cert_required');
+  if (!cert || !cert.raw)
+    throw new RivetError('this endpoint needs a client certificate issued by this CA (mTLS)', 'client_cert_required');
   if (!socket.authorized) {
     // The CN it claims goes into the message (so into the audit line): which identity was refused
     // matters most for a revoked one, which the handshake's CRL check refuses before we see it.
@@ -34,7 +36,9 @@ export function verifiedPeer(req: IncomingMessage, domain: MeshDomain): Peer {
     throw new RivetError(`client certificate rejected${claimed}: ${reason}`, 'client_cert_rejected', { reason });
   }
   const info = parseCertDer(cert.raw);
-  try { return { id: leafIdentity(info, domain), info }; } catch (err) {
+  try {
+    return { id: leafIdentity(info, domain), info };
+  } catch (err) {
     throw new RivetError((err as Error).message, 'cert_identity');
   }
 }

@@ -26,7 +26,15 @@ const FDS_PER_CONNECTION = 2;
 /** Connections the kernel-side backstop lets through past the cap, so the cap itself is enforced here. */
 const BACKSTOP = 16;
 
-export type ConnectionStats = { cap: number; perSource: number; fdLimit: number; open: number; refused: number; evicted: number; idleClosed: number };
+export type ConnectionStats = {
+  cap: number;
+  perSource: number;
+  fdLimit: number;
+  open: number;
+  refused: number;
+  evicted: number;
+  idleClosed: number;
+};
 export type ConnectionGuard = { stats: () => ConnectionStats };
 
 type Conn = { socket: Socket; key: string; busy: number; tls?: Socket };
@@ -34,10 +42,15 @@ type Conn = { socket: Socket; key: string; busy: number; tls?: Socket };
 /** The soft RLIMIT_NOFILE of this process (Node raises it to the hard limit at start-up). */
 export function descriptorLimit(): number {
   try {
-    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = fs
+      .readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const soft = Number(line?.split(/\s+/)[3]);
     if (Number.isInteger(soft) && soft > 0) return soft;
-  } catch { /* not Linux: assume the common default */ }
+  } catch {
+    /* not Linux: assume the common default */
+  }
   return 1024;
 }
 
@@ -46,7 +59,11 @@ export function connectionCap(wanted: number, fdLimit: number): number {
   return Math.max(1, Math.min(wanted, Math.floor((fdLimit - FD_RESERVE) / FDS_PER_CONNECTION)));
 }
 
-export function guardConnections(server: https.Server, limits: ConnectionLimits, log: (line: string) => void): ConnectionGuard {
+export function guardConnections(
+  server: https.Server,
+  limits: ConnectionLimits,
+  log: (line: string) => void,
+): ConnectionGuard {
   const fdLimit = descriptorLimit();
   const cap = connectionCap(limits.maxConnections, fdLimit);
   const perSource = Math.min(limits.maxConnectionsPerSource, cap);
@@ -66,7 +83,8 @@ export function guardConnections(server: https.Server, limits: ConnectionLimits,
     if (open.get(name) !== c) return;
     open.delete(name);
     const n = (bySource.get(c.key) ?? 1) - 1;
-    if (n > 0) bySource.set(c.key, n); else bySource.delete(c.key);
+    if (n > 0) bySource.set(c.key, n);
+    else bySource.delete(c.key);
   };
   // The idle connection to close at the cap: of the source holding the most, the oldest. A node
   // enrolling holds one connection; a flood holds many per source, so the flood pays first.
@@ -76,7 +94,10 @@ export function guardConnections(server: https.Server, limits: ConnectionLimits,
     for (const entry of open) {
       const [, c] = entry;
       const held = bySource.get(c.key) ?? 0;
-      if (c.busy === 0 && held > most) { pick = entry; most = held; }
+      if (c.busy === 0 && held > most) {
+        pick = entry;
+        most = held;
+      }
     }
     if (!pick) return false;
     forget(pick[1], pick[0]);
@@ -99,7 +120,8 @@ export function guardConnections(server: https.Server, limits: ConnectionLimits,
       warn('refusing connections: every connection is in a request');
       return void socket.destroy();
     }
-    if (counts.evicted > 0 && open.size >= cap - 1) warn('at the connection cap: closing the oldest idle connections to make room');
+    if (counts.evicted > 0 && open.size >= cap - 1)
+      warn('at the connection cap: closing the oldest idle connections to make room');
     const name = id(socket);
     const c: Conn = { socket, key, busy: 0 };
     open.set(name, c);
@@ -114,7 +136,9 @@ export function guardConnections(server: https.Server, limits: ConnectionLimits,
     byTls.set(tls, c);
     // Node's http layer destroys a socket whose timeout fires outside a request (socketOnTimeout).
     tls.setTimeout(limits.idleTimeoutMs);
-    tls.once('timeout', () => { if (c.busy === 0) counts.idleClosed++; });
+    tls.once('timeout', () => {
+      if (c.busy === 0) counts.idleClosed++;
+    });
   });
 
   // Registered before the routes' listener: the idle clock stops once a request is in, and a busy
@@ -124,7 +148,9 @@ export function guardConnections(server: https.Server, limits: ConnectionLimits,
     if (!c) return;
     c.busy++;
     req.socket.setTimeout(0);
-    res.once('close', () => { c.busy--; });
+    res.once('close', () => {
+      c.busy--;
+    });
   });
 
   return { stats: () => ({ cap, perSource, fdLimit, open: open.size, ...counts }) };

@@ -19,14 +19,16 @@ export class FailureLimiter {
 
   private recent(key: string, now: number): number[] {
     const list = (this.failures.get(key) ?? []).filter((t) => now - t < this.opts.windowMs);
-    if (list.length) this.failures.set(key, list); else this.failures.delete(key);
+    if (list.length) this.failures.set(key, list);
+    else this.failures.delete(key);
     return list;
   }
 
   /** Milliseconds until the source may try again, or 0 when it is not throttled. */
   blockedFor(key: string, now = Date.now()): number {
     const list = this.recent(key, now);
-    if (list.length >= this.opts.maxFailures) return this.opts.windowMs - (now - list[list.length - this.opts.maxFailures]!);
+    if (list.length >= this.opts.maxFailures)
+      return this.opts.windowMs - (now - list[list.length - this.opts.maxFailures]!);
     return list.length + (this.pending.get(key) ?? 0) >= this.opts.maxFailures ? PENDING_RETRY_MS : 0;
   }
 
@@ -49,7 +51,8 @@ export class FailureLimiter {
       if (released) return;
       released = true;
       const n = (this.pending.get(key) ?? 1) - 1;
-      if (n > 0) this.pending.set(key, n); else this.pending.delete(key);
+      if (n > 0) this.pending.set(key, n);
+      else this.pending.delete(key);
     };
   }
 

@@ -27,16 +27,65 @@ const seconds = (d: Date) => d.getTime() / 1000;
 
 export class ServiceMetrics {
   readonly registry = new Registry();
-  private readonly issued = new Counter({ name: 'rivet_ca_issued_total', help: 'Certificates signed by the service, by route (enroll, agent: issuance; renew: renewal)', labelNames: ['route'], registers: [this.registry] });
-  private readonly refused = new Counter({ name: 'rivet_ca_refused_total', help: 'Requests the service refused or failed, by route and error code', labelNames: ['route', 'code'], registers: [this.registry] });
-  private readonly latency = new Histogram({ name: 'rivet_ca_request_duration_seconds', help: 'Time from request to the end of the reply, by route', labelNames: ['route'], registers: [this.registry] });
-  private readonly crlNext = new Gauge({ name: 'rivet_ca_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL in the published crl.pem, by issuer', labelNames: ['issuer'], registers: [this.registry] });
-  private readonly crlNumber = new Gauge({ name: 'rivet_ca_crl_number', help: 'crlNumber of each CRL in the published crl.pem, by issuer', labelNames: ['issuer'], registers: [this.registry] });
-  private readonly seriesEnd = new Gauge({ name: 'rivet_ca_root_crl_series_end_timestamp_seconds', help: 'When the last root CRL signed at a ceremony lapses: bring the root online before then', registers: [this.registry] });
-  private readonly notAfter = new Gauge({ name: 'rivet_ca_certificate_not_after_timestamp_seconds', help: 'Latest notAfter among the live certificates of each identity', labelNames: ['cn', 'kind'], registers: [this.registry] });
-  private readonly byStatus = new Gauge({ name: 'rivet_ca_certificates', help: 'Certificates in the databases of the live intermediates, by status', labelNames: ['status'], registers: [this.registry] });
-  private readonly pushOk = new Gauge({ name: 'rivet_ca_crl_push_ok', help: 'Whether the last CRL push to each node succeeded (1) or not (0)', labelNames: ['node'], registers: [this.registry] });
-  private readonly pushAt = new Gauge({ name: 'rivet_ca_crl_push_timestamp_seconds', help: 'When the last CRL push to each node ran', labelNames: ['node'], registers: [this.registry] });
+  private readonly issued = new Counter({
+    name: 'rivet_ca_issued_total',
+    help: 'Certificates signed by the service, by route (enroll, agent: issuance; renew: renewal)',
+    labelNames: ['route'],
+    registers: [this.registry],
+  });
+  private readonly refused = new Counter({
+    name: 'rivet_ca_refused_total',
+    help: 'Requests the service refused or failed, by route and error code',
+    labelNames: ['route', 'code'],
+    registers: [this.registry],
+  });
+  private readonly latency = new Histogram({
+    name: 'rivet_ca_request_duration_seconds',
+    help: 'Time from request to the end of the reply, by route',
+    labelNames: ['route'],
+    registers: [this.registry],
+  });
+  private readonly crlNext = new Gauge({
+    name: 'rivet_ca_crl_next_update_timestamp_seconds',
+    help: 'nextUpdate of each CRL in the published crl.pem, by issuer',
+    labelNames: ['issuer'],
+    registers: [this.registry],
+  });
+  private readonly crlNumber = new Gauge({
+    name: 'rivet_ca_crl_number',
+    help: 'crlNumber of each CRL in the published crl.pem, by issuer',
+    labelNames: ['issuer'],
+    registers: [this.registry],
+  });
+  private readonly seriesEnd = new Gauge({
+    name: 'rivet_ca_root_crl_series_end_timestamp_seconds',
+    help: 'When the last root CRL signed at a ceremony lapses: bring the root online before then',
+    registers: [this.registry],
+  });
+  private readonly notAfter = new Gauge({
+    name: 'rivet_ca_certificate_not_after_timestamp_seconds',
+    help: 'Latest notAfter among the live certificates of each identity',
+    labelNames: ['cn', 'kind'],
+    registers: [this.registry],
+  });
+  private readonly byStatus = new Gauge({
+    name: 'rivet_ca_certificates',
+    help: 'Certificates in the databases of the live intermediates, by status',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
+  private readonly pushOk = new Gauge({
+    name: 'rivet_ca_crl_push_ok',
+    help: 'Whether the last CRL push to each node succeeded (1) or not (0)',
+    labelNames: ['node'],
+    registers: [this.registry],
+  });
+  private readonly pushAt = new Gauge({
+    name: 'rivet_ca_crl_push_timestamp_seconds',
+    help: 'When the last CRL push to each node ran',
+    labelNames: ['node'],
+    registers: [this.registry],
+  });
 
   constructor(private readonly ca: Ca) {}
 
@@ -46,8 +95,12 @@ export class ServiceMetrics {
     res.once('close', () => stop());
   }
 
-  signed(route: string): void { this.issued.inc({ route }); }
-  refusal(route: string, code: string): void { this.refused.inc({ route, code }); }
+  signed(route: string): void {
+    this.issued.inc({ route });
+  }
+  refusal(route: string, code: string): void {
+    this.refused.inc({ route, code });
+  }
 
   /** The text format, with the CA-state gauges read now. */
   async text(): Promise<string> {
@@ -65,7 +118,8 @@ export class ServiceMetrics {
     }
     const series = await readRootCrlSeries(store);
     const end = series ? seriesEnd(series) : undefined;
-    if (end) this.seriesEnd.set(seconds(end)); else this.seriesEnd.reset();
+    if (end) this.seriesEnd.set(seconds(end));
+    else this.seriesEnd.reset();
     const counts = { valid: 0, revoked: 0, expired: 0 };
     const latest = new Map<string, { kind: string; at: Date }>();
     for (const issuer of await store.intermediates().catch(() => [])) {
@@ -73,7 +127,11 @@ export class ServiceMetrics {
         counts[e.status === 'R' ? 'revoked' : isLive(e, now) ? 'valid' : 'expired']++;
         if (!isLive(e, now) || (latest.get(e.cn)?.at.getTime() ?? 0) >= e.notAfter.getTime()) continue;
         let kind = 'unknown';
-        try { kind = identityFromCommonName(e.cn, domain).kind; } catch { /* a row outside the grammar */ }
+        try {
+          kind = identityFromCommonName(e.cn, domain).kind;
+        } catch {
+          /* a row outside the grammar */
+        }
         latest.set(e.cn, { kind, at: e.notAfter });
       }
     }
@@ -90,23 +148,43 @@ export class ServiceMetrics {
     try {
       verifiedPeer(req, this.ca.domain);
       this.send(res, await this.text());
-    } catch (err) { sendError(res, toHttpError(err)); }
+    } catch (err) {
+      sendError(res, toHttpError(err));
+    }
   }
 
   private send(res: ServerResponse, body: string): void {
-    res.writeHead(200, { 'content-type': this.registry.contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.writeHead(200, {
+      'content-type': this.registry.contentType,
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+    });
     res.end(body);
   }
 
   /** `--metrics-listen`: a plain-HTTP listener serving GET /metrics only. */
   async listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
     const server = http.createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') { res.writeHead(404).end(); return; }
-      this.text().then((body) => this.send(res, body), () => { res.writeHead(500).end(); });
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      this.text().then(
+        (body) => this.send(res, body),
+        () => {
+          res.writeHead(500).end();
+        },
+      );
     });
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, host, () => { server.off('error', reject); resolve(); }); });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
     return { server, port: (server.address() as AddressInfo).port };
   }
 }

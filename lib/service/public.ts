@@ -11,8 +11,10 @@ import { RivetError } from '../core/errors.ts';
 export const CRL_WARN_MS = 24 * 60 * 60_000;
 
 export async function publicGet(ca: Ca, path: string, res: ServerResponse): Promise<void> {
-  if (path === '/ca.crt') return sendText(res, 200, 'application/x-pem-file', await fsp.readFile(ca.store.chainFile, 'utf8'));
-  if (path === '/crl.pem') return sendText(res, 200, 'application/x-pem-file', await fsp.readFile(ca.store.crlBundle, 'utf8'));
+  if (path === '/ca.crt')
+    return sendText(res, 200, 'application/x-pem-file', await fsp.readFile(ca.store.chainFile, 'utf8'));
+  if (path === '/crl.pem')
+    return sendText(res, 200, 'application/x-pem-file', await fsp.readFile(ca.store.crlBundle, 'utf8'));
   if (path === '/healthz') return void health(ca, res);
   throw new RivetError(`no endpoint ${path}`, 'not_found');
 }
@@ -20,10 +22,19 @@ export async function publicGet(ca: Ca, path: string, res: ServerResponse): Prom
 async function health(ca: Ca, res: ServerResponse): Promise<void> {
   const now = Date.now();
   let crls;
-  try { crls = parseCrlBundle(await fsp.readFile(ca.store.crlBundle, 'utf8')); } catch (err) {
-    return sendJson(res, 503, { status: 'down', error: { code: 'no_crl', message: `CRL bundle unreadable: ${(err as Error).message}` } });
+  try {
+    crls = parseCrlBundle(await fsp.readFile(ca.store.crlBundle, 'utf8'));
+  } catch (err) {
+    return sendJson(res, 503, {
+      status: 'down',
+      error: { code: 'no_crl', message: `CRL bundle unreadable: ${(err as Error).message}` },
+    });
   }
-  const list = crls.map((c) => ({ issuer: c.issuerCNs[0] ?? '?', nextUpdate: c.nextUpdate?.toISOString() ?? null, crlNumber: c.crlNumber?.toString() ?? null }));
+  const list = crls.map((c) => ({
+    issuer: c.issuerCNs[0] ?? '?',
+    nextUpdate: c.nextUpdate?.toISOString() ?? null,
+    crlNumber: c.crlNumber?.toString() ?? null,
+  }));
   const left = Math.min(...crls.map((c) => (c.nextUpdate ? c.nextUpdate.getTime() - now : -1)));
   const status = crls.length === 0 || left <= 0 ? 'down' : left < CRL_WARN_MS ? 'stale' : 'ok';
   // An expired CRL takes every mTLS hop down (DESIGN §5): report it as an outage, not a warning.

@@ -7,7 +7,14 @@ import { isLive } from '../ca/database.ts';
 import { commonName, type Identity } from '../core/identity.ts';
 import { issuerOfDir } from '../sign/revocation.ts';
 import type { Issued } from '../ops/issue.ts';
-import { MAX_AGENTS_PER_NODE, newest, planRenewal, renewalOpensAt, inRenewalWindow, type Held } from '../policy/renewal.ts';
+import {
+  MAX_AGENTS_PER_NODE,
+  newest,
+  planRenewal,
+  renewalOpensAt,
+  inRenewalWindow,
+  type Held,
+} from '../policy/renewal.ts';
 import { RequestLimiter, sourceKey, type RateLimit } from '../policy/rate-limit.ts';
 import type { CertInfo } from '../x509/cert.ts';
 import type { CheckResult, GroupReads } from './signing-queue.ts';
@@ -15,7 +22,10 @@ import { UsageError } from '../core/errors.ts';
 
 export type RateLimits = { perIdentity: RateLimit; perSource: RateLimit };
 /** A node renewing with its agents asks 1 + agents times in a few seconds; twice that is slack. */
-export const DEFAULT_RATE_LIMITS: RateLimits = { perIdentity: { max: 2 * (1 + MAX_AGENTS_PER_NODE), windowMs: 10 * 60_000 }, perSource: { max: 600, windowMs: 10 * 60_000 } };
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  perIdentity: { max: 2 * (1 + MAX_AGENTS_PER_NODE), windowMs: 10 * 60_000 },
+  perSource: { max: 600, windowMs: 10 * 60_000 },
+};
 
 /** Per identity and per source address, for the authenticated issuing routes. */
 export class IssuanceThrottle {
@@ -33,36 +43,63 @@ export class IssuanceThrottle {
     const bySource = this.source.wait(key);
     const byIdentity = bySource ? 0 : this.identity.wait(cn);
     const wait = bySource || byIdentity;
-    if (!wait) { this.source.record(key); this.identity.record(cn); return; }
-    const what = bySource ? `from ${address} (${this.limits.perSource.max} per ${this.limits.perSource.windowMs / 60_000} min)` : `for ${cn} (${this.limits.perIdentity.max} per ${this.limits.perIdentity.windowMs / 60_000} min)`;
-    throw new UsageError(`too many ${route} requests ${what} — retry in ${Math.ceil(wait / 1000)} s`, 'rate_limited', { retryAfterS: Math.ceil(wait / 1000) });
+    if (!wait) {
+      this.source.record(key);
+      this.identity.record(cn);
+      return;
+    }
+    const what = bySource
+      ? `from ${address} (${this.limits.perSource.max} per ${this.limits.perSource.windowMs / 60_000} min)`
+      : `for ${cn} (${this.limits.perIdentity.max} per ${this.limits.perIdentity.windowMs / 60_000} min)`;
+    throw new UsageError(`too many ${route} requests ${what} — retry in ${Math.ceil(wait / 1000)} s`, 'rate_limited', {
+      retryAfterS: Math.ceil(wait / 1000),
+    });
   }
 
-  sweep(): void { this.identity.sweep(); this.source.sweep(); }
+  sweep(): void {
+    this.identity.sweep();
+    this.source.sweep();
+  }
 }
 
 /** 409 `not_due` unless the presented certificate is in its renewal window. */
 export function refuseNotDue(info: CertInfo, now = new Date()): void {
   if (inRenewalWindow(info, now)) return;
   const opens = renewalOpensAt(info);
-  throw new UsageError(`certificate serial ${info.serial} (until ${info.notAfter.toISOString()}) is not due: renewal opens ${opens.toISOString()}, the last third of its life — keep using it`, 'not_due');
+  throw new UsageError(
+    `certificate serial ${info.serial} (until ${info.notAfter.toISOString()}) is not due: renewal opens ${opens.toISOString()}, the last third of its life — keep using it`,
+    'not_due',
+  );
 }
 
 /** The live certificates of `cn`, each with its key and validity. */
 async function liveHeld(reads: GroupReads, cn: string): Promise<Held[]> {
   const now = new Date();
   const rows = (await reads.rows()).filter((e) => e.row.cn === cn && isLive(e.row, now));
-  return Promise.all(rows.map(async (e) => {
-    const info = await reads.cert(e.dir, e.row.serial);
-    return { ...e, key: info ? (await reads.certKey(e.dir, e.row.serial)) : undefined, validity: info && { notBefore: info.notBefore, notAfter: info.notAfter }, names: info && { dns: info.dns, ips: info.ips } };
-  }));
+  return Promise.all(
+    rows.map(async (e) => {
+      const info = await reads.cert(e.dir, e.row.serial);
+      return {
+        ...e,
+        key: info ? await reads.certKey(e.dir, e.row.serial) : undefined,
+        validity: info && { notBefore: info.notBefore, notAfter: info.notAfter },
+        names: info && { dns: info.dns, ips: info.ips },
+      };
+    }),
+  );
 }
 
 /** A held certificate as a reply: the leaf from newcerts/ with its issuer appended. */
 async function asIssued(reads: GroupReads, h: Held): Promise<Issued> {
   const info = (await reads.cert(h.dir, h.row.serial))!;
   const issuer = (await issuerOfDir(reads.ca, h.dir))!;
-  return { cn: h.row.cn, serial: info.serial, certPem: `${info.x509.toString()}${(await issuerCert(issuer)).toString()}`, info, issuer };
+  return {
+    cn: h.row.cn,
+    serial: info.serial,
+    certPem: `${info.x509.toString()}${(await issuerCert(issuer)).toString()}`,
+    info,
+    issuer,
+  };
 }
 
 /** 403 `node_not_live` when an agent's node holds no live certificate (revoked or expired). */
@@ -70,12 +107,22 @@ export async function refuseDeadNode(reads: GroupReads, id: Identity): Promise<H
   if (id.kind !== 'agent') return [];
   const nodeCn = commonName({ kind: 'node', nodeId: id.nodeId }, reads.ca.domain);
   const node = await liveHeld(reads, nodeCn);
-  if (node.length === 0) throw new UsageError(`node ${id.nodeId} holds no live certificate (revoked or expired) — its agents cannot renew; re-enroll the node first`, 'node_not_live');
+  if (node.length === 0)
+    throw new UsageError(
+      `node ${id.nodeId} holds no live certificate (revoked or expired) — its agents cannot renew; re-enroll the node first`,
+      'node_not_live',
+    );
   return node;
 }
 
 /** /renew: the presented certificate stays; reuse a newer one with this key and names, or supersede the rest. */
-export async function planRenewLocked(reads: GroupReads, cn: string, presented: CertInfo, key: Buffer, want: { dns: readonly string[]; ips: readonly string[] }): Promise<CheckResult> {
+export async function planRenewLocked(
+  reads: GroupReads,
+  cn: string,
+  presented: CertInfo,
+  key: Buffer,
+  want: { dns: readonly string[]; ips: readonly string[] },
+): Promise<CheckResult> {
   const plan = planRenewal(await liveHeld(reads, cn), key, presented.serial, presented.notBefore, want);
   if (plan.reuse) return { reuse: await asIssued(reads, plan.reuse) };
   return { supersede: plan.supersede.map((h) => ({ dir: h.dir, serial: h.row.serial })) };
@@ -86,14 +133,24 @@ export async function planRenewLocked(reads: GroupReads, cn: string, presented: 
  * certificate of the agent stays; one with this key that is not due and newer than the node's
  * newest certificate is given again (so agents still follow a renewed node).
  */
-export async function planAgentLocked(reads: GroupReads, id: Identity & { kind: 'agent' }, key: Buffer): Promise<CheckResult> {
+export async function planAgentLocked(
+  reads: GroupReads,
+  id: Identity & { kind: 'agent' },
+  key: Buffer,
+): Promise<CheckResult> {
   const cn = commonName(id, reads.ca.domain);
   const node = await refuseDeadNode(reads, id);
   const held = await liveHeld(reads, cn);
   if (held.length === 0) {
     const now = new Date();
-    const agents = new Set((await reads.rows()).filter((e) => e.row.cn.endsWith(`@${id.nodeId}`) && isLive(e.row, now)).map((e) => e.row.cn));
-    if (agents.size >= MAX_AGENTS_PER_NODE) throw new UsageError(`node ${id.nodeId} already holds ${agents.size} live agent certificates, the most one node may mint — revoke one it no longer runs (\`rivet-ca revoke <agent>@${id.nodeId}\`)`, 'agent_limit');
+    const agents = new Set(
+      (await reads.rows()).filter((e) => e.row.cn.endsWith(`@${id.nodeId}`) && isLive(e.row, now)).map((e) => e.row.cn),
+    );
+    if (agents.size >= MAX_AGENTS_PER_NODE)
+      throw new UsageError(
+        `node ${id.nodeId} already holds ${agents.size} live agent certificates, the most one node may mint — revoke one it no longer runs (\`rivet-ca revoke <agent>@${id.nodeId}\`)`,
+        'agent_limit',
+      );
   }
   const nodeSince = newest(node)?.validity?.notBefore;
   const plan = planRenewal(held, key, newest(held)?.row.serial, nodeSince);

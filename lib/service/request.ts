@@ -14,13 +14,20 @@ const MAX_SANS = 32;
 
 export function csrRequest(body: Record<string, unknown>): CsrRequest {
   const unknown = Object.keys(body).filter((k) => k !== 'csr' && k !== 'sans');
-  if (unknown.length) throw new RivetError(`unknown field ${show(unknown[0])} — send {"csr": "<PEM>", "sans": ["DNS:…", "IP:…"]}`, 'bad_request');
+  if (unknown.length)
+    throw new RivetError(
+      `unknown field ${show(unknown[0])} — send {"csr": "<PEM>", "sans": ["DNS:…", "IP:…"]}`,
+      'bad_request',
+    );
   const { csr, sans } = body;
-  if (typeof csr !== 'string' || csr.length === 0) throw new RivetError('field "csr" must be a PEM "CERTIFICATE REQUEST"', 'bad_csr');
-  if (csr.length > MAX_CSR_BYTES) throw new RivetError(`CSR is ${csr.length} bytes — at most ${MAX_CSR_BYTES}`, 'bad_csr');
+  if (typeof csr !== 'string' || csr.length === 0)
+    throw new RivetError('field "csr" must be a PEM "CERTIFICATE REQUEST"', 'bad_csr');
+  if (csr.length > MAX_CSR_BYTES)
+    throw new RivetError(`CSR is ${csr.length} bytes — at most ${MAX_CSR_BYTES}`, 'bad_csr');
   let sansText: string[] | undefined;
   if (sans !== undefined) {
-    if (!Array.isArray(sans) || sans.some((s) => typeof s !== 'string')) throw new RivetError('field "sans" must be a list of "DNS:<name>" or "IP:<address>" strings', 'bad_san');
+    if (!Array.isArray(sans) || sans.some((s) => typeof s !== 'string'))
+      throw new RivetError('field "sans" must be a list of "DNS:<name>" or "IP:<address>" strings', 'bad_san');
     if (sans.length > MAX_SANS) throw new RivetError(`at most ${MAX_SANS} extra SANs, got ${sans.length}`, 'bad_san');
     sansText = sans as string[];
   }
@@ -30,12 +37,15 @@ export function csrRequest(body: Record<string, unknown>): CsrRequest {
 /** The one CN of a CSR's subject, read in-process (the signature is checked later by openssl). */
 export function csrCommonName(pem: string): string {
   const ders = pemToDer(pem, 'CERTIFICATE REQUEST');
-  if (ders.length !== 1) throw new RivetError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
+  if (ders.length !== 1)
+    throw new RivetError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
   let cns: string[];
   try {
     const info = children(readTlv(ders[0]!))[0]!;
     const subject = children(info)[1]!;
-    cns = nameAttributes(subject).filter((a) => a.oid === OID.cn).map((a) => a.value);
+    cns = nameAttributes(subject)
+      .filter((a) => a.oid === OID.cn)
+      .map((a) => a.value);
   } catch {
     throw new RivetError('CSR is not a well-formed PKCS#10 request', 'bad_csr');
   }
@@ -45,7 +55,9 @@ export function csrCommonName(pem: string): string {
 
 /** The identity a CN names, or a 400 that quotes the CN and the forms allowed. */
 export function identityOfCn(cn: string, domain: MeshDomain): Identity {
-  try { return identityFromCommonName(cn, domain); } catch (err) {
+  try {
+    return identityFromCommonName(cn, domain);
+  } catch (err) {
     throw new RivetError(`CSR CN ${show(cn)}: ${(err as Error).message}`, 'bad_identity');
   }
 }

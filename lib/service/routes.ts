@@ -12,7 +12,13 @@ import { publicKeyDer } from '../x509/cert.ts';
 import { type Issued } from '../ops/issue.ts';
 import { leafProfile } from '../sign/profile.ts';
 import type { CheckResult, GroupReads, SigningQueue } from './signing-queue.ts';
-import { planAgentLocked, planRenewLocked, refuseDeadNode, refuseNotDue, type IssuanceThrottle } from './renewal-checks.ts';
+import {
+  planAgentLocked,
+  planRenewLocked,
+  refuseDeadNode,
+  refuseNotDue,
+  type IssuanceThrottle,
+} from './renewal-checks.ts';
 import { isLive, type DbEntry } from '../ca/database.ts';
 import { extraSans } from '../ops/renew.ts';
 import { bearer, verifiedPeer, type Peer } from './auth.ts';
@@ -45,7 +51,8 @@ export type Presented = { kind: 'secret' } | { kind: 'token'; given: string };
 /** Checks the bearer before the body is read: a wrong secret costs the caller, not the CA. */
 export function presentedCredential(ctx: RouteContext, req: IncomingMessage): Presented {
   const given = bearer(req);
-  if (given === undefined) throw new RivetError('send "Authorization: Bearer <bootstrap secret or enrollment token>"', 'auth_required');
+  if (given === undefined)
+    throw new RivetError('send "Authorization: Bearer <bootstrap secret or enrollment token>"', 'auth_required');
   if (secretMatches(given, ctx.secret)) return { kind: 'secret' };
   if (looksLikeToken(given)) return { kind: 'token', given };
   throw new RivetError('the bootstrap secret or enrollment token is wrong', 'bad_secret');
@@ -56,8 +63,13 @@ export async function enrollCredential(ctx: RouteContext, presented: Presented):
   if (presented.kind === 'secret') return { kind: 'secret' };
   const { given } = presented;
   const verdict = await checkToken(ctx.ca, given);
-  if (!verdict.ok && verdict.why === 'used' && verdict.node) return { kind: 'token', token: given, node: verdict.node, id: verdict.id, used: true };
-  if (!verdict.ok) throw new RivetError(`enrollment token ${verdict.id} is ${verdict.why} — ask the operator for a new one (\`rivet-ca token <node-id>\`)`, 'bad_token');
+  if (!verdict.ok && verdict.why === 'used' && verdict.node)
+    return { kind: 'token', token: given, node: verdict.node, id: verdict.id, used: true };
+  if (!verdict.ok)
+    throw new RivetError(
+      `enrollment token ${verdict.id} is ${verdict.why} — ask the operator for a new one (\`rivet-ca token <node-id>\`)`,
+      'bad_token',
+    );
   return { kind: 'token', token: given, node: verdict.node, id: verdict.id };
 }
 
@@ -66,7 +78,11 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
   const request = csrRequest(body);
   ctx.decision.cn = request.cn;
   const id = identityOfCn(request.cn, ca.domain);
-  if (id.kind !== 'node') throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} is a ${id.kind} identity — /enroll issues node certs, CN <node-id>.${ca.domain}`, 'bad_identity');
+  if (id.kind !== 'node')
+    throw new RivetError(
+      `CSR CN ${JSON.stringify(request.cn)} is a ${id.kind} identity — /enroll issues node certs, CN <node-id>.${ca.domain}`,
+      'bad_identity',
+    );
   if (cred.kind === 'token' && cred.node !== id.nodeId) {
     throw new RivetError(`enrollment token ${cred.id} is for node ${cred.node}, not ${id.nodeId}`, 'token_node');
   }
@@ -76,7 +92,10 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
   const cn = commonName(id, ca.domain);
   let resumed: { row: DbEntry } | undefined;
   return ctx.queue.sign({
-    id, csrPem: request.csr, publicKey, sans,
+    id,
+    csrPem: request.csr,
+    publicKey,
+    sans,
     claims: [...claimsOf(ctx, id, sans), ...(cred.kind === 'token' ? [`token:${cred.id}`] : [])],
     checkLocked: async (reads) => {
       await refuseRevokedKey(reads, cn, publicKey);
@@ -84,9 +103,21 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
       // A node killed after we signed but before it stored the reply retries with the same key. The
       // CSR proves it holds that key, so it is the party that enrolled, not a takeover: sign again.
       resumed = holding.find((h) => h.key?.equals(publicKeyDer(publicKey)));
-      if (cred.kind === 'token' && cred.used && !resumed) throw new RivetError(`enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`, 'bad_token');
-      if (holding.length && !resumed) throw new RivetError(`${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`, 'already_enrolled');
-      if (!holding.length && (await reads.names()).nodeCount >= MAX_LIVE_NODES) throw new RivetError(`this CA already holds ${MAX_LIVE_NODES} live nodes, the most one issuing CA serves (the CRL bound, lib/core/limits.ts) — enroll at another site's intermediate`, 'ca_full');
+      if (cred.kind === 'token' && cred.used && !resumed)
+        throw new RivetError(
+          `enrollment token ${cred.id} is used — ask the operator for a new one (\`rivet-ca token <node-id>\`)`,
+          'bad_token',
+        );
+      if (holding.length && !resumed)
+        throw new RivetError(
+          `${cn} already holds a valid certificate (serial ${holding[0]!.row.serial}) — renew it over mTLS, or have the operator revoke it first`,
+          'already_enrolled',
+        );
+      if (!holding.length && (await reads.names()).nodeCount >= MAX_LIVE_NODES)
+        throw new RivetError(
+          `this CA already holds ${MAX_LIVE_NODES} live nodes, the most one issuing CA serves (the CRL bound, lib/core/limits.ts) — enroll at another site's intermediate`,
+          'ca_full',
+        );
       if (cred.kind === 'token' && !cred.used) {
         const again = await checkToken(ca, cred.token);
         if (!again.ok) throw new RivetError(`enrollment token ${again.id} is ${again.why}`, 'bad_token');
@@ -95,7 +126,17 @@ export async function enroll(ctx: RouteContext, cred: Credential, body: Record<s
     finishLocked: async (issued, reads) => {
       if (cred.kind === 'token' && !cred.used) await consumeTokenLocked(ca, cred.token);
       const how = cred.kind === 'token' ? `token ${cred.id}` : 'bootstrap secret';
-      return { reply: await reply(reads, issued), audit: { event: 'enroll', result: 'ok', cn, serial: issued.serial, source: ctx.decision.source, detail: resumed ? `${how}; resumed: same key as serial ${resumed.row.serial}` : how } };
+      return {
+        reply: await reply(reads, issued),
+        audit: {
+          event: 'enroll',
+          result: 'ok',
+          cn,
+          serial: issued.serial,
+          source: ctx.decision.source,
+          detail: resumed ? `${how}; resumed: same key as serial ${resumed.row.serial}` : how,
+        },
+      };
     },
   });
 }
@@ -109,7 +150,10 @@ function claimsOf(ctx: RouteContext, id: Identity, sans: readonly San[]): string
 /** /renew and /agents authenticate with the client certificate only: any bearer is refused. */
 export function mtlsPeer(ctx: RouteContext, req: IncomingMessage, route: string): Peer {
   if (req.headers.authorization !== undefined) {
-    throw new RivetError(`${route} does not accept an Authorization header — the bootstrap secret and tokens work only at /enroll; ${route} authenticates with your client certificate`, 'bearer_not_accepted');
+    throw new RivetError(
+      `${route} does not accept an Authorization header — the bootstrap secret and tokens work only at /enroll; ${route} authenticates with your client certificate`,
+      'bearer_not_accepted',
+    );
   }
   const peer = verifiedPeer(req, ctx.ca.domain);
   ctx.decision.cn = peer.info.subjectCNs[0];
@@ -121,11 +165,21 @@ export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, 
   const { ca } = ctx;
   const request = csrRequest(body);
   const cn = commonName(peer.id, ca.domain);
-  if (request.cn !== cn) throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} differs from your certificate's ${cn} — renewal keeps the identity`, 'identity_mismatch');
-  const sans = request.sansText === undefined ? extraSans(peer.info, peer.id, ca) : nodeSans(ctx, peer.id, parseSans(request.sansText));
+  if (request.cn !== cn)
+    throw new RivetError(
+      `CSR CN ${JSON.stringify(request.cn)} differs from your certificate's ${cn} — renewal keeps the identity`,
+      'identity_mismatch',
+    );
+  const sans =
+    request.sansText === undefined
+      ? extraSans(peer.info, peer.id, ca)
+      : nodeSans(ctx, peer.id, parseSans(request.sansText));
   const publicKey = await csrPublicKey(request.csr);
   if (!publicKeyDer(publicKey).equals(publicKeyDer(peer.info.x509))) {
-    throw new RivetError('CSR public key differs from the presented certificate\'s — renewal keeps the key; enroll again for a new one', 'key_mismatch');
+    throw new RivetError(
+      "CSR public key differs from the presented certificate's — renewal keeps the key; enroll again for a new one",
+      'key_mismatch',
+    );
   }
   refuseNotDue(peer.info);
   return signForPeer(ctx, peer, peer.id, request.csr, publicKey, sans, 'renew', async (reads) => {
@@ -137,14 +191,25 @@ export async function renew(ctx: RouteContext, peer: Peer, body: Record<string, 
 
 export async function mintAgent(ctx: RouteContext, peer: Peer, body: Record<string, unknown>): Promise<Reply> {
   const { ca } = ctx;
-  if (peer.id.kind !== 'node') throw new RivetError(`${ctx.decision.cn} is a ${peer.id.kind} certificate — /agents needs the node's own certificate`, 'node_cert_required');
+  if (peer.id.kind !== 'node')
+    throw new RivetError(
+      `${ctx.decision.cn} is a ${peer.id.kind} certificate — /agents needs the node's own certificate`,
+      'node_cert_required',
+    );
   const request = csrRequest(body);
   const id = identityOfCn(request.cn, ca.domain);
-  if (id.kind !== 'agent') throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} must be <agent-id>@${peer.id.nodeId}`, 'bad_identity');
-  if (id.nodeId !== peer.id.nodeId) throw new RivetError(`node ${peer.id.nodeId} may mint agents only as <agent-id>@${peer.id.nodeId}, not ${request.cn}`, 'not_your_agent');
+  if (id.kind !== 'agent')
+    throw new RivetError(`CSR CN ${JSON.stringify(request.cn)} must be <agent-id>@${peer.id.nodeId}`, 'bad_identity');
+  if (id.nodeId !== peer.id.nodeId)
+    throw new RivetError(
+      `node ${peer.id.nodeId} may mint agents only as <agent-id>@${peer.id.nodeId}, not ${request.cn}`,
+      'not_your_agent',
+    );
   if (request.sansText?.length) throw new RivetError('agent certificates carry no extra SANs', 'bad_san');
   const publicKey = await csrPublicKey(request.csr);
-  return signForPeer(ctx, peer, id, request.csr, publicKey, [], 'agent', (reads) => planAgentLocked(reads, id, publicKeyDer(publicKey)));
+  return signForPeer(ctx, peer, id, request.csr, publicKey, [], 'agent', (reads) =>
+    planAgentLocked(reads, id, publicKeyDer(publicKey)),
+  );
 }
 
 function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
@@ -158,30 +223,54 @@ function nodeSans(ctx: RouteContext, id: Identity, sans: San[]): San[] {
  * `plan` then decides (lib/service/renewal-checks.ts) whether an existing certificate is given
  * again and which ones the new certificate supersedes.
  */
-async function signForPeer(ctx: RouteContext, peer: Peer, id: Identity, csr: string, publicKey: KeyObject, sans: readonly San[], event: string, plan: (reads: GroupReads) => Promise<CheckResult>): Promise<Reply> {
+async function signForPeer(
+  ctx: RouteContext,
+  peer: Peer,
+  id: Identity,
+  csr: string,
+  publicKey: KeyObject,
+  sans: readonly San[],
+  event: string,
+  plan: (reads: GroupReads) => Promise<CheckResult>,
+): Promise<Reply> {
   const { ca } = ctx;
   return ctx.queue.sign({
-    id, csrPem: csr, publicKey, sans,
+    id,
+    csrPem: csr,
+    publicKey,
+    sans,
     claims: claimsOf(ctx, id, sans),
     checkLocked: async (reads) => {
       const row = (await reads.rows()).find((e) => e.row.serial === peer.info.serial)?.row;
-      if (!row) throw new RivetError(`certificate serial ${peer.info.serial} is not in this CA's database`, 'unknown_cert');
+      if (!row)
+        throw new RivetError(`certificate serial ${peer.info.serial} is not in this CA's database`, 'unknown_cert');
       if (!isLive(row)) {
         const revoked = row.status === 'R';
-        throw new RivetError(`certificate serial ${peer.info.serial} is ${revoked ? 'revoked' : 'expired'}`, 'cert_not_live', { reason: revoked ? 'CERT_REVOKED' : 'CERT_HAS_EXPIRED' });
+        throw new RivetError(
+          `certificate serial ${peer.info.serial} is ${revoked ? 'revoked' : 'expired'}`,
+          'cert_not_live',
+          { reason: revoked ? 'CERT_REVOKED' : 'CERT_HAS_EXPIRED' },
+        );
       }
       await refuseRevokedKey(reads, commonName(id, ca.domain), publicKey);
       return plan(reads);
     },
     finishLocked: async (issued, reads, reused) => {
       const detail = `by ${ctx.decision.cn} serial ${peer.info.serial}${reused ? `; already issued: serial ${issued.serial} given again` : ''}`;
-      return { reply: await reply(reads, issued), audit: { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail } };
+      return {
+        reply: await reply(reads, issued),
+        audit: { event, result: 'ok', cn: issued.cn, serial: issued.serial, source: ctx.decision.source, detail },
+      };
     },
   });
 }
 
 /** Rows of one CN that pass `which`, with the public key of the certificate openssl kept. */
-async function rowsWithKey(reads: GroupReads, cn: string, which: (e: DbEntry) => boolean): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
+async function rowsWithKey(
+  reads: GroupReads,
+  cn: string,
+  which: (e: DbEntry) => boolean,
+): Promise<Array<{ row: DbEntry; key?: Buffer }>> {
   const mine = (await reads.rows()).filter((e) => e.row.cn === cn && which(e.row));
   return Promise.all(mine.map(async (e) => ({ row: e.row, key: await reads.certKey(e.dir, e.row.serial) })));
 }
@@ -196,12 +285,29 @@ async function refuseRevokedKey(reads: GroupReads, cn: string, publicKey: KeyObj
   const spki = publicKeyDer(publicKey);
   const now = new Date();
   // `superseded` is the renewal cap retiring an older certificate of the same key, not a verdict on the key.
-  const hit = (await rowsWithKey(reads, cn, (e) => e.status === 'R' && e.reason !== 'superseded' && e.notAfter.getTime() > now.getTime())).find((r) => r.key?.equals(spki));
-  if (hit) throw new RivetError(`this key belongs to ${cn}'s revoked certificate (serial ${hit.row.serial}) — make a new key and ask again`, 'revoked_key');
+  const hit = (
+    await rowsWithKey(
+      reads,
+      cn,
+      (e) => e.status === 'R' && e.reason !== 'superseded' && e.notAfter.getTime() > now.getTime(),
+    )
+  ).find((r) => r.key?.equals(spki));
+  if (hit)
+    throw new RivetError(
+      `this key belongs to ${cn}'s revoked certificate (serial ${hit.row.serial}) — make a new key and ask again`,
+      'revoked_key',
+    );
 }
 
 async function reply(reads: GroupReads, issued: Issued): Promise<Reply> {
   const { store } = reads.ca;
   const [chain, crl] = await Promise.all([reads.text(store.chainFile), reads.text(store.crlBundle)]);
-  return { cn: issued.cn, serial: issued.serial, notAfter: issued.info.notAfter.toISOString(), cert: issued.certPem, chain, crl };
+  return {
+    cn: issued.cn,
+    serial: issued.serial,
+    notAfter: issued.info.notAfter.toISOString(),
+    cert: issued.certPem,
+    chain,
+    crl,
+  };
 }

@@ -13,7 +13,16 @@ import { parseJsonObject, readBody, sendError, sendJson, toHttpError } from '../
 import { FailureLimiter } from './limiter.ts';
 import { sourceKey } from '../policy/rate-limit.ts';
 import { guardConnections, type ConnectionStats } from './connections.ts';
-import { enroll, enrollCredential, mintAgent, mtlsPeer, presentedCredential, renew, type Reply, type RouteContext } from './routes.ts';
+import {
+  enroll,
+  enrollCredential,
+  mintAgent,
+  mtlsPeer,
+  presentedCredential,
+  renew,
+  type Reply,
+  type RouteContext,
+} from './routes.ts';
 import { loadTlsMaterial, tlsFiles, type TlsFiles } from './tls-material.ts';
 import { secureContextOptions } from '../mesh/tls.ts';
 import { watchServerTls } from '../mesh/watch.ts';
@@ -54,9 +63,20 @@ export type Limits = {
 };
 
 export const DEFAULT_LIMITS: Limits = {
-  maxBodyBytes: 64 * 1024, bodyTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, handshakeTimeoutMs: 10_000,
-  idleTimeoutMs: 5_000, keepAliveTimeoutMs: 5_000, maxConnections: 512, maxConnectionsPerSource: 32,
-  maxFailures: 10, failureWindowMs: 60_000, crlRefreshMs: 60 * 60_000, reloadCheckMs: 1_000, issuance: DEFAULT_RATE_LIMITS,
+  maxBodyBytes: 64 * 1024,
+  bodyTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 5_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 512,
+  maxConnectionsPerSource: 32,
+  maxFailures: 10,
+  failureWindowMs: 60_000,
+  crlRefreshMs: 60 * 60_000,
+  reloadCheckMs: 1_000,
+  issuance: DEFAULT_RATE_LIMITS,
 };
 
 export type ServiceOptions = {
@@ -77,7 +97,15 @@ export type ServiceOptions = {
   push?: PushOptions;
 };
 
-export type EnrollService = { server: https.Server; port: number; host: string; metricsPort?: number; reload: () => Promise<boolean>; connections: () => ConnectionStats; close: () => Promise<void> };
+export type EnrollService = {
+  server: https.Server;
+  port: number;
+  host: string;
+  metricsPort?: number;
+  reload: () => Promise<boolean>;
+  connections: () => ConnectionStats;
+  close: () => Promise<void>;
+};
 
 const PUBLIC_PATHS = ['/healthz', '/crl.pem', '/ca.crt'];
 const POST_ROUTES: Record<string, string> = { '/enroll': 'enroll', '/renew': 'renew', '/agents': 'agent' };
@@ -89,7 +117,8 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
   const files: TlsFiles = tlsFiles(ca, opts.tlsCert, opts.tlsKey);
   // What the service trusts comes from these directories: refuse to start on ones another user can change.
   checkOwnership(ca.store.dir, 'CA directory');
-  for (const dir of new Set([path.dirname(files.cert), path.dirname(files.key)])) checkOwnership(dir, 'directory of the TLS certificate and key');
+  for (const dir of new Set([path.dirname(files.cert), path.dirname(files.key)]))
+    checkOwnership(dir, 'directory of the TLS certificate and key');
   await refreshCrls(ca); // never start serving with a CRL about to lapse
   const material = await loadTlsMaterial(files);
   const queue = new SigningQueue(ca);
@@ -111,14 +140,23 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
 
   const connections = guardConnections(server, limits, log);
   const c = connections.stats();
-  log(`connections: at most ${c.cap} (${c.perSource} per source address or IPv6 /64; descriptor limit ${c.fdLimit}); a request must start within ${limits.idleTimeoutMs / 1000} s of the handshake`);
+  log(
+    `connections: at most ${c.cap} (${c.perSource} per source address or IPv6 /64; descriptor limit ${c.fdLimit}); a request must start within ${limits.idleTimeoutMs / 1000} s of the handshake`,
+  );
 
   // Everything that refuses an attempt without I/O runs synchronously here, and a 401 is counted
   // in that same turn: of a burst from one source, exactly `maxFailures` get 401, then 429.
   const handlePost = (route: string, req: IncomingMessage, res: ServerResponse) => {
     const source = req.socket.remoteAddress ?? 'unknown';
     const key = sourceKey(source);
-    const ctx: RouteContext = { ca, sanCidrs: opts.sanCidrs, secret: opts.secret, decision: { source }, queue, throttle };
+    const ctx: RouteContext = {
+      ca,
+      sanCidrs: opts.sanCidrs,
+      secret: opts.secret,
+      decision: { source },
+      queue,
+      throttle,
+    };
     let release: (() => void) | undefined;
     const refuse = (err: unknown) => {
       release?.();
@@ -130,14 +168,18 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
       const wait = limiter.blockedFor(key);
       if (wait > 0) {
         res.setHeader('retry-after', String(Math.ceil(wait / 1000)));
-        throw new RivetError(`too many failed attempts from ${key} — retry in ${Math.ceil(wait / 1000)} s`, 'throttled');
+        throw new RivetError(
+          `too many failed attempts from ${key} — retry in ${Math.ceil(wait / 1000)} s`,
+          'throttled',
+        );
       }
       let work: Promise<Reply>;
       if (route === 'enroll') {
         const presented = presentedCredential(ctx, req);
         // A token's verdict needs the token store: counted as a failure until it is in.
         if (presented.kind === 'token') release = limiter.hold(key);
-        work = (async () => enroll(ctx, await enrollCredential(ctx, presented), parseJsonObject(await readBody(req, bodyLimits))))();
+        work = (async () =>
+          enroll(ctx, await enrollCredential(ctx, presented), parseJsonObject(await readBody(req, bodyLimits))))();
       } else {
         const peer = mtlsPeer(ctx, req, route === 'renew' ? '/renew' : '/agents');
         work = (async () => {
@@ -145,22 +187,48 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
           return route === 'renew' ? renew(ctx, peer, body) : mintAgent(ctx, peer, body);
         })();
       }
-      work.then((reply) => { release?.(); sendJson(res, 200, reply); metrics.signed(route); }, refuse)
+      work
+        .then((reply) => {
+          release?.();
+          sendJson(res, 200, reply);
+          metrics.signed(route);
+        }, refuse)
         .catch((err: Error) => log(`${route} from ${source}: could not answer: ${err.message}`));
-    } catch (err) { refuse(err); }
+    } catch (err) {
+      refuse(err);
+    }
   };
 
-  const refused = async (route: string, req: IncomingMessage, res: ServerResponse, ctx: RouteContext, e: HttpRefusal, err: unknown, tripped: boolean) => {
+  const refused = async (
+    route: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: RouteContext,
+    e: HttpRefusal,
+    err: unknown,
+    tripped: boolean,
+  ) => {
     const { source } = ctx.decision;
     metrics.refusal(route, e.code);
     if (e.status >= 500) log(`${route} from ${source}: ${(err as Error)?.stack ?? String(err)}`);
     if (e.status !== 429) {
-      await audit(ca.store.auditLog, { event: route, result: e.status >= 500 ? 'failed' : 'refused', cn: ctx.decision.cn, reason: e.code, source, detail: e.message })
-        .catch((auditErr) => log(`audit.log write failed: ${(auditErr as Error).message}`));
+      await audit(ca.store.auditLog, {
+        event: route,
+        result: e.status >= 500 ? 'failed' : 'refused',
+        cn: ctx.decision.cn,
+        reason: e.code,
+        source,
+        detail: e.message,
+      }).catch((auditErr) => log(`audit.log write failed: ${(auditErr as Error).message}`));
     }
     if (tripped) {
-      await audit(ca.store.auditLog, { event: 'throttle', result: 'refused', source, reason: 'too_many_failures', detail: `${limits.maxFailures} failed attempts within ${limits.failureWindowMs / 1000} s from ${sourceKey(source)}; further requests get 429` })
-        .catch(() => {});
+      await audit(ca.store.auditLog, {
+        event: 'throttle',
+        result: 'refused',
+        source,
+        reason: 'too_many_failures',
+        detail: `${limits.maxFailures} failed attempts within ${limits.failureWindowMs / 1000} s from ${sourceKey(source)}; further requests get 429`,
+      }).catch(() => {});
     }
     sendError(res, e);
     if (res.getHeader('connection') === 'close') lingerThenDestroy(req);
@@ -174,19 +242,32 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
     if (urlPath === '/metrics' && req.method === 'GET') return void metrics.serveMtls(req, res);
     if (post && req.method === 'POST') return void handlePost(post, req, res);
     if ((req.method === 'GET' || req.method === 'HEAD') && PUBLIC_PATHS.includes(urlPath)) {
-      return void publicGet(ca, urlPath, res).catch((err) => { log(`GET ${urlPath}: ${(err as Error).message}`); sendError(res, toHttpError(err)); });
+      return void publicGet(ca, urlPath, res).catch((err) => {
+        log(`GET ${urlPath}: ${(err as Error).message}`);
+        sendError(res, toHttpError(err));
+      });
     }
     const known = post || PUBLIC_PATHS.includes(urlPath);
-    sendError(res, known ? new RivetError(`${req.method} is not allowed on ${urlPath}`, 'method') : new RivetError(`no endpoint ${urlPath}`, 'not_found'));
+    sendError(
+      res,
+      known
+        ? new RivetError(`${req.method} is not allowed on ${urlPath}`, 'method')
+        : new RivetError(`no endpoint ${urlPath}`, 'not_found'),
+    );
   });
   logTraffic(server, log);
   const pushes = opts.push ? startPushRetries(ca, opts.push, log) : undefined;
 
   const tlsWatch = watchServerTls(server, {
-    files: Object.values(files), initial: material, load: () => loadTlsMaterial(files), domain: ca.domain, pollMs: limits.reloadCheckMs,
+    files: Object.values(files),
+    initial: material,
+    load: () => loadTlsMaterial(files),
+    domain: ca.domain,
+    pollMs: limits.reloadCheckMs,
     onReload: () => log('TLS material changed on disk — reloaded (certificate, chain, CRLs)'),
     onError: (err) => log(`TLS reload skipped, keeping the previous material: ${err.message}`),
-    logger: (e) => log(`cut the connection from ${e.cn ? JSON.stringify(e.cn) : 'a client'} (${e.remote ?? '?'}): ${e.reason}`),
+    logger: (e) =>
+      log(`cut the connection from ${e.cn ? JSON.stringify(e.cn) : 'a client'} (${e.remote ?? '?'}): ${e.reason}`),
   });
   const reload = tlsWatch.reload;
   const refresh = async () => {
@@ -197,31 +278,49 @@ export async function startEnrollService(opts: ServiceOptions): Promise<EnrollSe
         await opts.onCrlsRefreshed?.();
         void pushes?.pushAll();
       }
-    } catch (err) { log(`CRL refresh failed (will retry): ${(err as Error).message}`); }
+    } catch (err) {
+      log(`CRL refresh failed (will retry): ${(err as Error).message}`);
+    }
     await reload();
   };
-  const timers = [setInterval(() => void refresh(), limits.crlRefreshMs),
-    setInterval(() => limiter.sweep(), limits.failureWindowMs), setInterval(() => throttle.sweep(), limits.issuance.perIdentity.windowMs)];
+  const timers = [
+    setInterval(() => void refresh(), limits.crlRefreshMs),
+    setInterval(() => limiter.sweep(), limits.failureWindowMs),
+    setInterval(() => throttle.sweep(), limits.issuance.perIdentity.windowMs),
+  ];
   for (const t of timers) t.unref();
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const address = server.address() as AddressInfo;
-  const metricsServer = opts.metricsListen ? await metrics.listen(opts.metricsListen.host, opts.metricsListen.port) : undefined;
+  const metricsServer = opts.metricsListen
+    ? await metrics.listen(opts.metricsListen.host, opts.metricsListen.port)
+    : undefined;
   return {
-    server, port: address.port, host: address.address, reload, connections: connections.stats, metricsPort: metricsServer?.port,
-    close: () => new Promise<void>((resolve) => {
-      const st = connections.stats();
-      log(`connections: ${st.refused} refused, ${st.evicted} idle ones closed to make room, ${st.idleClosed} timed out idle`);
-      for (const t of timers) clearInterval(t);
-      pushes?.stop();
-      tlsWatch.stop();
-      metricsServer?.server.close();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    server,
+    port: address.port,
+    host: address.address,
+    reload,
+    connections: connections.stats,
+    metricsPort: metricsServer?.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const st = connections.stats();
+        log(
+          `connections: ${st.refused} refused, ${st.evicted} idle ones closed to make room, ${st.idleClosed} timed out idle`,
+        );
+        for (const t of timers) clearInterval(t);
+        pushes?.stop();
+        tlsWatch.stop();
+        metricsServer?.server.close();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -56,7 +56,10 @@ export class GroupReads {
     const file = path.join(dir, 'newcerts', `${serial}.pem`);
     let info = this.certs.get(file);
     if (!info) {
-      info = fsp.readFile(file, 'utf8').then((pem) => parseCertPem(pem), () => undefined);
+      info = fsp.readFile(file, 'utf8').then(
+        (pem) => parseCertPem(pem),
+        () => undefined,
+      );
       this.certs.set(file, info);
     }
     return info;
@@ -70,12 +73,17 @@ export class GroupReads {
 
   text(file: string): Promise<string> {
     let text = this.files.get(file);
-    if (!text) { text = fsp.readFile(file, 'utf8'); this.files.set(file, text); }
+    if (!text) {
+      text = fsp.readFile(file, 'utf8');
+      this.files.set(file, text);
+    }
     return text;
   }
 
   /** After the group changed files (a revocation re-signed the CRL): read them again. */
-  forgetFiles(): void { this.files = new Map(); }
+  forgetFiles(): void {
+    this.files = new Map();
+  }
 }
 
 /** What a job's check decided: reuse an existing certificate, or sign and then revoke these. */
@@ -99,8 +107,17 @@ type Outcome = { value: unknown } | { error: unknown } | typeof LATER;
 export class SigningQueue {
   private readonly groups: GroupCommit<SigningJob<unknown>, Outcome>;
 
-  constructor(private readonly ca: Ca, maxGroup = 64) {
-    this.groups = new GroupCommit((jobs) => transaction(ca, `sign ${jobs.length} certificate${jobs.length === 1 ? '' : 's'}`, () => this.signGroupLocked(jobs)), { maxGroup, gather: GATHER });
+  constructor(
+    private readonly ca: Ca,
+    maxGroup = 64,
+  ) {
+    this.groups = new GroupCommit(
+      (jobs) =>
+        transaction(ca, `sign ${jobs.length} certificate${jobs.length === 1 ? '' : 's'}`, () =>
+          this.signGroupLocked(jobs),
+        ),
+      { maxGroup, gather: GATHER },
+    );
   }
 
   async sign<R>(job: SigningJob<R>): Promise<R> {
@@ -124,22 +141,41 @@ export class SigningQueue {
     const reused = new Map<number, Issued>();
     const supersede = new Map<number, ReadonlyArray<{ dir: string; serial: string }>>();
     for (const [i, job] of jobs.entries()) {
-      if (job.claims.some((c) => claimed.has(c))) { outcomes[i] = LATER; continue; }
+      if (job.claims.some((c) => claimed.has(c))) {
+        outcomes[i] = LATER;
+        continue;
+      }
       try {
         const plan = await job.checkLocked(reads);
-        if (plan?.reuse) { reused.set(i, plan.reuse); for (const c of job.claims) claimed.add(c); continue; }
+        if (plan?.reuse) {
+          reused.set(i, plan.reuse);
+          for (const c of job.claims) claimed.add(c);
+          continue;
+        }
         if (job.id.kind === 'node') {
           const p = leafProfile(job.id, this.ca.domain, job.sans);
           refuseConflict(names.conflict(job.id.nodeId, p.dns, p.ips));
-          if (pending.conflict(job.id.nodeId, p.dns, p.ips)) { outcomes[i] = LATER; continue; }
+          if (pending.conflict(job.id.nodeId, p.dns, p.ips)) {
+            outcomes[i] = LATER;
+            continue;
+          }
           pending.add(job.id.nodeId, 'pending', p.dns, p.ips);
         }
         for (const c of job.claims) claimed.add(c);
         if (plan?.supersede?.length) supersede.set(i, plan.supersede);
         accepted.push(i);
-      } catch (error) { outcomes[i] = { error }; }
+      } catch (error) {
+        outcomes[i] = { error };
+      }
     }
-    const issued = accepted.length ? await signLeaves(this.ca, await this.ca.store.current(), accepted.map((i) => jobs[i]!), leafValidity()) : [];
+    const issued = accepted.length
+      ? await signLeaves(
+          this.ca,
+          await this.ca.store.current(),
+          accepted.map((i) => jobs[i]!),
+          leafValidity(),
+        )
+      : [];
     // Each successful renewal supersedes what it replaces: one database write and one CRL for the group.
     const targets: RevokeTarget[] = [];
     const superseded: AuditEvent[] = [];
@@ -149,22 +185,41 @@ export class SigningQueue {
       const mine: string[] = [];
       for (const t of supersede.get(i) ?? []) {
         const issuer = await issuerOfDir(this.ca, t.dir);
-        if (issuer) { targets.push({ issuer, serial: t.serial }); mine.push(t.serial); }
+        if (issuer) {
+          targets.push({ issuer, serial: t.serial });
+          mine.push(t.serial);
+        }
       }
-      if (mine.length) superseded.push({ event: 'supersede', result: 'ok', cn: result.cn, serials: mine, reason: 'superseded', detail: `by serial ${result.serial}: at most 2 live certificates per identity` });
+      if (mine.length)
+        superseded.push({
+          event: 'supersede',
+          result: 'ok',
+          cn: result.cn,
+          serials: mine,
+          reason: 'superseded',
+          detail: `by serial ${result.serial}: at most 2 live certificates per identity`,
+        });
     }
-    if (targets.length) { await revokeLocked(this.ca, targets, 'superseded'); reads.forgetFiles(); }
+    if (targets.length) {
+      await revokeLocked(this.ca, targets, 'superseded');
+      reads.forgetFiles();
+    }
     const events: AuditEvent[] = [];
     const finish = async (i: number, result: Issued, wasReused: boolean) => {
       try {
         const done = await jobs[i]!.finishLocked(result, reads, wasReused);
         outcomes[i] = { value: done.reply };
         events.push(done.audit);
-      } catch (error) { outcomes[i] = { error }; }
+      } catch (error) {
+        outcomes[i] = { error };
+      }
     };
     for (const [k, i] of accepted.entries()) {
       const result = issued[k]!;
-      if (result instanceof Error) { outcomes[i] = { error: result }; continue; }
+      if (result instanceof Error) {
+        outcomes[i] = { error: result };
+        continue;
+      }
       await finish(i, result, false);
     }
     for (const [i, result] of reused) await finish(i, result, true);

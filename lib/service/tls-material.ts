@@ -16,8 +16,13 @@ export function tlsFiles(ca: Ca, cert: string, key: string): TlsFiles {
 }
 
 async function read(file: string, what: string): Promise<Buffer> {
-  try { return await fsp.readFile(file); } catch (err) {
-    throw new RivetError(`cannot read the ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}) — ${what === 'server key' || what === 'server certificate' ? 'give --tls-cert/--tls-key or set RIVET_NODE_DIR' : 'is RIVET_CA_DIR right?'}`, 'tls_files');
+  try {
+    return await fsp.readFile(file);
+  } catch (err) {
+    throw new RivetError(
+      `cannot read the ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}) — ${what === 'server key' || what === 'server certificate' ? 'give --tls-cert/--tls-key or set RIVET_NODE_DIR' : 'is RIVET_CA_DIR right?'}`,
+      'tls_files',
+    );
   }
 }
 
@@ -27,11 +32,19 @@ async function read(file: string, what: string): Promise<Buffer> {
  */
 export async function loadTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
   const [cert, key, ca, crl] = await Promise.all([
-    read(files.cert, 'server certificate'), read(files.key, 'server key'), read(files.chain, 'CA chain'), read(files.crl, 'CRL bundle'),
+    read(files.cert, 'server certificate'),
+    read(files.key, 'server key'),
+    read(files.chain, 'CA chain'),
+    read(files.crl, 'CRL bundle'),
   ]);
   const material: TlsMaterial = { cert, key, ca, crl: splitCrlBundle(crl.toString('utf8')).map((c) => Buffer.from(c)) };
-  try { tls.createSecureContext(secureContextOptions(material)); } catch (err) {
-    throw new RivetError(`TLS material is unusable (${(err as Error).message}) — check that ${files.key} matches ${files.cert}`, 'tls_files');
+  try {
+    tls.createSecureContext(secureContextOptions(material));
+  } catch (err) {
+    throw new RivetError(
+      `TLS material is unusable (${(err as Error).message}) — check that ${files.key} matches ${files.cert}`,
+      'tls_files',
+    );
   }
   return material;
 }

@@ -7,8 +7,19 @@ import type { CrlInfo } from '../x509/crl.ts';
 import { PUBLIC_MODE, exists, writeAtomic } from '../sys/files.ts';
 import { audit } from '../sys/audit.ts';
 import { rootUnattendedProblem } from './pkcs11.ts';
-import { INTERMEDIATE_CRL_HOURS, INTERMEDIATE_CRL_REFRESH_MS, ROOT_CRL_WARN_MS, readCrl, writeBundleLocked } from '../ca/published.ts';
-import { installCurrentRootCrlLocked, readRootCrlSeries, seriesEnd, signRootCrlSeriesLocked } from './root-crl-series.ts';
+import {
+  INTERMEDIATE_CRL_HOURS,
+  INTERMEDIATE_CRL_REFRESH_MS,
+  ROOT_CRL_WARN_MS,
+  readCrl,
+  writeBundleLocked,
+} from '../ca/published.ts';
+import {
+  installCurrentRootCrlLocked,
+  readRootCrlSeries,
+  seriesEnd,
+  signRootCrlSeriesLocked,
+} from './root-crl-series.ts';
 import { type IssuerSecret } from '../ca/handle.ts';
 
 function due(crl: CrlInfo | undefined, windowMs: number, now: Date): boolean {

@@ -30,7 +30,16 @@ const hasSans = (s: CsrSubject) => Boolean(s.dns?.length || s.ips?.length || s.u
 /** Writes req.cnf for `s` to `conf` and returns the `openssl req` arguments that use it. */
 async function reqArgs(conf: string, s: CsrSubject, keyArgs: readonly string[]): Promise<string[]> {
   await fsp.writeFile(conf, renderFile('req.cnf', { cn: s.cn, ...sanValues(s) }));
-  return ['req', '-new', '-config', conf, ...keyArgs, '-subj', `/CN=${s.cn}`, ...(hasSans(s) ? ['-reqexts', 'req_ext'] : [])];
+  return [
+    'req',
+    '-new',
+    '-config',
+    conf,
+    ...keyArgs,
+    '-subj',
+    `/CN=${s.cn}`,
+    ...(hasSans(s) ? ['-reqexts', 'req_ext'] : []),
+  ];
 }
 
 async function opensslReq(s: CsrSubject, keyArgs: string[]): Promise<string> {
@@ -41,7 +50,11 @@ async function opensslReq(s: CsrSubject, keyArgs: string[]): Promise<string> {
  * Makes a new private key at `keyPath` (which the caller created empty with mode 0600, so the key
  * is never readable by others) and a CSR for it, in one openssl run.
  */
-export async function newKeyAndCsr(keyPath: string, type: KeyType, subject: CsrSubject): Promise<{ csrPem: string; publicKey: KeyObject }> {
+export async function newKeyAndCsr(
+  keyPath: string,
+  type: KeyType,
+  subject: CsrSubject,
+): Promise<{ csrPem: string; publicKey: KeyObject }> {
   const csrPem = await opensslReq(subject, [...newKeyArgs(type), '-noenc', '-keyout', keyPath]);
   return { csrPem, publicKey: publicKeyOfPrivatePem(await fsp.readFile(keyPath, 'utf8')) };
 }
@@ -53,27 +66,44 @@ export type KeyRequest = { keyPath: string; type: KeyType; subject: CsrSubject }
  * time, instead of one fork of this process each. A run that left no usable CSR or key is redone
  * alone by newKeyAndCsr, whose error (openssl's own message) is that item's result.
  */
-export async function newKeysAndCsrs(items: readonly KeyRequest[]): Promise<Array<{ csrPem: string; publicKey: KeyObject } | Error>> {
+export async function newKeysAndCsrs(
+  items: readonly KeyRequest[],
+): Promise<Array<{ csrPem: string; publicKey: KeyObject } | Error>> {
   return withTempDir(async (tmp) => {
-    const argvs = await Promise.all(items.map(async (it, i) => [
-      ...await reqArgs(path.join(tmp, `req${i}.cnf`), it.subject, [...newKeyArgs(it.type), '-noenc', '-keyout', it.keyPath]),
-      '-out', path.join(tmp, `req${i}.csr`),
-    ]));
+    const argvs = await Promise.all(
+      items.map(async (it, i) => [
+        ...(await reqArgs(path.join(tmp, `req${i}.cnf`), it.subject, [
+          ...newKeyArgs(it.type),
+          '-noenc',
+          '-keyout',
+          it.keyPath,
+        ])),
+        '-out',
+        path.join(tmp, `req${i}.csr`),
+      ]),
+    );
     // xargs -n wants lists of one length: one run per shape (key type, SAN or not).
     const shapes = new Map<number, string[][]>();
     for (const a of argvs) shapes.set(a.length, [...(shapes.get(a.length) ?? []), a]);
     for (const group of shapes.values()) await opensslEach(group, 2);
-    return Promise.all(items.map(async (it, i) => {
-      try {
-        const csrPem = await fsp.readFile(path.join(tmp, `req${i}.csr`), 'utf8');
-        const publicKey = publicKeyOfPrivatePem(await fsp.readFile(it.keyPath, 'utf8'));
-        // A whole request for this very key, or the run is redone alone below.
-        if (!publicKeyDer(await csrPublicKey(csrPem)).equals(publicKeyDer(publicKey))) throw new Error('key and CSR differ');
-        return { csrPem, publicKey };
-      } catch {
-        try { return await newKeyAndCsr(it.keyPath, it.type, it.subject); } catch (err) { return err as Error; }
-      }
-    }));
+    return Promise.all(
+      items.map(async (it, i) => {
+        try {
+          const csrPem = await fsp.readFile(path.join(tmp, `req${i}.csr`), 'utf8');
+          const publicKey = publicKeyOfPrivatePem(await fsp.readFile(it.keyPath, 'utf8'));
+          // A whole request for this very key, or the run is redone alone below.
+          if (!publicKeyDer(await csrPublicKey(csrPem)).equals(publicKeyDer(publicKey)))
+            throw new Error('key and CSR differ');
+          return { csrPem, publicKey };
+        } catch {
+          try {
+            return await newKeyAndCsr(it.keyPath, it.type, it.subject);
+          } catch (err) {
+            return err as Error;
+          }
+        }
+      }),
+    );
   });
 }
 
@@ -92,24 +122,39 @@ export function sanExtensionValue(s: CsrSubject): Buffer {
  * Returns the public key; subject and requested extensions are not trusted here.
  */
 export async function csrPublicKey(csrPem: string): Promise<KeyObject> {
-  if (typeof csrPem !== 'string' || csrPem.length === 0) throw new UsageError('CSR is empty — send one PEM "CERTIFICATE REQUEST"', 'bad_csr');
-  if (csrPem.length > MAX_CSR_BYTES) throw new UsageError(`CSR is ${csrPem.length} bytes — at most ${MAX_CSR_BYTES} are accepted`, 'bad_csr');
+  if (typeof csrPem !== 'string' || csrPem.length === 0)
+    throw new UsageError('CSR is empty — send one PEM "CERTIFICATE REQUEST"', 'bad_csr');
+  if (csrPem.length > MAX_CSR_BYTES)
+    throw new UsageError(`CSR is ${csrPem.length} bytes — at most ${MAX_CSR_BYTES} are accepted`, 'bad_csr');
   const ders = pemToDer(csrPem, 'CERTIFICATE REQUEST');
-  if (ders.length !== 1) throw new UsageError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
+  if (ders.length !== 1)
+    throw new UsageError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
   // openssl also reads "NEW CERTIFICATE REQUEST" blocks: with one of those before ours, it would
   // sign a request nobody checked. The signer only ever gives openssl the re-armoured DER of the
   // one block (lib/sign/signer.ts csrForOpenssl); this refusal says so to the sender.
-  if (csrPem.split('-----BEGIN ').length !== 2) throw new UsageError('CSR text holds more than one PEM block — send only the "CERTIFICATE REQUEST"', 'bad_csr');
+  if (csrPem.split('-----BEGIN ').length !== 2)
+    throw new UsageError('CSR text holds more than one PEM block — send only the "CERTIFICATE REQUEST"', 'bad_csr');
   // What is checked here must be exactly what `openssl ca` later reads from the same text: base64
   // decoding skips stray bytes (a NUL inside the armour verified here, then failed in openssl as an
   // internal error), and bytes after the request would be ignored by one parser and not another.
-  if (/-----BEGIN CERTIFICATE REQUEST-----(?![A-Za-z0-9+/=\s]*-----END)/.test(csrPem)) throw new UsageError('CSR PEM holds characters that are not base64 — send the request as openssl wrote it', 'bad_csr');
+  if (/-----BEGIN CERTIFICATE REQUEST-----(?![A-Za-z0-9+/=\s]*-----END)/.test(csrPem))
+    throw new UsageError(
+      'CSR PEM holds characters that are not base64 — send the request as openssl wrote it',
+      'bad_csr',
+    );
   const der = ders[0]!;
-  if (!derIsOneTlv(der)) throw new UsageError('CSR is not one DER-encoded request (truncated, or bytes after its end)', 'bad_csr');
+  if (!derIsOneTlv(der))
+    throw new UsageError('CSR is not one DER-encoded request (truncated, or bytes after its end)', 'bad_csr');
   const parts = requestParts(der);
-  if (!parts) throw new UsageError('CSR is malformed: not a PKCS#10 request (version, subject, public key, attributes; algorithm; signature)', 'bad_csr');
+  if (!parts)
+    throw new UsageError(
+      'CSR is malformed: not a PKCS#10 request (version, subject, public key, attributes; algorithm; signature)',
+      'bad_csr',
+    );
   let key: KeyObject;
-  try { key = createPublicKey({ key: parts.spki.bytes, format: 'der', type: 'spki' }); } catch {
+  try {
+    key = createPublicKey({ key: parts.spki.bytes, format: 'der', type: 'spki' });
+  } catch {
     throw new UsageError('CSR public key cannot be read', 'bad_csr');
   }
   checkPublicKey(key);
@@ -127,13 +172,34 @@ function requestParts(der: Buffer): RequestParts | undefined {
   try {
     const outer = readTlv(der);
     const [info, alg, sig, ...extra] = children(outer);
-    if (outer.tag !== 0x30 || !info || !alg || !sig || extra.length || info.tag !== 0x30 || alg.tag !== 0x30 || sig.tag !== 0x03) return undefined;
+    if (
+      outer.tag !== 0x30 ||
+      !info ||
+      !alg ||
+      !sig ||
+      extra.length ||
+      info.tag !== 0x30 ||
+      alg.tag !== 0x30 ||
+      sig.tag !== 0x03
+    )
+      return undefined;
     const [version, subject, spki, attributes, ...more] = children(info);
     // Any version number: like openssl, we read v1 fields whatever it says (the hostile corpus sends 5).
     if (!version || version.tag !== 0x02) return undefined;
-    if (!subject || subject.tag !== 0x30 || !spki || spki.tag !== 0x30 || !attributes || attributes.tag !== 0xa0 || more.length) return undefined;
+    if (
+      !subject ||
+      subject.tag !== 0x30 ||
+      !spki ||
+      spki.tag !== 0x30 ||
+      !attributes ||
+      attributes.tag !== 0xa0 ||
+      more.length
+    )
+      return undefined;
     return { info, subject, spki, attributes, alg, sig };
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -151,30 +217,50 @@ export function csrProfileMismatch(csrPem: string, want: CsrSubject): string | u
     const attrs = children(parts.attributes);
     if (attrs.length !== 1) return `${attrs.length} attributes, want one extension request`;
     const [type, values, ...rest] = children(attrs[0]!);
-    if (!type || oid(type) !== EXTENSION_REQUEST || !values || values.tag !== 0x31 || rest.length) return 'its attribute is not one extension request';
+    if (!type || oid(type) !== EXTENSION_REQUEST || !values || values.tag !== 0x31 || rest.length)
+      return 'its attribute is not one extension request';
     const sets = children(values);
     if (sets.length !== 1) return 'the extension request holds several sets';
     const exts = children(sets[0]!);
     if (exts.length !== 1) return `${exts.length} requested extensions, want only subjectAltName`;
     const [extId, extValue, ...tail] = children(exts[0]!);
-    if (!extId || oid(extId) !== OID.san || !extValue || extValue.tag !== 0x04 || tail.length) return 'the requested extension is not a non-critical subjectAltName';
-    return content(extValue).equals(sanExtensionValue(want)) ? undefined : "its subjectAltName differs from the profile's";
-  } catch (err) { return `unreadable (${(err as Error).message})`; }
+    if (!extId || oid(extId) !== OID.san || !extValue || extValue.tag !== 0x04 || tail.length)
+      return 'the requested extension is not a non-critical subjectAltName';
+    return content(extValue).equals(sanExtensionValue(want))
+      ? undefined
+      : "its subjectAltName differs from the profile's";
+  } catch (err) {
+    return `unreadable (${(err as Error).message})`;
+  }
 }
 
 function derIsOneTlv(der: Buffer): boolean {
-  try { return readTlv(der).bytes.length === der.length; } catch { return false; }
+  try {
+    return readTlv(der).bytes.length === der.length;
+  } catch {
+    return false;
+  }
 }
 
 /** Why the proof of possession fails, or undefined when it holds. */
 function csrSignatureProblem(parts: RequestParts, key: KeyObject): string | undefined {
   let algorithm: string;
-  try { algorithm = oid(children(parts.alg)[0]!); } catch { return 'signature algorithm cannot be read — the request is malformed'; }
+  try {
+    algorithm = oid(children(parts.alg)[0]!);
+  } catch {
+    return 'signature algorithm cannot be read — the request is malformed';
+  }
   const weak = WEAK_SIGNATURES[algorithm];
-  if (weak) return `is signed with ${weak}, which is not accepted — sign it with SHA-256 or better (openssl req -sha256)`;
+  if (weak)
+    return `is signed with ${weak}, which is not accepted — sign it with SHA-256 or better (openssl req -sha256)`;
   const digest = SIG_DIGEST[algorithm];
-  if (!digest) return `is signed with algorithm ${algorithm}, which is not accepted — use ECDSA or RSA with SHA-256, SHA-384 or SHA-512`;
+  if (!digest)
+    return `is signed with algorithm ${algorithm}, which is not accepted — use ECDSA or RSA with SHA-256, SHA-384 or SHA-512`;
   let valid = false;
-  try { valid = crypto.verify(digest, parts.info.bytes, key, content(parts.sig).subarray(1)); } catch { /* a malformed signature does not verify */ }
+  try {
+    valid = crypto.verify(digest, parts.info.bytes, key, content(parts.sig).subarray(1));
+  } catch {
+    /* a malformed signature does not verify */
+  }
   return valid ? undefined : 'signature does not verify — the request was altered or not signed by its own key';
 }

@@ -16,7 +16,11 @@ export const PKCS11_FILE = 'pkcs11.json';
 export const PIN_ENV = 'RIVET_CA_KEY_PASS';
 
 /** Modules tried when none is given: SoftHSM2, then p11-kit's proxy (every registered module). */
-const DEFAULT_MODULES = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so'];
+const DEFAULT_MODULES = [
+  '/usr/lib/softhsm/libsofthsm2.so',
+  '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
+  '/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so',
+];
 
 // RFC 7512 path and query characters, minus the ones our argv or messages should never carry.
 const URI_CHARS = /^pkcs11:[A-Za-z0-9%._~:;=/?&@+-]+$/;
@@ -27,7 +31,8 @@ const MODULE_PATH = /^\/[A-Za-z0-9._/+-]+$/;
  * URI (pin-value) would end up on openssl's argv, so it is refused.
  */
 export function parsePkcs11Uri(uri: string): string {
-  if (!URI_CHARS.test(uri)) throw new UsageError(`PKCS#11 URI ${show(uri)} is not valid — want e.g. "pkcs11:token=rivet-root;object=root"`);
+  if (!URI_CHARS.test(uri))
+    throw new UsageError(`PKCS#11 URI ${show(uri)} is not valid — want e.g. "pkcs11:token=rivet-root;object=root"`);
   const attrs = new Map<string, string>();
   for (const part of uri.slice('pkcs11:'.length).split(/[;?&]/).filter(Boolean)) {
     const eq = part.indexOf('=');
@@ -35,11 +40,17 @@ export function parsePkcs11Uri(uri: string): string {
     attrs.set(part.slice(0, eq).toLowerCase(), part.slice(eq + 1));
   }
   if (attrs.has('pin-value') || attrs.has('pin-source')) {
-    throw new UsageError('PKCS#11 URI must not carry the PIN (pin-value/pin-source) — give it with --pin-file FILE, never on the command line');
+    throw new UsageError(
+      'PKCS#11 URI must not carry the PIN (pin-value/pin-source) — give it with --pin-file FILE, never on the command line',
+    );
   }
-  if (!attrs.has('object') && !attrs.has('id')) throw new UsageError(`PKCS#11 URI ${show(uri)} names no key — add object=<label> or id=<hex>`);
+  if (!attrs.has('object') && !attrs.has('id'))
+    throw new UsageError(`PKCS#11 URI ${show(uri)} names no key — add object=<label> or id=<hex>`);
   const type = attrs.get('type');
-  if (type !== undefined && type !== 'private') throw new UsageError(`PKCS#11 URI ${show(uri)} has type=${type} — the root signs with its private key (type=private)`);
+  if (type !== undefined && type !== 'private')
+    throw new UsageError(
+      `PKCS#11 URI ${show(uri)} has type=${type} — the root signs with its private key (type=private)`,
+    );
   if (type !== undefined) return uri;
   const q = uri.indexOf('?');
   const [pathPart, query] = q === -1 ? [uri, ''] : [uri.slice(0, q), uri.slice(q)];
@@ -49,21 +60,36 @@ export function parsePkcs11Uri(uri: string): string {
 export async function pkcs11Module(given: string | undefined): Promise<string> {
   const candidates = given ? [given] : DEFAULT_MODULES;
   for (const m of candidates) {
-    if (!MODULE_PATH.test(m)) throw new UsageError(`PKCS#11 module path ${show(m)} must be an absolute path of plain characters`);
+    if (!MODULE_PATH.test(m))
+      throw new UsageError(`PKCS#11 module path ${show(m)} must be an absolute path of plain characters`);
     if (await exists(m)) return m;
   }
-  throw new UsageError(given
-    ? `PKCS#11 module ${show(given)} does not exist — install the token's library or fix --pkcs11-module`
-    : `no PKCS#11 module found (tried ${DEFAULT_MODULES.join(', ')}) — give --pkcs11-module, or run test/setup/install-deps.sh for SoftHSM2`);
+  throw new UsageError(
+    given
+      ? `PKCS#11 module ${show(given)} does not exist — install the token's library or fix --pkcs11-module`
+      : `no PKCS#11 module found (tried ${DEFAULT_MODULES.join(', ')}) — give --pkcs11-module, or run test/setup/install-deps.sh for SoftHSM2`,
+  );
 }
 
 export async function readPkcs11(dir: string): Promise<Pkcs11Root | undefined> {
   const text = await readText(path.join(dir, PKCS11_FILE));
   if (text === undefined) return undefined;
   let v: Partial<Pkcs11Root>;
-  try { v = JSON.parse(text) as Partial<Pkcs11Root>; } catch { throw new RivetError(`${path.join(dir, PKCS11_FILE)} is not valid JSON — restore it from a backup`, 'pkcs11'); }
-  if (typeof v.uri !== 'string' || typeof v.module !== 'string' || !URI_CHARS.test(v.uri) || !MODULE_PATH.test(v.module)) {
-    throw new RivetError(`${path.join(dir, PKCS11_FILE)} must hold {"uri": "pkcs11:…", "module": "/path/to/module.so"}`, 'pkcs11');
+  try {
+    v = JSON.parse(text) as Partial<Pkcs11Root>;
+  } catch {
+    throw new RivetError(`${path.join(dir, PKCS11_FILE)} is not valid JSON — restore it from a backup`, 'pkcs11');
+  }
+  if (
+    typeof v.uri !== 'string' ||
+    typeof v.module !== 'string' ||
+    !URI_CHARS.test(v.uri) ||
+    !MODULE_PATH.test(v.module)
+  ) {
+    throw new RivetError(
+      `${path.join(dir, PKCS11_FILE)} must hold {"uri": "pkcs11:…", "module": "/path/to/module.so"}`,
+      'pkcs11',
+    );
   }
   return { uri: v.uri, module: v.module };
 }
@@ -77,9 +103,17 @@ export async function writePkcs11(dir: string, cfg: Pkcs11Root): Promise<void> {
  * the subcommand uses for its key (`-key` for req, `-keyfile` for ca). The engine config is
  * written to `tmp`, a private temp directory the caller removes.
  */
-export async function engineKeyArgs(cfg: Pkcs11Root, flag: '-key' | '-keyfile', tmp: string, pin: string | undefined): Promise<{ args: string[]; env: Record<string, string> }> {
+export async function engineKeyArgs(
+  cfg: Pkcs11Root,
+  flag: '-key' | '-keyfile',
+  tmp: string,
+  pin: string | undefined,
+): Promise<{ args: string[]; env: Record<string, string> }> {
   if (!pin) {
-    throw new UsageError('the root key is in a PKCS#11 token and needs its PIN — give it with --root-passphrase-file FILE (or RIVET_ROOT_PASSPHRASE_FILE), never on the command line', 'pin_missing');
+    throw new UsageError(
+      'the root key is in a PKCS#11 token and needs its PIN — give it with --root-passphrase-file FILE (or RIVET_ROOT_PASSPHRASE_FILE), never on the command line',
+      'pin_missing',
+    );
   }
   const conf = path.join(tmp, 'pkcs11.cnf');
   await fsp.writeFile(conf, renderFile('pkcs11.cnf', { module: cfg.module }), { mode: 0o600 });
@@ -98,12 +132,18 @@ export async function rootKeyAvailable(rootDir: string): Promise<boolean> {
  * Why the root cannot sign unattended right now (a root CRL refresh from cron), or undefined when
  * it can: the key is offline, or it needs a PIN/passphrase nobody gave.
  */
-export async function rootUnattendedProblem(rootDir: string, secret: { passphrase?: string } | undefined): Promise<string | undefined> {
+export async function rootUnattendedProblem(
+  rootDir: string,
+  secret: { passphrase?: string } | undefined,
+): Promise<string | undefined> {
   if (await exists(path.join(rootDir, PKCS11_FILE))) {
-    return secret?.passphrase ? undefined : 'the root key is in a PKCS#11 token and no PIN was given (--root-passphrase-file)';
+    return secret?.passphrase
+      ? undefined
+      : 'the root key is in a PKCS#11 token and no PIN was given (--root-passphrase-file)';
   }
   const key = await readText(path.join(rootDir, 'ca.key'));
   if (key === undefined) return 'root key is offline';
-  if (key.includes('ENCRYPTED') && !secret?.passphrase) return 'the root key is encrypted and no passphrase was given (--root-passphrase-file)';
+  if (key.includes('ENCRYPTED') && !secret?.passphrase)
+    return 'the root key is encrypted and no passphrase was given (--root-passphrase-file)';
   return undefined;
 }

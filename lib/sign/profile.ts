@@ -26,11 +26,23 @@ export function leafProfile(id: Identity, domain: MeshDomain, extraSans: readonl
   const cn = commonName(id, domain);
   const uris = [spiffeId(id, domain)];
   if (id.kind !== 'node') {
-    if (extraSans.length) throw new UsageError(`${show(cn)} is a ${id.kind} identity: extra SANs (${extraSans.map(sanText).join(' ')}) are only for node certs`);
-    return { template: id.kind === 'agent' ? 'agent.cnf' : 'user.cnf', cn, dns: [], ips: [], uris, eku: [OID.clientAuth] };
+    if (extraSans.length)
+      throw new UsageError(
+        `${show(cn)} is a ${id.kind} identity: extra SANs (${extraSans.map(sanText).join(' ')}) are only for node certs`,
+      );
+    return {
+      template: id.kind === 'agent' ? 'agent.cnf' : 'user.cnf',
+      cn,
+      dns: [],
+      ips: [],
+      uris,
+      eku: [OID.clientAuth],
+    };
   }
   const sans = uniqueSans(extraSans);
-  const dns = [...new Set([...nodeBaseNames(id.nodeId, domain), ...sans.filter((s) => s.type === 'DNS').map((s) => s.value)])];
+  const dns = [
+    ...new Set([...nodeBaseNames(id.nodeId, domain), ...sans.filter((s) => s.type === 'DNS').map((s) => s.value)]),
+  ];
   const ips = sans.filter((s) => s.type === 'IP').map((s) => s.value);
   return { template: 'node.cnf', cn, dns, ips, uris, eku: [OID.serverAuth, OID.clientAuth] };
 }

@@ -11,7 +11,11 @@ import { withCrlPending } from './transaction.ts';
 export type RevokeTarget = { issuer: Issuer; serial: string };
 
 /** Revokes every target with `reason`; returns the targets that were not live (left alone). */
-export async function revokeLocked(ca: Ca, targets: readonly RevokeTarget[], reason: RevocationReason): Promise<RevokeTarget[]> {
+export async function revokeLocked(
+  ca: Ca,
+  targets: readonly RevokeTarget[],
+  reason: RevocationReason,
+): Promise<RevokeTarget[]> {
   if (targets.length === 0) return [];
   const byIssuer = new Map<string, { issuer: Issuer; serials: string[] }>();
   for (const t of targets) {

@@ -56,8 +56,27 @@ async function signWindow(root: Issuer, w: Window, secret: IssuerSecret | undefi
   const out = path.join(tmp, 'crl.pem');
   await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: 'sha256', copy_extensions: 'none' }));
   const key = await issuerKeyArgs(root, secret, tmp);
-  await openssl(['ca', '-batch', '-gencrl', '-config', caConf, '-cert', root.cert, ...key.args, '-md', 'sha256',
-    '-crl_lastupdate', generalizedTime(w.thisUpdate), '-crl_nextupdate', generalizedTime(w.nextUpdate), '-out', out], { cwd: root.dir, env: key.env });
+  await openssl(
+    [
+      'ca',
+      '-batch',
+      '-gencrl',
+      '-config',
+      caConf,
+      '-cert',
+      root.cert,
+      ...key.args,
+      '-md',
+      'sha256',
+      '-crl_lastupdate',
+      generalizedTime(w.thisUpdate),
+      '-crl_nextupdate',
+      generalizedTime(w.nextUpdate),
+      '-out',
+      out,
+    ],
+    { cwd: root.dir, env: key.env },
+  );
   return fsp.readFile(out, 'utf8');
 }
 
@@ -72,7 +91,9 @@ export async function signRootCrlSeriesLocked(ca: Ca, opts: SeriesOptions = {}):
   const root = ca.store.root();
   const rootX = await issuerCert(root);
   const now = opts.now ?? new Date();
-  const start = new Date(Math.max(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000, new Date(rootX.validFrom).getTime()));
+  const start = new Date(
+    Math.max(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000, new Date(rootX.validFrom).getTime()),
+  );
   const windows = seriesWindows(start, new Date(rootX.validTo), opts);
   const pems = await withTempDir(async (tmp) => {
     const out: string[] = [];
@@ -81,7 +102,11 @@ export async function signRootCrlSeriesLocked(ca: Ca, opts: SeriesOptions = {}):
   });
   await writeAtomic(seriesFile(ca.store), pems.join(''), PUBLIC_MODE);
   await writeAtomic(root.crl, pems[0]!, PUBLIC_MODE);
-  return { windows: windows.length, end: windows[windows.length - 1]!.nextUpdate, current: parseCrlDer(pemToDer(pems[0]!, 'X509 CRL')[0]!) };
+  return {
+    windows: windows.length,
+    end: windows[windows.length - 1]!.nextUpdate,
+    current: parseCrlDer(pemToDer(pems[0]!, 'X509 CRL')[0]!),
+  };
 }
 
 /** The series as signed, in window order; undefined when this CA has none (made before series). */
@@ -94,7 +119,9 @@ export async function readRootCrlSeries(store: CaStore): Promise<CrlInfo[] | und
 /** Which member should be published at `now`: the latest started a day ago, else the earliest valid. */
 export function currentWindow(series: readonly CrlInfo[], now = new Date()): number | undefined {
   const t = now.getTime();
-  const valid = series.map((c, i) => ({ c, i })).filter(({ c }) => c.thisUpdate.getTime() <= t && (c.nextUpdate?.getTime() ?? 0) > t);
+  const valid = series
+    .map((c, i) => ({ c, i }))
+    .filter(({ c }) => c.thisUpdate.getTime() <= t && (c.nextUpdate?.getTime() ?? 0) > t);
   const settled = valid.filter(({ c }) => c.thisUpdate.getTime() <= t - ROOT_CRL_SWITCH_MS);
   return (settled.length ? settled[settled.length - 1] : valid[0])?.i;
 }

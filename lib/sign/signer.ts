@@ -21,7 +21,12 @@ import type { IssuerSecret } from '../ca/handle.ts';
  * How openssl reaches an issuer's key: its key file (with -passin when encrypted), or, for a root
  * whose key lives in a PKCS#11 token, the pkcs11 engine (the secret is then the token PIN).
  */
-export async function issuerKeyArgs(issuer: Issuer, secret: IssuerSecret | undefined, tmp: string, flag: '-key' | '-keyfile' = '-keyfile'): Promise<{ args: string[]; env: Record<string, string> }> {
+export async function issuerKeyArgs(
+  issuer: Issuer,
+  secret: IssuerSecret | undefined,
+  tmp: string,
+  flag: '-key' | '-keyfile' = '-keyfile',
+): Promise<{ args: string[]; env: Record<string, string> }> {
   const token = issuer.kind === 'root' ? await readPkcs11(issuer.dir) : undefined;
   if (token) return engineKeyArgs(token, flag, tmp, secret?.passphrase);
   const pass = passinFor(secret);
@@ -35,7 +40,11 @@ export function passinFor(secret: IssuerSecret | undefined): { args: string[]; e
 
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'rivet-ca-'));
-  try { return await fn(dir); } finally { await fsp.rm(dir, { recursive: true, force: true }); }
+  try {
+    return await fn(dir);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -45,7 +54,8 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
  */
 function csrForOpenssl(pem: string): string {
   const ders = pemToDer(pem, 'CERTIFICATE REQUEST');
-  if (ders.length !== 1) throw new RivetError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
+  if (ders.length !== 1)
+    throw new RivetError(`expected exactly one PEM "CERTIFICATE REQUEST", found ${ders.length}`, 'bad_csr');
   return derToPem(ders[0]!, 'CERTIFICATE REQUEST');
 }
 
@@ -82,15 +92,40 @@ export async function signCsr(issuer: Issuer, req: SignRequest, secret?: IssuerS
  * it runs with `env` in the issuer's directory. `-rand_serial`: a fresh 159-bit random serial
  * (DESIGN §3 asks at least 64 random bits) for the first certificate of a run.
  */
-async function caCommand(issuer: Issuer, req: SignProfile, copyExtensions: 'none' | 'copy', tmp: string, secret?: IssuerSecret): Promise<{ args: (input: string[]) => string[]; env: Record<string, string> }> {
+async function caCommand(
+  issuer: Issuer,
+  req: SignProfile,
+  copyExtensions: 'none' | 'copy',
+  tmp: string,
+  secret?: IssuerSecret,
+): Promise<{ args: (input: string[]) => string[]; env: Record<string, string> }> {
   const caConf = path.join(tmp, 'ca.cnf');
   const extConf = path.join(tmp, 'ext.cnf');
   await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: req.digest, copy_extensions: copyExtensions }));
   await fsp.writeFile(extConf, renderFile(req.extTemplate, req.extValues));
   const key = await issuerKeyArgs(issuer, secret, tmp);
-  const args = (input: string[]) => ['ca', '-batch', '-notext', '-config', caConf, '-extfile', extConf, '-extensions', req.extSection,
-    '-cert', issuer.cert, ...key.args, '-rand_serial', '-md', req.digest,
-    '-startdate', generalizedTime(req.notBefore), '-enddate', generalizedTime(req.notAfter), ...input];
+  const args = (input: string[]) => [
+    'ca',
+    '-batch',
+    '-notext',
+    '-config',
+    caConf,
+    '-extfile',
+    extConf,
+    '-extensions',
+    req.extSection,
+    '-cert',
+    issuer.cert,
+    ...key.args,
+    '-rand_serial',
+    '-md',
+    req.digest,
+    '-startdate',
+    generalizedTime(req.notBefore),
+    '-enddate',
+    generalizedTime(req.notAfter),
+    ...input,
+  ];
   return { args, env: key.env };
 }
 
@@ -116,16 +151,26 @@ export async function signCsrBatch(issuer: Issuer, req: BatchSignRequest, secret
   if (req.csrPems.length === 0) return [];
   return withTempDir(async (tmp) => {
     const ca = await caCommand(issuer, req, 'copy', tmp, secret);
-    const runs = await Promise.all(req.csrPems.map(async (pem, i) => {
-      const csr = path.join(tmp, `req${i}.csr`);
-      await fsp.writeFile(csr, csrForOpenssl(pem));
-      return { argv: ca.args(['-in', csr, '-out', path.join(tmp, `cert${i}.pem`)]), out: path.join(tmp, `cert${i}.pem`) };
-    }));
-    await opensslEach(runs.map((r) => r.argv), 1, { cwd: issuer.dir, env: ca.env });
+    const runs = await Promise.all(
+      req.csrPems.map(async (pem, i) => {
+        const csr = path.join(tmp, `req${i}.csr`);
+        await fsp.writeFile(csr, csrForOpenssl(pem));
+        return {
+          argv: ca.args(['-in', csr, '-out', path.join(tmp, `cert${i}.pem`)]),
+          out: path.join(tmp, `cert${i}.pem`),
+        };
+      }),
+    );
+    await opensslEach(
+      runs.map((r) => r.argv),
+      1,
+      { cwd: issuer.dir, env: ca.env },
+    );
     // A run openssl refused (a bad signature, its policy) wrote nothing: the caller matches what
     // came back by key and CN and signs a missing one alone, which reports openssl's error.
     const pems = await Promise.all(runs.map((r) => fsp.readFile(r.out, 'utf8').catch(() => '')));
-    return pems.flatMap((text) => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [])
+    return pems
+      .flatMap((text) => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [])
       .map((p) => (p.endsWith('\n') ? p : `${p}\n`));
   });
 }
@@ -133,7 +178,15 @@ export async function signCsrBatch(issuer: Issuer, req: BatchSignRequest, secret
 // No `removeFromCRL`: RFC 5280 §5.3.1 allows it only in delta CRLs, and OpenSSL (so Node's tls)
 // treats a full-CRL entry with that reason as *not revoked* — the database would say revoked while
 // every handshake still accepted the certificate.
-export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'CACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'certificateHold'] as const;
+export const REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'CACompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+] as const;
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
 /**
@@ -146,7 +199,12 @@ export type RevocationReason = (typeof REVOCATION_REASONS)[number];
  * the CRL in withCrlPending, which re-signs the CRL after a kill in between. Serials not live in
  * the database are returned, untouched. The caller holds the CA lock.
  */
-export async function revokeSerials(issuer: Issuer, serials: readonly string[], reason: RevocationReason, at = new Date()): Promise<string[]> {
+export async function revokeSerials(
+  issuer: Issuer,
+  serials: readonly string[],
+  reason: RevocationReason,
+  at = new Date(),
+): Promise<string[]> {
   if (serials.length === 0) return [];
   const index = path.join(issuer.dir, 'index.txt');
   const text = await fsp.readFile(index, 'utf8');
@@ -168,9 +226,15 @@ export async function revokeSerials(issuer: Issuer, serials: readonly string[], 
  * One serial: revokeSerials for a list of one. `_secret` is accepted for callers of the former
  * `openssl ca -revoke` path; the database write needs no issuer key (the CRL signature does).
  */
-export async function revokeSerial(issuer: Issuer, serial: string, reason: RevocationReason, _secret?: IssuerSecret): Promise<void> {
+export async function revokeSerial(
+  issuer: Issuer,
+  serial: string,
+  reason: RevocationReason,
+  _secret?: IssuerSecret,
+): Promise<void> {
   const missed = await revokeSerials(issuer, [serial], reason);
-  if (missed.length) throw new RivetError(`serial ${serial} is not a valid entry of ${path.join(issuer.dir, 'index.txt')}`, 'not_found');
+  if (missed.length)
+    throw new RivetError(`serial ${serial} is not a valid entry of ${path.join(issuer.dir, 'index.txt')}`, 'not_found');
 }
 
 /**
@@ -187,15 +251,39 @@ export function crlThisUpdate(issuerNotBefore: Date, now = new Date()): Date {
 }
 
 /** A fresh CRL for the issuer, valid for `hours`; returns its PEM. Bumps crlnumber. */
-export async function generateCrl(issuer: Issuer, hours: number, digest: string, secret?: IssuerSecret): Promise<string> {
+export async function generateCrl(
+  issuer: Issuer,
+  hours: number,
+  digest: string,
+  secret?: IssuerSecret,
+): Promise<string> {
   return withTempDir(async (tmp) => {
     const caConf = path.join(tmp, 'ca.cnf');
     const out = path.join(tmp, 'crl.pem');
     await fsp.writeFile(caConf, renderFile('ca.cnf', { digest, copy_extensions: 'none' }));
     const key = await issuerKeyArgs(issuer, secret, tmp);
     const issuerNotBefore = new Date(new X509Certificate(await fsp.readFile(issuer.cert)).validFrom);
-    await openssl(['ca', '-batch', '-gencrl', '-config', caConf, '-cert', issuer.cert, ...key.args,
-      '-md', digest, '-crl_lastupdate', generalizedTime(crlThisUpdate(issuerNotBefore)), '-crlhours', String(hours), '-out', out], { cwd: issuer.dir, env: key.env });
+    await openssl(
+      [
+        'ca',
+        '-batch',
+        '-gencrl',
+        '-config',
+        caConf,
+        '-cert',
+        issuer.cert,
+        ...key.args,
+        '-md',
+        digest,
+        '-crl_lastupdate',
+        generalizedTime(crlThisUpdate(issuerNotBefore)),
+        '-crlhours',
+        String(hours),
+        '-out',
+        out,
+      ],
+      { cwd: issuer.dir, env: key.env },
+    );
     return fsp.readFile(out, 'utf8');
   });
 }

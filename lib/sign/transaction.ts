@@ -11,15 +11,24 @@ import { refreshCrlsLocked } from './crl-sign.ts';
 
 export async function transaction<T>(ca: Ca, what: string, fn: () => Promise<T>): Promise<T> {
   const { store } = ca;
-  if (!(await exists(store.dir))) throw new RivetError(`CA directory ${store.dir} does not exist — run \`rivet-ca init\` or set RIVET_CA_DIR`, 'no_ca');
-  return withLock(store.lockFile, what, async () => {
-    await recoverStore(store);
-    if (await exists(store.crlPendingFile)) {
-      await refreshCrlsLocked(ca, { force: true });
-      await fsp.rm(store.crlPendingFile, { force: true });
-    }
-    return fn();
-  }, { onWait: (holder) => process.stderr.write(`rivet-ca: waiting for the CA lock held by ${holder}\n`) });
+  if (!(await exists(store.dir)))
+    throw new RivetError(
+      `CA directory ${store.dir} does not exist — run \`rivet-ca init\` or set RIVET_CA_DIR`,
+      'no_ca',
+    );
+  return withLock(
+    store.lockFile,
+    what,
+    async () => {
+      await recoverStore(store);
+      if (await exists(store.crlPendingFile)) {
+        await refreshCrlsLocked(ca, { force: true });
+        await fsp.rm(store.crlPendingFile, { force: true });
+      }
+      return fn();
+    },
+    { onWait: (holder) => process.stderr.write(`rivet-ca: waiting for the CA lock held by ${holder}\n`) },
+  );
 }
 
 /**

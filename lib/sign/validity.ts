@@ -19,10 +19,16 @@ export const BACKDATE_MS = 5 * 60_000;
 /** Default leaf validity: 90 days, starting BACKDATE_MS ago. */
 export function leafValidity(opts: { days?: number; notBefore?: Date } = {}, now = new Date()): Validity {
   const days = opts.days ?? LEAF_DAYS;
-  if (!Number.isInteger(days) || days < 1 || days > 825) throw new UsageError(`--days ${days} must be a whole number from 1 to 825`);
+  if (!Number.isInteger(days) || days < 1 || days > 825)
+    throw new UsageError(`--days ${days} must be a whole number from 1 to 825`);
   const notBefore = opts.notBefore ?? new Date(Math.floor(now.getTime() / 1000) * 1000 - BACKDATE_MS);
-  if (Number.isNaN(notBefore.getTime())) throw new UsageError('--not-before must be an ISO 8601 time like 2026-01-31T00:00:00Z');
-  return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS), ...(opts.notBefore ? {} : { defaultStart: true }) };
+  if (Number.isNaN(notBefore.getTime()))
+    throw new UsageError('--not-before must be an ISO 8601 time like 2026-01-31T00:00:00Z');
+  return {
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + days * DAY_MS),
+    ...(opts.notBefore ? {} : { defaultStart: true }),
+  };
 }
 
 /**
@@ -34,8 +40,13 @@ export function withinIssuer(issuerX509: X509Certificate, validity: Validity): V
   const start = new Date(issuerX509.validFrom);
   const end = new Date(issuerX509.validTo);
   if (validity.notAfter.getTime() > end.getTime()) {
-    throw new RivetError(`a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${end.toISOString()}) — run \`rivet-ca rotate-intermediate\``, 'intermediate_expiring');
+    throw new RivetError(
+      `a certificate until ${validity.notAfter.toISOString()} would outlive the intermediate (until ${end.toISOString()}) — run \`rivet-ca rotate-intermediate\``,
+      'intermediate_expiring',
+    );
   }
   // An explicit --not-before is the operator's (tests and migrations date certificates on purpose).
-  return validity.defaultStart && validity.notBefore.getTime() < start.getTime() ? { ...validity, notBefore: start } : validity;
+  return validity.defaultStart && validity.notBefore.getTime() < start.getTime()
+    ? { ...validity, notBefore: start }
+    : validity;
 }

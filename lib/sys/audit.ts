@@ -18,7 +18,12 @@ export async function audit(file: string, e: AuditEvent): Promise<void> {
   const line = JSON.stringify({ ts: new Date().toISOString(), host: os.hostname(), pid: process.pid, ...e });
   // O_APPEND: concurrent writers of lines this short never interleave.
   const fh = await fsp.open(file, 'a', 0o600);
-  try { await fh.appendFile(`${line}\n`); await fh.datasync(); } finally { await fh.close(); }
+  try {
+    await fh.appendFile(`${line}\n`);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Several events in one append and one datasync (batch issuance). */
@@ -27,5 +32,10 @@ export async function auditAll(file: string, events: readonly AuditEvent[]): Pro
   const head = { ts: new Date().toISOString(), host: os.hostname(), pid: process.pid };
   const text = events.map((e) => `${JSON.stringify({ ...head, ...e })}\n`).join('');
   const fh = await fsp.open(file, 'a', 0o600);
-  try { await fh.appendFile(text); await fh.datasync(); } finally { await fh.close(); }
+  try {
+    await fh.appendFile(text);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
 }

@@ -32,7 +32,8 @@ export function loadEnv(env: Env = process.env): Env {
   const file = env.RIVET_ENV_FILE ?? path.resolve('.env');
   let fromFile: Env = {};
   if (fs.existsSync(file)) fromFile = dotenv.parse(fs.readFileSync(file));
-  else if (env.RIVET_ENV_FILE) throw new UsageError(`RIVET_ENV_FILE ${show(file)} does not exist — fix the path or unset it`);
+  else if (env.RIVET_ENV_FILE)
+    throw new UsageError(`RIVET_ENV_FILE ${show(file)} does not exist — fix the path or unset it`);
   return { ...fromFile, ...env };
 }
 
@@ -69,8 +70,12 @@ export function bootstrapSecret(env: Env, warn: (msg: string) => void = () => {}
   const file = nonEmpty(env.RIVET_BOOTSTRAP_SECRET_FILE);
   if (file) {
     let text: string;
-    try { text = fs.readFileSync(file, 'utf8'); } catch {
-      throw new UsageError(`RIVET_BOOTSTRAP_SECRET_FILE ${show(file)} cannot be read — check the path and its permissions`);
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      throw new UsageError(
+        `RIVET_BOOTSTRAP_SECRET_FILE ${show(file)} cannot be read — check the path and its permissions`,
+      );
     }
     const secret = text.replace(/\r?\n$/, '');
     if (!secret) throw new UsageError(`RIVET_BOOTSTRAP_SECRET_FILE ${show(file)} is empty`);

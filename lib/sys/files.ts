@@ -14,13 +14,20 @@ export const PRIVATE_DIR_MODE = 0o700;
 export const TEMP_MARK = '.rivet-tmp-';
 
 export function tempPathFor(target: string): string {
-  return path.join(path.dirname(target), `${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}-${path.basename(target)}`);
+  return path.join(
+    path.dirname(target),
+    `${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}-${path.basename(target)}`,
+  );
 }
 
 /** Creates a new, empty file with exactly `mode` (refuses to reuse an existing path). */
 export async function createExclusive(file: string, mode: number): Promise<void> {
   const fh = await fsp.open(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
-  try { await fh.chmod(mode); } finally { await fh.close(); }
+  try {
+    await fh.chmod(mode);
+  } finally {
+    await fh.close();
+  }
 }
 
 export async function writeAtomic(target: string, data: string | Uint8Array, mode: number): Promise<void> {
@@ -56,7 +63,11 @@ export async function commitRename(tmp: string, target: string): Promise<void> {
 
 export async function syncDir(dir: string): Promise<void> {
   const fh = await fsp.open(dir, 'r');
-  try { await fh.sync(); } finally { await fh.close(); }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 export async function ensureDir(dir: string, mode = PRIVATE_DIR_MODE): Promise<void> {
@@ -65,11 +76,18 @@ export async function ensureDir(dir: string, mode = PRIVATE_DIR_MODE): Promise<v
 }
 
 export async function exists(file: string): Promise<boolean> {
-  try { await fsp.access(file); return true; } catch { return false; }
+  try {
+    await fsp.access(file);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function readText(file: string): Promise<string | undefined> {
-  try { return await fsp.readFile(file, 'utf8'); } catch (err) {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
@@ -78,7 +96,11 @@ export async function readText(file: string): Promise<string | undefined> {
 /** Removes temp files left by a process that died (their pid is no longer running). */
 export async function removeStaleTemps(dir: string): Promise<string[]> {
   let names: string[];
-  try { names = await fsp.readdir(dir); } catch { return []; }
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
   const removed: string[] = [];
   for (const name of names) {
     if (!name.startsWith(TEMP_MARK)) continue;
@@ -92,7 +114,10 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
 
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
-  try { process.kill(pid, 0); return true; } catch (err) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -17,7 +17,9 @@ function processStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 function holderAlive(h: Holder): boolean {
@@ -38,7 +40,11 @@ function describe(h: Holder): string {
 }
 
 async function readHolder(file: string): Promise<Holder | undefined> {
-  try { return JSON.parse(await fsp.readFile(file, 'utf8')) as Holder; } catch { return undefined; }
+  try {
+    return JSON.parse(await fsp.readFile(file, 'utf8')) as Holder;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -69,10 +75,18 @@ async function breakIfStale(file: string, seen: Holder): Promise<void> {
   if (seen.host !== os.hostname() || holderAlive(seen)) return;
   // A temp-file name: if we are killed while it exists, the next lock holder's recovery removes it.
   const aside = tempPathFor(file);
-  try { await fsp.rename(file, aside); } catch { return; }
+  try {
+    await fsp.rename(file, aside);
+  } catch {
+    return;
+  }
   const moved = await readHolder(aside);
   if (moved && moved.nonce !== seen.nonce) {
-    try { await fsp.link(aside, file); } catch { /* a newer lock exists: theirs wins */ }
+    try {
+      await fsp.link(aside, file);
+    } catch {
+      /* a newer lock exists: theirs wins */
+    }
   }
   await fsp.rm(aside, { force: true });
 }
@@ -82,20 +96,35 @@ async function breakIfUnreadable(file: string): Promise<void> {
   const st = await fsp.stat(file).catch(() => undefined);
   if (!st || Date.now() - st.mtimeMs < 10_000) return;
   const aside = tempPathFor(file);
-  try { await fsp.rename(file, aside); } catch { return; }
+  try {
+    await fsp.rename(file, aside);
+  } catch {
+    return;
+  }
   if (await readHolder(aside)) {
-    try { await fsp.link(aside, file); } catch { /* a newer lock exists: theirs wins */ }
+    try {
+      await fsp.link(aside, file);
+    } catch {
+      /* a newer lock exists: theirs wins */
+    }
   }
   await fsp.rm(aside, { force: true });
 }
 
 /** Runs `fn` holding the lock at `file`. Re-entrant along one async call chain. */
-export async function withLock<T>(file: string, what: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+export async function withLock<T>(
+  file: string,
+  what: string,
+  fn: () => Promise<T>,
+  opts: LockOptions = {},
+): Promise<T> {
   const mine = heldHere.getStore();
   if (mine?.has(file)) return fn();
   const previous = queues.get(file) ?? Promise.resolve();
   let release!: () => void;
-  const turn = new Promise<void>((resolve) => { release = resolve; });
+  const turn = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   const tail = previous.then(() => turn);
   queues.set(file, tail);
   await previous;
@@ -109,7 +138,14 @@ export async function withLock<T>(file: string, what: string, fn: () => Promise<
 
 async function withFileLock<T>(file: string, what: string, fn: () => Promise<T>, opts: LockOptions): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? Number(process.env.RIVET_LOCK_TIMEOUT_MS ?? 120_000);
-  const me: Holder = { pid: process.pid, host: os.hostname(), what, since: new Date().toISOString(), nonce: randomBytes(8).toString('hex'), start: processStart(process.pid) };
+  const me: Holder = {
+    pid: process.pid,
+    host: os.hostname(),
+    what,
+    since: new Date().toISOString(),
+    nonce: randomBytes(8).toString('hex'),
+    start: processStart(process.pid),
+  };
   const start = Date.now();
   let told = false;
   let delay = 5;
@@ -119,9 +155,15 @@ async function withFileLock<T>(file: string, what: string, fn: () => Promise<T>,
     else await breakIfUnreadable(file);
     const waited = Date.now() - start;
     if (waited > timeoutMs) {
-      throw new RivetError(`CA is locked by ${holder ? describe(holder) : 'another process'} — waited ${Math.round(waited / 1000)}s; retry later, or remove ${file} if that process is gone`, 'locked');
+      throw new RivetError(
+        `CA is locked by ${holder ? describe(holder) : 'another process'} — waited ${Math.round(waited / 1000)}s; retry later, or remove ${file} if that process is gone`,
+        'locked',
+      );
     }
-    if (!told && waited > 2000 && holder) { told = true; opts.onWait?.(describe(holder)); }
+    if (!told && waited > 2000 && holder) {
+      told = true;
+      opts.onWait?.(describe(holder));
+    }
     await sleep(delay + Math.random() * delay);
     delay = Math.min(delay * 2, 50);
   }

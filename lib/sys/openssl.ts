@@ -17,7 +17,8 @@ export type OpensslOptions = {
 
 function checkArgv(args: readonly string[]): void {
   for (const a of args) {
-    if (typeof a !== 'string' || a.includes('\0')) throw new RivetError(`refusing to run openssl with a malformed argument ${JSON.stringify(a)}`);
+    if (typeof a !== 'string' || a.includes('\0'))
+      throw new RivetError(`refusing to run openssl with a malformed argument ${JSON.stringify(a)}`);
   }
 }
 
@@ -30,9 +31,12 @@ async function run(args: readonly string[], opts: OpensslOptions, encoding: 'utf
     reject: false,
     encoding,
     stripFinalNewline: false,
-  }).catch((err: unknown) => { throw new RivetError(`cannot run ${OPENSSL}: ${(err as Error).message} — is OpenSSL 3 installed?`, 'openssl'); });
+  }).catch((err: unknown) => {
+    throw new RivetError(`cannot run ${OPENSSL}: ${(err as Error).message} — is OpenSSL 3 installed?`, 'openssl');
+  });
   if (result.exitCode !== 0 || result.failed) {
-    const stderr = typeof result.stderr === 'string' ? result.stderr : Buffer.from(result.stderr ?? []).toString('utf8');
+    const stderr =
+      typeof result.stderr === 'string' ? result.stderr : Buffer.from(result.stderr ?? []).toString('utf8');
     throw new OpensslError(args, stderr || String(result.message ?? ''), result.exitCode);
   }
   return result;
@@ -56,7 +60,11 @@ export async function opensslBytes(args: readonly string[], opts: OpensslOptions
  * same length (xargs -n). xargs does not say which run failed: callers check each run's output
  * files and redo a missing one with openssl() to get its error.
  */
-export async function opensslEach(argvs: readonly (readonly string[])[], parallel: number, opts: Omit<OpensslOptions, 'input'> = {}): Promise<void> {
+export async function opensslEach(
+  argvs: readonly (readonly string[])[],
+  parallel: number,
+  opts: Omit<OpensslOptions, 'input'> = {},
+): Promise<void> {
   if (argvs.length === 0) return;
   const n = argvs[0]!.length;
   for (const args of argvs) {
@@ -68,7 +76,9 @@ export async function opensslEach(argvs: readonly (readonly string[])[], paralle
     env: { OPENSSL_CONF: '/dev/null', ...opts.env },
     cwd: opts.cwd,
     reject: false,
-  }).catch((err: unknown) => { throw new RivetError(`cannot run xargs ${OPENSSL}: ${(err as Error).message}`, 'openssl'); });
+  }).catch((err: unknown) => {
+    throw new RivetError(`cannot run xargs ${OPENSSL}: ${(err as Error).message}`, 'openssl');
+  });
 }
 
 /** `openssl version`, parsed; doctor refuses anything older than 3.0. */

@@ -19,7 +19,11 @@ const uid = () => process.getuid?.() ?? 0;
 function who(): { uid: number; name: string } {
   const id = uid();
   if (id === 0) return { uid: 0, name: 'root' };
-  try { return { uid: id, name: os.userInfo().username }; } catch { return { uid: id, name: String(id) }; }
+  try {
+    return { uid: id, name: os.userInfo().username };
+  } catch {
+    return { uid: id, name: String(id) };
+  }
 }
 
 /** Why `st` may be changed by someone other than us or root, or undefined when it may not. */
@@ -34,7 +38,11 @@ function unsafe(st: fs.Stats, isAncestor: boolean): string | undefined {
 }
 
 function realpathOrUndefined(p: string): string | undefined {
-  try { return fs.realpathSync(p); } catch { return undefined; }
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return undefined;
+  }
 }
 
 function nearestExisting(p: string): string {
@@ -58,7 +66,8 @@ export function ownershipProblems(dir: string): OwnershipProblem[] {
     for (let up = start; ; up = path.dirname(up)) {
       const st = fs.lstatSync(up, { throwIfNoEntry: false });
       const why = st && unsafe(st, true);
-      if (why && !problems.some((p) => p.path === up)) problems.push({ path: up, why, fix: `chown ${me.name}: ${up} && chmod go-w ${up}` });
+      if (why && !problems.some((p) => p.path === up))
+        problems.push({ path: up, why, fix: `chown ${me.name}: ${up} && chmod go-w ${up}` });
       if (path.dirname(up) === up) return;
     }
   };
@@ -74,10 +83,19 @@ export function ownershipProblems(dir: string): OwnershipProblem[] {
     if (st.isSymbolicLink()) {
       const target = fs.statSync(p, { throwIfNoEntry: false });
       const whyTarget = target && unsafe(target, false);
-      if (whyTarget) problems.push({ path: p, why: `points to a file that ${whyTarget}`, fix: `replace the link ${p} with a file of its own` });
+      if (whyTarget)
+        problems.push({
+          path: p,
+          why: `points to a file that ${whyTarget}`,
+          fix: `replace the link ${p} with a file of its own`,
+        });
     } else if (st.isDirectory()) {
       let names: string[] = [];
-      try { names = fs.readdirSync(p); } catch { /* unreadable: the command itself will say so */ }
+      try {
+        names = fs.readdirSync(p);
+      } catch {
+        /* unreadable: the command itself will say so */
+      }
       for (const name of names) walk(path.join(p, name));
     }
   };
@@ -91,5 +109,8 @@ export function checkOwnership(dir: string, what: string): void {
   if (problems.length === 0) return;
   const p = problems[0]!;
   const more = problems.length > 1 ? `, and ${problems.length - 1} more path(s) like it` : '';
-  throw new UsageError(`${what} ${dir}: ${p.path} ${p.why}${more} — another user could swap its files; fix: ${p.fix}`, 'unsafe_ownership');
+  throw new UsageError(
+    `${what} ${dir}: ${p.path} ${p.why}${more} — another user could swap its files; fix: ${p.fix}`,
+    'unsafe_ownership',
+  );
 }

@@ -19,17 +19,24 @@ export type TemplateValues = Record<string, string | number | ConfLines>;
 const KEY = /^(?:permitted;)?[A-Za-z][A-Za-z0-9_.]*$/;
 
 function checkValue(name: string, key: string, value: string): string {
-  if (FORBIDDEN.test(value)) throw new RivetError(`${name}: value for {{${key}}} holds a forbidden character (${JSON.stringify(value)})`, 'template');
+  if (FORBIDDEN.test(value))
+    throw new RivetError(
+      `${name}: value for {{${key}}} holds a forbidden character (${JSON.stringify(value)})`,
+      'template',
+    );
   return value;
 }
 
 function renderLines(name: string, key: string, { lines, allowEmpty }: ConfLines): string {
   if (lines.length === 0 && allowEmpty) return '';
   if (lines.length === 0) throw new RivetError(`${name}: {{${key}}} has no lines`, 'template');
-  return lines.map(([k, v]) => {
-    if (!KEY.test(k)) throw new RivetError(`${name}: key ${JSON.stringify(k)} in {{${key}}} is not a config key`, 'template');
-    return `${k} = ${checkValue(name, key, v)}`;
-  }).join('\n');
+  return lines
+    .map(([k, v]) => {
+      if (!KEY.test(k))
+        throw new RivetError(`${name}: key ${JSON.stringify(k)} in {{${key}}} is not a config key`, 'template');
+      return `${k} = ${checkValue(name, key, v)}`;
+    })
+    .join('\n');
 }
 
 export function render(template: string, values: TemplateValues, name = 'template'): string {
@@ -42,12 +49,14 @@ export function render(template: string, values: TemplateValues, name = 'templat
       const lineStart = template.lastIndexOf('\n', offset - 1) + 1;
       const lineEnd = template.indexOf('\n', offset);
       const line = template.slice(lineStart, lineEnd === -1 ? undefined : lineEnd);
-      if (line.trim() !== match) throw new RivetError(`${name}: list placeholder {{${key}}} must stand alone on its line`, 'template');
+      if (line.trim() !== match)
+        throw new RivetError(`${name}: list placeholder {{${key}}} must stand alone on its line`, 'template');
       return renderLines(name, key, value);
     }
     return checkValue(name, key, String(value));
   });
-  if (out.includes('{{') || out.includes('}}')) throw new RivetError(`${name}: malformed placeholder left after rendering`, 'template');
+  if (out.includes('{{') || out.includes('}}'))
+    throw new RivetError(`${name}: malformed placeholder left after rendering`, 'template');
   const unused = Object.keys(values).filter((k) => !used.has(k));
   if (unused.length) throw new RivetError(`${name}: unknown placeholder(s) ${unused.join(', ')}`, 'template');
   return out;

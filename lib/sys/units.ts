@@ -13,14 +13,22 @@ export const REPO = packageRoot(import.meta.url);
 
 /** Paths end up in unit files and crontabs, where spaces, `%` and quotes mean something. */
 export function safePath(p: string, what: string): string {
-  if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p)) throw new UsageError(`${what} ${show(p)} must be an absolute path of letters, digits and ._/@+- (it is written into a service file)`);
+  if (!/^\/[A-Za-z0-9._/@+-]*$/.test(p))
+    throw new UsageError(
+      `${what} ${show(p)} must be an absolute path of letters, digits and ._/@+- (it is written into a service file)`,
+    );
   return p;
 }
 
 export function which(cmd: string): string {
   for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
     const p = path.join(dir, cmd);
-    try { fs.accessSync(p, fs.constants.X_OK); return p; } catch { /* next */ }
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
   }
   return `/usr/bin/${cmd}`;
 }
@@ -28,7 +36,9 @@ export function which(cmd: string): string {
 export type UnitsResult = { files: string[]; changed: string[]; next?: string };
 
 /** Writes each [file, text] that differs; returns which changed. */
-export async function writeUnits(files: ReadonlyArray<readonly [string, string]>): Promise<Pick<UnitsResult, 'files' | 'changed'>> {
+export async function writeUnits(
+  files: ReadonlyArray<readonly [string, string]>,
+): Promise<Pick<UnitsResult, 'files' | 'changed'>> {
   const changed: string[] = [];
   for (const [file, text] of files) {
     if ((await readText(file)) === text) continue;
@@ -43,10 +53,19 @@ export async function writeUnits(files: ReadonlyArray<readonly [string, string]>
  * On the real root, reloads systemd and enables the units that changed; under another root (tests,
  * staging an image) only says what to run there.
  */
-export async function enableUnits(root: string, changed: readonly string[], units: readonly string[]): Promise<string | undefined> {
+export async function enableUnits(
+  root: string,
+  changed: readonly string[],
+  units: readonly string[],
+): Promise<string | undefined> {
   const enable = ['systemctl', 'enable', '--now', ...units];
-  if (root !== '/') return `installed under ${root}; on the real host run: systemctl daemon-reload && ${enable.join(' ')}`;
+  if (root !== '/')
+    return `installed under ${root}; on the real host run: systemctl daemon-reload && ${enable.join(' ')}`;
   if (!changed.length) return undefined;
-  const r = await execa('systemctl', ['daemon-reload'], { reject: false }).then(() => execa(enable[0]!, enable.slice(1), { reject: false }));
-  return r.exitCode === 0 ? `enabled ${units.join(', ')}` : `could not enable ${units.join(', ')} (${String(r.stderr).split('\n')[0]}) — run: systemctl daemon-reload && ${enable.join(' ')}`;
+  const r = await execa('systemctl', ['daemon-reload'], { reject: false }).then(() =>
+    execa(enable[0]!, enable.slice(1), { reject: false }),
+  );
+  return r.exitCode === 0
+    ? `enabled ${units.join(', ')}`
+    : `could not enable ${units.join(', ')} (${String(r.stderr).split('\n')[0]}) — run: systemctl daemon-reload && ${enable.join(' ')}`;
 }

@@ -4,13 +4,30 @@
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { RivetError } from '../core/errors.ts';
 import { canonicalIpv6 } from '../core/san.ts';
-import { children, content, extensions, integerHex, nameAttributes, oid, pemToDer, readTlv, type Extension } from './der.ts';
+import {
+  children,
+  content,
+  extensions,
+  integerHex,
+  nameAttributes,
+  oid,
+  pemToDer,
+  readTlv,
+  type Extension,
+} from './der.ts';
 import { serialOf, type Serial } from './serial.ts';
 
 export const OID = {
-  cn: '2.5.4.3', org: '2.5.4.10',
-  ski: '2.5.29.14', keyUsage: '2.5.29.15', san: '2.5.29.17', basicConstraints: '2.5.29.19', aki: '2.5.29.35', eku: '2.5.29.37',
-  serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2',
+  cn: '2.5.4.3',
+  org: '2.5.4.10',
+  ski: '2.5.29.14',
+  keyUsage: '2.5.29.15',
+  san: '2.5.29.17',
+  basicConstraints: '2.5.29.19',
+  aki: '2.5.29.35',
+  eku: '2.5.29.37',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
 } as const;
 
 export type CertInfo = {
@@ -55,7 +72,9 @@ function formatIp(b: Buffer): string {
 
 export function parseCertDer(der: Buffer): CertInfo {
   let x509: X509Certificate;
-  try { x509 = new X509Certificate(der); } catch (err) {
+  try {
+    x509 = new X509Certificate(der);
+  } catch (err) {
     throw new RivetError(`not a certificate: ${(err as Error).message}`, 'bad_cert');
   }
   const tbs = children(readTlv(der))[0]!;
@@ -81,7 +100,8 @@ export function parseCertDer(der: Buffer): CertInfo {
     }
   }
   return {
-    x509, der,
+    x509,
+    der,
     serial: serialOf(integerHex(at(0))),
     subjectCNs: subject.filter((a) => a.oid === OID.cn).map((a) => a.value),
     subjectOrg: subject.filter((a) => a.oid === OID.org).map((a) => a.value),

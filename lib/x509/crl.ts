@@ -5,7 +5,20 @@
 import crypto, { X509Certificate } from 'node:crypto';
 import { RivetError } from '../core/errors.ts';
 import { subjectCn } from './cert.ts';
-import { children, content, derToPem, extensions, integerHex, isTime, nameAttributes, oid, pemToDer, readTlv, time, SIG_DIGEST } from './der.ts';
+import {
+  children,
+  content,
+  derToPem,
+  extensions,
+  integerHex,
+  isTime,
+  nameAttributes,
+  oid,
+  pemToDer,
+  readTlv,
+  time,
+  SIG_DIGEST,
+} from './der.ts';
 import { serialOf, type Serial } from './serial.ts';
 
 export type CrlInfo = {
@@ -44,8 +57,15 @@ export function parseCrlDer(der: Buffer): CrlInfo {
       if (num) crlNumber = BigInt(`0x${content(readTlv(num.value)).toString('hex') || '0'}`);
     }
     return {
-      der, issuerCNs: issuer.filter((a) => a.oid === '2.5.4.3').map((a) => a.value), thisUpdate, nextUpdate, crlNumber, revoked,
-      tbs: tbsTlv.bytes, signatureAlg: oid(children(algTlv)[0]!), signature: content(sigTlv).subarray(1),
+      der,
+      issuerCNs: issuer.filter((a) => a.oid === '2.5.4.3').map((a) => a.value),
+      thisUpdate,
+      nextUpdate,
+      crlNumber,
+      revoked,
+      tbs: tbsTlv.bytes,
+      signatureAlg: oid(children(algTlv)[0]!),
+      signature: content(sigTlv).subarray(1),
     };
   } catch (err) {
     throw new RivetError(`not a valid CRL: ${(err as Error).message}`, 'bad_crl');
@@ -68,7 +88,11 @@ export function crlSignedBy(crl: CrlInfo, issuer: X509Certificate): boolean {
   if (!digest) return false;
   const issuerCN = subjectCn(issuer);
   if (!issuerCN || crl.issuerCNs.length !== 1 || crl.issuerCNs[0] !== issuerCN) return false;
-  try { return crypto.verify(digest, crl.tbs, issuer.publicKey, crl.signature); } catch { return false; }
+  try {
+    return crypto.verify(digest, crl.tbs, issuer.publicKey, crl.signature);
+  } catch {
+    return false;
+  }
 }
 
 export function isRevoked(crls: readonly CrlInfo[], serial: string): boolean {

@@ -47,9 +47,10 @@ export function ipName(ip: string): Buffer {
 }
 
 function ipv6Bytes(ip: string): Buffer {
-  const [head, tail] = ip.includes('::') ? ip.split('::') as [string, string] : [ip, undefined];
+  const [head, tail] = ip.includes('::') ? (ip.split('::') as [string, string]) : [ip, undefined];
   const groups = (s: string | undefined) => (s ? s.split(':') : []);
-  const h = groups(head), t = groups(tail);
+  const h = groups(head),
+    t = groups(tail);
   const all = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
   const out = Buffer.alloc(16);
   all.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));

@@ -42,7 +42,10 @@ export function oid(t: Tlv): string {
   let v = 0;
   for (const byte of b) {
     v = v * 128 + (byte & 0x7f);
-    if (!(byte & 0x80)) { parts.push(v); v = 0; }
+    if (!(byte & 0x80)) {
+      parts.push(v);
+      v = 0;
+    }
   }
   const first = parts.shift() ?? 0;
   const head = first < 80 ? [Math.floor(first / 40), first % 40] : [2, first - 80];
@@ -73,7 +76,10 @@ export function nameAttributes(name: Tlv): Array<{ oid: string; value: string }>
       const [type, value] = children(atv);
       if (!type || !value) throw new RivetError('DER: malformed name attribute', 'der');
       // BMPString (0x1e) is big-endian UTF-16; Node decodes only the little-endian form.
-      out.push({ oid: oid(type), value: value.tag === 0x1e ? bmpString(content(value)) : content(value).toString('utf8') });
+      out.push({
+        oid: oid(type),
+        value: value.tag === 0x1e ? bmpString(content(value)) : content(value).toString('utf8'),
+      });
     }
   }
   return out;
@@ -100,18 +106,27 @@ export function pemToDer(pem: string, label: string): Buffer[] {
 }
 
 export function derToPem(der: Buffer, label: string): string {
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
 /** Signature algorithm OID -> digest name for crypto.verify. */
 /** Signature algorithms seen in the wild that we refuse by name (weak digests). */
 export const WEAK_SIGNATURES: Record<string, string> = {
-  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption', '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
-  '1.2.840.10045.4.1': 'ecdsa-with-SHA1', '1.2.840.10040.4.3': 'dsa-with-SHA1',
+  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption',
+  '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
+  '1.2.840.10045.4.1': 'ecdsa-with-SHA1',
+  '1.2.840.10040.4.3': 'dsa-with-SHA1',
 };
 
 export const SIG_DIGEST: Record<string, string> = {
-  '1.2.840.10045.4.3.2': 'sha256', '1.2.840.10045.4.3.3': 'sha384', '1.2.840.10045.4.3.4': 'sha512',
-  '1.2.840.113549.1.1.11': 'sha256', '1.2.840.113549.1.1.12': 'sha384', '1.2.840.113549.1.1.13': 'sha512',
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+  '1.2.840.113549.1.1.11': 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
 };

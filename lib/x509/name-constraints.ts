@@ -23,7 +23,8 @@ function subtree(tlv: ReturnType<typeof readTlv>): Subtree {
   const body = content(base);
   if (base.tag === 0x82) return { type: 'DNS', value: body.toString('latin1'), text: `DNS:${body.toString('latin1')}` };
   if (base.tag === 0x86) return { type: 'URI', value: body.toString('latin1'), text: `URI:${body.toString('latin1')}` };
-  if (base.tag === 0x81) return { type: 'email', value: body.toString('latin1'), text: `email:${body.toString('latin1')}` };
+  if (base.tag === 0x81)
+    return { type: 'email', value: body.toString('latin1'), text: `email:${body.toString('latin1')}` };
   if (base.tag === 0x87 && (body.length === 8 || body.length === 32)) {
     const half = body.length / 2;
     const address = body.subarray(0, half);
@@ -50,7 +51,12 @@ export function nameConstraintsOf(info: CertInfo): NameConstraints | undefined {
 function cidrText(address: Buffer, mask: Buffer): string {
   let bits = 0;
   for (const byte of mask) bits += byte.toString(2).replace(/0/g, '').length;
-  const addr = address.length === 4 ? [...address].join('.') : new URL(`http://[${[...Array(8).keys()].map((i) => address.readUInt16BE(i * 2).toString(16)).join(':')}]/`).hostname.slice(1, -1);
+  const addr =
+    address.length === 4
+      ? [...address].join('.')
+      : new URL(
+          `http://[${[...Array(8).keys()].map((i) => address.readUInt16BE(i * 2).toString(16)).join(':')}]/`,
+        ).hostname.slice(1, -1);
   return `${addr}/${bits}`;
 }
 

@@ -23,7 +23,12 @@ const OIDS = {
   pbkdf2: '1.2.840.113549.1.5.12',
 } as const;
 
-const PRF: Record<string, string> = { '1.2.840.113549.2.7': 'sha1', '1.2.840.113549.2.9': 'sha256', '1.2.840.113549.2.10': 'sha384', '1.2.840.113549.2.11': 'sha512' };
+const PRF: Record<string, string> = {
+  '1.2.840.113549.2.7': 'sha1',
+  '1.2.840.113549.2.9': 'sha256',
+  '1.2.840.113549.2.10': 'sha384',
+  '1.2.840.113549.2.11': 'sha512',
+};
 const CIPHER: Record<string, { name: string; keyLength: number }> = {
   '2.16.840.1.101.3.4.1.2': { name: 'aes-128-cbc', keyLength: 16 },
   '2.16.840.1.101.3.4.1.22': { name: 'aes-192-cbc', keyLength: 24 },
@@ -41,7 +46,8 @@ const explicit = (t: Tlv): Tlv => readTlv(content(t));
 /** PBES2 decryption of an EncryptedContentInfo's content (the certificate bag). */
 function pbes2Decrypt(alg: Tlv, data: Buffer, passphrase: string, file: string): Buffer {
   const [algOid, params] = children(alg);
-  if (!algOid || oid(algOid) !== OIDS.pbes2 || !params) fail(file, 'uses a legacy cipher (RC2/3DES) — re-export it with `rivet-ca export-p12`, which writes AES-256');
+  if (!algOid || oid(algOid) !== OIDS.pbes2 || !params)
+    fail(file, 'uses a legacy cipher (RC2/3DES) — re-export it with `rivet-ca export-p12`, which writes AES-256');
   const [kdf, scheme] = children(params);
   const [kdfOid, kdfParams] = children(kdf!);
   if (oid(kdfOid!) !== OIDS.pbkdf2) fail(file, 'uses a key derivation other than PBKDF2');
@@ -89,14 +95,16 @@ export function readPkcs12(der: Buffer, passphrase: string, file: string): Pkcs1
     tls.createSecureContext({ pfx: der, passphrase });
   } catch (err) {
     const why = String((err as Error).message);
-    if (/mac verify failure|invalid password/i.test(why)) fail(file, 'does not open with this passphrase (or is damaged) — check --passphrase-file');
+    if (/mac verify failure|invalid password/i.test(why))
+      fail(file, 'does not open with this passphrase (or is damaged) — check --passphrase-file');
     fail(file, `cannot be read: ${why} — re-export it with \`rivet-ca export-p12\``);
   }
   let bags: Tlv[];
   try {
     const [, authSafe] = children(readTlv(der));
     const [type, value] = children(authSafe!);
-    if (oid(type!) !== OIDS.data) fail(file, 'is signed with a public key, not a passphrase — re-export it with `rivet-ca export-p12`');
+    if (oid(type!) !== OIDS.data)
+      fail(file, 'is signed with a public key, not a passphrase — re-export it with `rivet-ca export-p12`');
     bags = safeBags(content(explicit(value!)), passphrase, file);
   } catch (err) {
     if (err instanceof RivetError && err.code === 'bad_p12') throw err;
@@ -108,11 +116,13 @@ export function readPkcs12(der: Buffer, passphrase: string, file: string): Pkcs1
     const [type, value] = children(bag);
     const kind = oid(type!);
     const inner = explicit(value!);
-    if (kind === OIDS.shroudedKeyBag) key = crypto.createPrivateKey({ key: inner.bytes, format: 'der', type: 'pkcs8', passphrase });
+    if (kind === OIDS.shroudedKeyBag)
+      key = crypto.createPrivateKey({ key: inner.bytes, format: 'der', type: 'pkcs8', passphrase });
     else if (kind === OIDS.keyBag) key = crypto.createPrivateKey({ key: inner.bytes, format: 'der', type: 'pkcs8' });
     else if (kind === OIDS.certBag) {
       const [certType, certValue] = children(inner);
-      if (oid(certType!) === OIDS.x509Certificate) certs.push(new crypto.X509Certificate(content(explicit(certValue!))));
+      if (oid(certType!) === OIDS.x509Certificate)
+        certs.push(new crypto.X509Certificate(content(explicit(certValue!))));
     }
   }
   if (!key) fail(file, 'holds no private key — export it with its key (`rivet-ca export-p12`)');

@@ -16,7 +16,10 @@ export function globalOptions<T>(y: Argv<T>) {
   return y
     .option('ca-dir', { type: 'string', describe: 'CA directory (env RIVET_CA_DIR, default /shared/rivet-ca)' })
     .option('domain', { type: 'string', describe: 'mesh DNS domain (env RIVET_MESH_DOMAIN, default mesh)' })
-    .option('root-passphrase-file', { type: 'string', describe: 'file holding the passphrase of an encrypted root key' });
+    .option('root-passphrase-file', {
+      type: 'string',
+      describe: 'file holding the passphrase of an encrypted root key',
+    });
 }
 
 /**
@@ -37,7 +40,9 @@ export function context(args: GlobalArgs, opts: { report?: boolean } = {}): { co
 /** Reads a secret from a file (never argv); one trailing newline is dropped. */
 export function readSecretFile(file: string, what: string): string {
   let text: string;
-  try { text = fs.readFileSync(file, 'utf8'); } catch {
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
     throw new UsageError(`cannot read the ${what} file ${show(file)} — check the path and permissions`);
   }
   const secret = text.replace(/\r?\n$/, '');
@@ -47,7 +52,10 @@ export function readSecretFile(file: string, what: string): string {
 
 /** Asks for a secret on the terminal without echoing it. */
 export async function promptSecret(question: string): Promise<string> {
-  if (!process.stdin.isTTY) throw new UsageError(`${question.replace(/:\s*$/, '')} is needed — give it with --passphrase-file FILE (never on the command line)`);
+  if (!process.stdin.isTTY)
+    throw new UsageError(
+      `${question.replace(/:\s*$/, '')} is needed — give it with --passphrase-file FILE (never on the command line)`,
+    );
   // Loaded only when prompting (saves every other start-up loading it), by require: a dynamic
   // import() inside the launcher's vm.Script bundle would print an ExperimentalWarning on Node 20.
   const readline = createRequire(import.meta.url)('node:readline') as typeof import('node:readline');
@@ -74,8 +82,12 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-export function print(line = ''): void { process.stdout.write(`${line}\n`); }
-export function printJson(value: unknown): void { process.stdout.write(`${JSON.stringify(value, null, 2)}\n`); }
+export function print(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
 
 /** Wraps a command handler: every error leaves here, as one line and an exit code. */
 // yargs hands handlers loosely typed args; each handler states the shape its builder declares.
@@ -99,10 +111,16 @@ export function report(err: unknown, prog = PROG): number {
 /** What the exit door makes of an error: the exit status and the text for stderr (test/unit/cli/). */
 export function failure(err: unknown, prog = PROG): { status: number; text: string } {
   if (err instanceof RivetError) {
-    return { status: err.exitCode, text: `${prog}: ${err.message}\n${err instanceof OpensslError ? `${err.detail()}\n` : ''}` };
+    return {
+      status: err.exitCode,
+      text: `${prog}: ${err.message}\n${err instanceof OpensslError ? `${err.detail()}\n` : ''}`,
+    };
   }
   const e = err as Error;
-  return { status: 1, text: `${prog}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}` };
+  return {
+    status: 1,
+    text: `${prog}: internal error: ${e?.message ?? String(err)}\n${process.env.RIVET_DEBUG ? `${e?.stack}\n` : ''}`,
+  };
 }
 
 /**

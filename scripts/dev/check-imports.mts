@@ -8,7 +8,20 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Bottom to top. index.ts, the public facade, sits above them all. */
-export const LAYERS = ['core', 'x509', 'sys', 'mesh', 'ca', 'sign', 'policy', 'distribute', 'ops', 'service', 'node', 'mcp'] as const;
+export const LAYERS = [
+  'core',
+  'x509',
+  'sys',
+  'mesh',
+  'ca',
+  'sign',
+  'policy',
+  'distribute',
+  'ops',
+  'service',
+  'node',
+  'mcp',
+] as const;
 
 type Edge = { from: string; to: string; line: number };
 
@@ -47,11 +60,17 @@ export function problems(lib: string): string[] {
   const out: string[] = [];
   const edges = edgesOf(lib);
   for (const e of edges) {
-    if (e.to.startsWith('..')) { out.push(`lib/${e.from}:${e.line} imports ${e.to}, outside lib/`); continue; }
+    if (e.to.startsWith('..')) {
+      out.push(`lib/${e.from}:${e.line} imports ${e.to}, outside lib/`);
+      continue;
+    }
     const [a, b] = [layerOf(e.from), layerOf(e.to)];
     if (a < 0) out.push(`lib/${e.from} is in no layer — put it in one of ${LAYERS.join(', ')}`);
     else if (b < 0) out.push(`lib/${e.from}:${e.line} imports lib/${e.to}, which is in no layer`);
-    else if (b > a) out.push(`lib/${e.from}:${e.line} imports lib/${e.to}: ${LAYERS[a] ?? 'index'} may not import ${LAYERS[b] ?? 'index'} (a layer above it)`);
+    else if (b > a)
+      out.push(
+        `lib/${e.from}:${e.line} imports lib/${e.to}: ${LAYERS[a] ?? 'index'} may not import ${LAYERS[b] ?? 'index'} (a layer above it)`,
+      );
   }
   // Cycles: depth-first search over the whole graph, one report per cycle found.
   const next = new Map<string, string[]>();
@@ -62,7 +81,8 @@ export function problems(lib: string): string[] {
     state.set(n, 'open');
     stack.push(n);
     for (const m of next.get(n) ?? []) {
-      if (state.get(m) === 'open') out.push(`import cycle: ${[...stack.slice(stack.indexOf(m)), m].map((f) => `lib/${f}`).join(' → ')}`);
+      if (state.get(m) === 'open')
+        out.push(`import cycle: ${[...stack.slice(stack.indexOf(m)), m].map((f) => `lib/${f}`).join(' → ')}`);
       else if (!state.has(m)) visit(m);
     }
     stack.pop();
@@ -74,9 +94,12 @@ export function problems(lib: string): string[] {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const i = process.argv.indexOf('--root');
-  const root = i > 0 ? path.resolve(process.argv[i + 1]) : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const root =
+    i > 0 ? path.resolve(process.argv[i + 1]) : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
   const found = problems(path.join(root, 'lib'));
   for (const p of found) process.stderr.write(`check-imports: ${p}\n`);
   if (found.length) process.exit(1);
-  process.stdout.write(`check-imports: ${sources(path.join(root, 'lib')).length} files in ${LAYERS.length} layers, no upward import, no cycle\n`);
+  process.stdout.write(
+    `check-imports: ${sources(path.join(root, 'lib')).length} files in ${LAYERS.length} layers, no upward import, no cycle\n`,
+  );
 }

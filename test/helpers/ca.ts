@@ -23,7 +23,10 @@ export { tempDir };
 // adds the launcher's one-line note to stderr, which the one-line assertions would trip on: a suite
 // run on its own rebuilds it once first (make test's runner already did).
 if (['rivet-ca', 'provision-ct'].some((tool) => !bundleState(ROOT, tool).manifest)) {
-  execFileSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/build.mts', '--best-effort'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/build.mts', '--best-effort'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 }
 
 /**
@@ -41,10 +44,17 @@ export async function freshCa(opts: { permit?: string[] } = {}): Promise<Ca> {
 export type CliResult = { exitCode: number; stdout: string; stderr: string };
 
 /** Runs scripts/rivet-ca.mts for real, as an operator would. */
-export async function cli(ca: Ca | string, args: string[], opts: { env?: Record<string, string>; input?: string; cwd?: string } = {}): Promise<CliResult> {
+export async function cli(
+  ca: Ca | string,
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; cwd?: string } = {},
+): Promise<CliResult> {
   const dir = typeof ca === 'string' ? ca : ca.store.dir;
   const r = await execa(CLI, args, {
-    reject: false, env: { RIVET_CA_DIR: dir, RIVET_ENV_FILE: '/dev/null', ...opts.env }, input: opts.input ?? '', cwd: opts.cwd ?? os.tmpdir(),
+    reject: false,
+    env: { RIVET_CA_DIR: dir, RIVET_ENV_FILE: '/dev/null', ...opts.env },
+    input: opts.input ?? '',
+    cwd: opts.cwd ?? os.tmpdir(),
   });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
@@ -57,8 +67,12 @@ export function snapshot(dir: string): Record<string, string> {
       const p = path.join(d, ent.name);
       const st = fs.lstatSync(p);
       const rel = path.relative(dir, p);
-      if (ent.isDirectory()) { out[`${rel}/`] = (st.mode & 0o7777).toString(8); walk(p); }
-      else out[rel] = `${(st.mode & 0o7777).toString(8)} ${crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex')}`;
+      if (ent.isDirectory()) {
+        out[`${rel}/`] = (st.mode & 0o7777).toString(8);
+        walk(p);
+      } else
+        out[rel] =
+          `${(st.mode & 0o7777).toString(8)} ${crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex')}`;
     }
   };
   walk(dir);

@@ -27,11 +27,25 @@ export async function enrollFixture(limits: Partial<Limits> = {}): Promise<Fixtu
   const ca = await freshCa();
   await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
   const service = await startEnrollService({
-    ca, sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS), secret: SECRET, host: '127.0.0.1', port: 0,
-    tlsCert: ca.store.issued('ct110', 'crt'), tlsKey: ca.store.issued('ct110', 'key'), limits,
-    log: (line) => { if (process.env.RIVET_TEST_LOG) process.stderr.write(`service: ${line}\n`); },
+    ca,
+    sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS),
+    secret: SECRET,
+    host: '127.0.0.1',
+    port: 0,
+    tlsCert: ca.store.issued('ct110', 'crt'),
+    tlsKey: ca.store.issued('ct110', 'key'),
+    limits,
+    log: (line) => {
+      if (process.env.RIVET_TEST_LOG) process.stderr.write(`service: ${line}\n`);
+    },
   });
-  return { ca, service, chain: fs.readFileSync(ca.store.chainFile, 'utf8'), work: await tempDir('rivet-enroll-'), close: () => service.close() };
+  return {
+    ca,
+    service,
+    chain: fs.readFileSync(ca.store.chainFile, 'utf8'),
+    work: await tempDir('rivet-enroll-'),
+    close: () => service.close(),
+  };
 }
 
 export type EnrolledNode = { cert: string; key: Buffer; keyFile: string };
@@ -46,9 +60,14 @@ export async function enrollNode(fx: Fixture, cn: string): Promise<EnrolledNode>
 
 /** A new P-256 key (file path) and a CSR for `cn`; or a CSR for an existing key. */
 export async function newCsr(work: string, cn: string, keyFile?: string): Promise<{ key: string; csr: string }> {
-  const key = keyFile ?? path.join(work, `${cn.replace(/[^a-z0-9.@-]/g, '_')}-${Math.random().toString(16).slice(2)}.key`);
-  const keyArgs = keyFile ? ['-key', keyFile] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key];
-  const r = await execa('openssl', ['req', '-new', ...keyArgs, '-subj', `/CN=${cn}`], { env: { OPENSSL_CONF: '/dev/null' } });
+  const key =
+    keyFile ?? path.join(work, `${cn.replace(/[^a-z0-9.@-]/g, '_')}-${Math.random().toString(16).slice(2)}.key`);
+  const keyArgs = keyFile
+    ? ['-key', keyFile]
+    : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-noenc', '-keyout', key];
+  const r = await execa('openssl', ['req', '-new', ...keyArgs, '-subj', `/CN=${cn}`], {
+    env: { OPENSSL_CONF: '/dev/null' },
+  });
   return { key, csr: String(r.stdout) };
 }
 
@@ -62,27 +81,52 @@ export type CallOptions = {
   key?: string | Buffer;
   localAddress?: string;
 };
-export type CallResult = { status: number; json: any; text: string; headers: Record<string, string | string[] | undefined> };
+export type CallResult = {
+  status: number;
+  json: any;
+  text: string;
+  headers: Record<string, string | string[] | undefined>;
+};
 
 /** One HTTPS request to the service, verifying the server as ct110.mesh against our chain. */
 export function call(fx: Fixture, method: string, urlPath: string, opts: CallOptions = {}): Promise<CallResult> {
   const payload = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
   return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port: fx.service.port, servername: 'ct110.mesh', method, path: urlPath, ca: fx.chain, agent: false,
-      cert: opts.cert, key: opts.key, localAddress: opts.localAddress,
-      headers: { ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}), ...(opts.bearer !== undefined ? { authorization: `Bearer ${opts.bearer}` } : {}),
-        ...(opts.authorization !== undefined ? { authorization: opts.authorization } : {}) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
-      });
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: fx.service.port,
+        servername: 'ct110.mesh',
+        method,
+        path: urlPath,
+        ca: fx.chain,
+        agent: false,
+        cert: opts.cert,
+        key: opts.key,
+        localAddress: opts.localAddress,
+        headers: {
+          ...(payload !== undefined
+            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+            : {}),
+          ...(opts.bearer !== undefined ? { authorization: `Bearer ${opts.bearer}` } : {}),
+          ...(opts.authorization !== undefined ? { authorization: opts.authorization } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
+        });
+      },
+    );
     req.setTimeout(30_000, () => req.destroy(new Error('test client timed out')));
     req.on('error', reject);
     req.end(payload);
@@ -99,7 +143,10 @@ export function caState(ca: Ca): Record<string, string> {
 
 export async function auditLines(ca: Ca): Promise<Array<Record<string, unknown>>> {
   const text = await fsp.readFile(ca.store.auditLog, 'utf8');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /**
@@ -108,13 +155,27 @@ export async function auditLines(ca: Ca): Promise<Array<Record<string, unknown>>
  * With `retire`, every other live certificate of the identity is revoked first, as if this one had
  * been its only certificate all along.
  */
-export async function backdated(ca: Ca, id: Identity, keyFile: string, ageDays: number, opts: { sans?: readonly San[]; retire?: boolean } = {}): Promise<string> {
+export async function backdated(
+  ca: Ca,
+  id: Identity,
+  keyFile: string,
+  ageDays: number,
+  opts: { sans?: readonly San[]; retire?: boolean } = {},
+): Promise<string> {
   const cn = commonName(id, ca.domain);
   if (opts.retire) {
-    for (const row of (await readDb(ca.store.intermediateDir)).filter((r) => r.cn === cn && r.status === 'V')) await revoke(ca, fileStem(id), { serial: row.serial, reason: 'superseded', nodeOnly: id.kind === 'node' });
+    for (const row of (await readDb(ca.store.intermediateDir)).filter((r) => r.cn === cn && r.status === 'V'))
+      await revoke(ca, fileStem(id), { serial: row.serial, reason: 'superseded', nodeOnly: id.kind === 'node' });
   }
   const { csr } = await newCsr(path.dirname(keyFile), cn, keyFile);
   const out = `${keyFile}.backdated-${Math.random().toString(16).slice(2)}.crt`;
-  await signCsrFor(ca, id, csr, opts.sans ?? [], leafValidity({ notBefore: new Date(Date.now() - ageDays * DAY_MS) }), out);
+  await signCsrFor(
+    ca,
+    id,
+    csr,
+    opts.sans ?? [],
+    leafValidity({ notBefore: new Date(Date.now() - ageDays * DAY_MS) }),
+    out,
+  );
   return fs.readFileSync(out, 'utf8');
 }

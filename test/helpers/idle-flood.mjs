@@ -43,12 +43,22 @@ function open() {
   });
   s.on('error', () => {});
   s.once('close', () => {
-    if (!shaken) { stats.refused++; settle(); return; }
+    if (!shaken) {
+      stats.refused++;
+      settle();
+      return;
+    }
     stats.open--;
     const since = live.get(s);
     live.delete(s);
-    if (stopping && since !== undefined && s.wasOpenAtStop) { heldMs.push(Date.now() - since); afterStopMs.push(Date.now() - stopping); }
-    if (stopping && live.size === 0) { report('done'); process.exit(0); }
+    if (stopping && since !== undefined && s.wasOpenAtStop) {
+      heldMs.push(Date.now() - since);
+      afterStopMs.push(Date.now() - stopping);
+    }
+    if (stopping && live.size === 0) {
+      report('done');
+      process.exit(0);
+    }
     pump();
   });
 }
@@ -58,12 +68,17 @@ function pump() {
 }
 
 function report(event) {
-  process.stdout.write(`${JSON.stringify({ event, ...stats, ...(event === 'done' ? { heldMs, afterStopMs } : {}) })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ event, ...stats, ...(event === 'done' ? { heldMs, afterStopMs } : {}) })}\n`,
+  );
 }
 
 process.stdin.once('data', () => {
   stopping = Date.now();
   for (const s of live.keys()) s.wasOpenAtStop = true;
-  if (live.size === 0) { report('done'); process.exit(0); }
+  if (live.size === 0) {
+    report('done');
+    process.exit(0);
+  }
 });
 pump();

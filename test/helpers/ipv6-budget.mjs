@@ -10,28 +10,61 @@ import { setTimeout, clearTimeout } from 'node:timers';
 
 const [cli, chainFile] = process.argv.slice(2);
 const ca = fs.readFileSync(chainFile, 'utf8');
-const serve = spawn(cli, ['serve', '--listen', '[::]:0', '--tls-cert', process.env.TLS_CERT, '--tls-key', process.env.TLS_KEY], { stdio: ['ignore', 'pipe', 'pipe'] });
+const serve = spawn(
+  cli,
+  ['serve', '--listen', '[::]:0', '--tls-cert', process.env.TLS_CERT, '--tls-key', process.env.TLS_KEY],
+  { stdio: ['ignore', 'pipe', 'pipe'] },
+);
 let err = '';
-serve.stderr.on('data', (d) => { err += d; });
+serve.stderr.on('data', (d) => {
+  err += d;
+});
 const port = await new Promise((resolve, reject) => {
   const t = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30_000);
   serve.stdout.on('data', (d) => {
     const m = /listening on https:\/\/\[::\]:(\d+)/.exec(String(d));
-    if (m) { clearTimeout(t); resolve(Number(m[1])); }
+    if (m) {
+      clearTimeout(t);
+      resolve(Number(m[1]));
+    }
   });
 });
 
 function post(localAddress, bearer, body) {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
-    const req = https.request({
-      host: 'fd00:1:2:3::1', port, localAddress, family: 6, servername: 'ct110.mesh', ca, method: 'POST', path: '/enroll', agent: false,
-      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-    }, (res) => {
-      let text = '';
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => resolve({ from: localAddress, status: res.statusCode, retryAfter: res.headers['retry-after'] ?? null, message: JSON.parse(text).error?.message ?? null }));
-    });
+    const req = https.request(
+      {
+        host: 'fd00:1:2:3::1',
+        port,
+        localAddress,
+        family: 6,
+        servername: 'ct110.mesh',
+        ca,
+        method: 'POST',
+        path: '/enroll',
+        agent: false,
+        headers: {
+          authorization: `Bearer ${bearer}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => {
+          text += c;
+        });
+        res.on('end', () =>
+          resolve({
+            from: localAddress,
+            status: res.statusCode,
+            retryAfter: res.headers['retry-after'] ?? null,
+            message: JSON.parse(text).error?.message ?? null,
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });

@@ -21,23 +21,30 @@ export type Open = { what: string; closedAt?: number; chunks: number; socket: So
 
 function remember(what: string, socket: Socket, extra: Partial<Open> = {}): Open {
   const o: Open = { what, chunks: 0, socket, close: () => socket.destroy(), ...extra };
-  socket.once('close', () => { o.closedAt ??= performance.now(); });
+  socket.once('close', () => {
+    o.closedAt ??= performance.now();
+  });
   return o;
 }
 
 const connect = (client: MeshTls) => ({ ...meshClientOptions(client), host: '127.0.0.1', servername: 'ct111.mesh' });
 
 /** One GET on a keep-alive agent; resolves with the pooled socket (and the agent to reuse it). */
-export function keepAlive(port: number, client: MeshTls, what: string): Promise<Open & { again: () => Promise<{ status: number; reused: boolean }> }> {
+export function keepAlive(
+  port: number,
+  client: MeshTls,
+  what: string,
+): Promise<Open & { again: () => Promise<{ status: number; reused: boolean }> }> {
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...connect(client) });
-  const get = () => new Promise<{ status: number; reused: boolean; socket: Socket }>((resolve, reject) => {
-    const req = https.get({ ...connect(client), port, path: '/whoami', agent }, (res) => {
-      const socket = res.socket;
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket, socket }));
+  const get = () =>
+    new Promise<{ status: number; reused: boolean; socket: Socket }>((resolve, reject) => {
+      const req = https.get({ ...connect(client), port, path: '/whoami', agent }, (res) => {
+        const socket = res.socket;
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket, socket }));
+      });
+      req.on('error', reject);
     });
-    req.on('error', reject);
-  });
   return get().then(({ status, socket }) => {
     if (status !== 200) throw new Error(`${what}: keep-alive GET answered ${status}`);
     const o = remember(what, socket, { close: () => agent.destroy() });
@@ -51,7 +58,9 @@ export function stream(port: number, client: MeshTls, what: string): Promise<Ope
     const req = https.get({ ...connect(client), port, path: '/stream', agent: false }, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`${what}: /stream answered ${res.statusCode}`));
       const o = remember(what, res.socket);
-      res.on('data', () => { o.chunks++; });
+      res.on('data', () => {
+        o.chunks++;
+      });
       res.on('error', () => {});
       res.once('data', () => resolve(o));
     });
@@ -66,10 +75,14 @@ export function h2stream(port: number, client: MeshTls, what: string): Promise<O
     session.on('error', () => {});
     const req = session.request({ ':path': '/stream' });
     req.on('error', () => {});
-    req.on('response', (h) => { if (h[':status'] !== 200) reject(new Error(`${what}: h2 /stream answered ${h[':status']}`)); });
+    req.on('response', (h) => {
+      if (h[':status'] !== 200) reject(new Error(`${what}: h2 /stream answered ${h[':status']}`));
+    });
     req.once('data', () => {
       const o = remember(what, session.socket as Socket, { close: () => session.destroy() });
-      req.on('data', () => { o.chunks++; });
+      req.on('data', () => {
+        o.chunks++;
+      });
       resolve(o);
     });
     session.once('close', () => reject(new Error(`${what}: h2 session closed before data`)));
@@ -84,7 +97,9 @@ export function rawTls(port: number, client: MeshTls, what: string): Promise<Ope
     s.once('close', () => reject(new Error(`${what}: closed before data`)));
     s.once('data', () => {
       const o = remember(what, s);
-      s.on('data', () => { o.chunks++; });
+      s.on('data', () => {
+        o.chunks++;
+      });
       resolve(o);
     });
   });
@@ -93,5 +108,6 @@ export function rawTls(port: number, client: MeshTls, what: string): Promise<Ope
 /** Waits until every one of `opens` closed or `ms` passed. */
 export async function closed(opens: Open[], ms = 3000): Promise<void> {
   const end = performance.now() + ms;
-  while (opens.some((o) => o.closedAt === undefined) && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
+  while (opens.some((o) => o.closedAt === undefined) && performance.now() < end)
+    await new Promise((r) => setTimeout(r, 10));
 }

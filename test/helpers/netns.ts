@@ -40,7 +40,12 @@ async function sweepStale(): Promise<void> {
   for (const line of String(r.stdout).split('\n')) {
     const m = /^(rv(\d+)-\S+)/.exec(line);
     if (!m) continue;
-    try { process.kill(Number(m[2]), 0); continue; } catch { /* its test is gone */ }
+    try {
+      process.kill(Number(m[2]), 0);
+      continue;
+    } catch {
+      /* its test is gone */
+    }
     await execa('ip', ['netns', 'del', m[1]!], { reject: false });
     fs.rmSync(path.join('/etc/netns', m[1]!), { recursive: true, force: true });
   }
@@ -55,8 +60,13 @@ export async function makeMesh(names: string[], aliases: Record<string, string[]
   const tag = `rv${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
   const sw = `${tag}-sw`;
   const hosts = new Map<string, Host>();
-  names.forEach((name, i) => hosts.set(name, { name, ns: `${tag}-${name}`, ip: `${SUBNET}.${10 + i}`, names: [name, ...(aliases[name] ?? [])] }));
-  const hostsFile = ['127.0.0.1 localhost', '::1 localhost', ...[...hosts.values()].map((h) => `${h.ip} ${h.names.join(' ')}`)].join('\n') + '\n';
+  names.forEach((name, i) =>
+    hosts.set(name, { name, ns: `${tag}-${name}`, ip: `${SUBNET}.${10 + i}`, names: [name, ...(aliases[name] ?? [])] }),
+  );
+  const hostsFile =
+    ['127.0.0.1 localhost', '::1 localhost', ...[...hosts.values()].map((h) => `${h.ip} ${h.names.join(' ')}`)].join(
+      '\n',
+    ) + '\n';
   const made: string[] = [];
   const close = async () => {
     for (const ns of made.reverse()) {
@@ -96,7 +106,9 @@ export async function makeMesh(names: string[], aliases: Record<string, string[]
   return {
     hosts,
     exec: (name, file, args, opts = {}) => execa('ip', ['netns', 'exec', hostOf(name).ns, file, ...args], opts),
-    link: async (name, up) => { await ip(['-n', hostOf(name).ns, 'link', 'set', 'eth0', up ? 'up' : 'down']); },
+    link: async (name, up) => {
+      await ip(['-n', hostOf(name).ns, 'link', 'set', 'eth0', up ? 'up' : 'down']);
+    },
     close,
   };
 }

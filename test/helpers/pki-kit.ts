@@ -10,8 +10,15 @@ import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { cli, tempDir, type CliResult } from './ca.ts';
 import {
-  loadMeshTls, meshServerOptions, meshClientOptions, watchMeshTls, crlReceiver, peerIdentity, attachSession,
-  MeshAuthError, type MeshTls,
+  loadMeshTls,
+  meshServerOptions,
+  meshClientOptions,
+  watchMeshTls,
+  crlReceiver,
+  peerIdentity,
+  attachSession,
+  MeshAuthError,
+  type MeshTls,
 } from '../../lib/index.ts';
 
 export type Kit = {
@@ -31,7 +38,7 @@ function must(r: CliResult, what: string): CliResult {
 }
 
 export async function makeKit(identities: string[], home?: string): Promise<Kit> {
-  const root = home ?? await tempDir('rivet-mesh-');
+  const root = home ?? (await tempDir('rivet-mesh-'));
   const caDir = path.join(root, 'ca');
   const run = (args: string[], env: Record<string, string> = {}) => cli(caDir, args, { env });
   must(await run(['init']), 'init');
@@ -55,33 +62,66 @@ export async function makeKit(identities: string[], home?: string): Promise<Kit>
     }
     const rootCert = new X509Certificate(await fsp.readFile(path.join(caDir, 'root', 'ca.crt')));
     const caHost = opts.caHost === undefined ? 'ct110' : opts.caHost;
-    await fsp.writeFile(path.join(dir, 'node.json'), `${JSON.stringify({
-      nodeId: node, domain: 'mesh', datahub: 'https://ct110.mesh:8443', caFingerprint: `sha256:${rootCert.fingerprint256.replace(/:/g, '').toLowerCase()}`,
-      agents, sans: [], ...(caHost === null ? {} : { caHost }),
-    }, null, 2)}\n`);
+    await fsp.writeFile(
+      path.join(dir, 'node.json'),
+      `${JSON.stringify(
+        {
+          nodeId: node,
+          domain: 'mesh',
+          datahub: 'https://ct110.mesh:8443',
+          caFingerprint: `sha256:${rootCert.fingerprint256.replace(/:/g, '').toLowerCase()}`,
+          agents,
+          sans: [],
+          ...(caHost === null ? {} : { caHost }),
+        },
+        null,
+        2,
+      )}\n`,
+    );
     return dir;
   };
   return { home: root, caDir, cli: run, nodeDir };
 }
 
-export type MeshServer = { port: number; dir: string; reloads: () => number; errors: Error[]; tlsErrors: string[]; refusals: Array<{ code?: string; from?: string }>; close: () => Promise<void> };
+export type MeshServer = {
+  port: number;
+  dir: string;
+  reloads: () => number;
+  errors: Error[];
+  tlsErrors: string[];
+  refusals: Array<{ code?: string; from?: string }>;
+  close: () => Promise<void>;
+};
 
 /** A mesh server as a service would write it: whoami, session.attach, the CRL push endpoint. */
-export async function startMeshServer(dir: string, opts: { port?: number; legacyClients?: boolean; allowFrom?: string[] } = {}): Promise<MeshServer> {
+export async function startMeshServer(
+  dir: string,
+  opts: { port?: number; legacyClients?: boolean; allowFrom?: string[] } = {},
+): Promise<MeshServer> {
   const refusals: MeshServer['refusals'] = [];
-  const receive = crlReceiver({ dir, allowFrom: opts.allowFrom, onRefused: (err, info) => refusals.push({ code: (err as { code?: string }).code, from: info.from }) });
-  const server = https.createServer(meshServerOptions(loadMeshTls({ dir }), { legacyClients: opts.legacyClients }), (req, res) => {
-    const url = new URL(req.url ?? '/', 'https://x');
-    if (url.pathname === '/api/mesh/crl') return receive(req, res);
-    try {
-      const socket = req.socket as TLSSocket;
-      const body = url.pathname === '/attach' ? attachSession(socket, url.searchParams.get('as') ?? '') : peerIdentity(socket);
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    } catch (err) {
-      const status = err instanceof MeshAuthError ? err.status : 500;
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }));
-    }
+  const receive = crlReceiver({
+    dir,
+    allowFrom: opts.allowFrom,
+    onRefused: (err, info) => refusals.push({ code: (err as { code?: string }).code, from: info.from }),
   });
+  const server = https.createServer(
+    meshServerOptions(loadMeshTls({ dir }), { legacyClients: opts.legacyClients }),
+    (req, res) => {
+      const url = new URL(req.url ?? '/', 'https://x');
+      if (url.pathname === '/api/mesh/crl') return receive(req, res);
+      try {
+        const socket = req.socket as TLSSocket;
+        const body =
+          url.pathname === '/attach' ? attachSession(socket, url.searchParams.get('as') ?? '') : peerIdentity(socket);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      } catch (err) {
+        const status = err instanceof MeshAuthError ? err.status : 500;
+        res
+          .writeHead(status, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: (err as Error).message }));
+      }
+    },
+  );
   let reloads = 0;
   const errors: Error[] = [];
   // Why the server refused a handshake: with TLS 1.3 the client often sees only a reset.
@@ -89,39 +129,82 @@ export async function startMeshServer(dir: string, opts: { port?: number; legacy
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => tlsErrors.push(`${err.code ?? ''} ${err.message}`));
   // `reset`: these suites pin "refused at the handshake" (no HTTP answer); mesh-cut.test covers `explain`.
   const stop = watchMeshTls(server, {
-    dir, refusals: 'reset', onReload: () => { reloads++; }, onError: (e) => errors.push(e), logger: (e) => tlsErrors.push(`${e.event} ${e.code} ${e.reason}`),
+    dir,
+    refusals: 'reset',
+    onReload: () => {
+      reloads++;
+    },
+    onError: (e) => errors.push(e),
+    logger: (e) => tlsErrors.push(`${e.event} ${e.code} ${e.reason}`),
   });
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(opts.port ?? 0, '127.0.0.1', resolve); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
+  });
   const port = (server.address() as AddressInfo).port;
   return {
-    port, dir, reloads: () => reloads, errors, tlsErrors, refusals,
-    close: () => new Promise<void>((resolve) => { stop(); server.closeAllConnections(); server.close(() => resolve()); }),
+    port,
+    dir,
+    reloads: () => reloads,
+    errors,
+    tlsErrors,
+    refusals,
+    close: () =>
+      new Promise<void>((resolve) => {
+        stop();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
-export type Probe = { ok: true; status: number; json: any; socket: { protocol: string | null; cert?: string } } | { ok: false; error: string };
+export type Probe =
+  | { ok: true; status: number; json: any; socket: { protocol: string | null; cert?: string } }
+  | { ok: false; error: string };
 
 /** One request on a new connection; a refused handshake comes back as { ok: false, error }. */
-export function probe(port: number, client: MeshTls | Record<string, unknown>, pathName = '/whoami', extra: Record<string, unknown> = {}): Promise<Probe> {
-  const tlsOpts = 'crl' in client && 'domain' in client ? meshClientOptions(client as MeshTls, { servername: undefined }) : client;
+export function probe(
+  port: number,
+  client: MeshTls | Record<string, unknown>,
+  pathName = '/whoami',
+  extra: Record<string, unknown> = {},
+): Promise<Probe> {
+  const tlsOpts =
+    'crl' in client && 'domain' in client ? meshClientOptions(client as MeshTls, { servername: undefined }) : client;
   const { body, ...rest } = extra;
   return new Promise((resolve) => {
-    const req = https.request({
-      ...tlsOpts, host: '127.0.0.1', port, path: pathName, method: 'GET', agent: false,
-      servername: extra.servername as string ?? 'ct111.mesh', signal: AbortSignal.timeout(5000), ...rest,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      const sock = res.socket as TLSSocket;
-      const info = { protocol: sock.getProtocol?.() ?? null, cert: sock.getPeerX509Certificate?.()?.serialNumber };
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json: unknown;
-        try { json = JSON.parse(text); } catch { json = text; }
-        resolve({ ok: true, status: res.statusCode ?? 0, json, socket: info });
-      });
-    });
-    req.on('error', (err) => resolve({ ok: false, error: `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}` }));
+    const req = https.request(
+      {
+        ...tlsOpts,
+        host: '127.0.0.1',
+        port,
+        path: pathName,
+        method: 'GET',
+        agent: false,
+        servername: (extra.servername as string) ?? 'ct111.mesh',
+        signal: AbortSignal.timeout(5000),
+        ...rest,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        const sock = res.socket as TLSSocket;
+        const info = { protocol: sock.getProtocol?.() ?? null, cert: sock.getPeerX509Certificate?.()?.serialNumber };
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = text;
+          }
+          resolve({ ok: true, status: res.statusCode ?? 0, json, socket: info });
+        });
+      },
+    );
+    req.on('error', (err) =>
+      resolve({ ok: false, error: `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}` }),
+    );
     req.end(body as string | undefined);
   });
 }

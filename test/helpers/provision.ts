@@ -39,27 +39,50 @@ export async function startServed(): Promise<Served> {
   fs.copyFileSync(ca.store.issued('ct110', 'crt'), path.join(hostDir, 'node.crt'));
   fs.copyFileSync(ca.store.issued('ct110', 'key'), path.join(hostDir, 'node.key'));
   const child = execa(CLI, ['serve', '--listen', '127.0.0.1:0'], {
-    reject: false, cwd: os.tmpdir(),
-    env: { RIVET_CA_DIR: ca.store.dir, RIVET_NODE_DIR: hostDir, RIVET_ENV_FILE: '/dev/null', RIVET_BOOTSTRAP_SECRET: SECRET },
+    reject: false,
+    cwd: os.tmpdir(),
+    env: {
+      RIVET_CA_DIR: ca.store.dir,
+      RIVET_NODE_DIR: hostDir,
+      RIVET_ENV_FILE: '/dev/null',
+      RIVET_BOOTSTRAP_SECRET: SECRET,
+    },
   });
   let out = '';
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => { err += d; });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d;
+  });
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d;
       const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
     });
-    void child.then(() => { clearTimeout(timer); reject(new Error(`serve exited: ${err}`)); });
+    void child.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited: ${err}`));
+    });
   });
   const url = `https://127.0.0.1:${port}`;
-  const baseEnv = (nodeDir: string, env: Record<string, string>) => ({ PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', RIVET_NODE_DIR: nodeDir, RIVET_ENV_FILE: '/dev/null', ...env });
+  const baseEnv = (nodeDir: string, env: Record<string, string>) => ({
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    RIVET_NODE_DIR: nodeDir,
+    RIVET_ENV_FILE: '/dev/null',
+    ...env,
+  });
   const spawnProvision = (nodeDir: string, args: string[], env: Record<string, string> = {}) =>
     execa(PROVISION, args, { reject: false, env: baseEnv(nodeDir, env), extendEnv: false, cwd: os.tmpdir() });
   return {
-    ca, home, hostDir, port, url,
+    ca,
+    home,
+    hostDir,
+    port,
+    url,
     fingerprint: await rootFingerprint(ca),
     datahubArgs: ['--datahub', url, '--servername', 'ct110.mesh'],
     serveLog: () => err,
@@ -87,7 +110,8 @@ export function filesUnder(dir: string): string[] {
   const walk = (d: string) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p); else out.push(path.relative(dir, p));
+      if (e.isDirectory()) walk(p);
+      else out.push(path.relative(dir, p));
     }
   };
   if (fs.existsSync(dir)) walk(dir);

@@ -7,7 +7,11 @@ const STACK = /\n\s+at .+[:(]\d+|at .*\.(ts|js|mjs):\d+/;
 
 export async function assertRefused(what: string, fn: () => unknown, message: RegExp): Promise<void> {
   let caught: unknown;
-  try { await fn(); } catch (err) { caught = err; }
+  try {
+    await fn();
+  } catch (err) {
+    caught = err;
+  }
   if (caught === undefined) assert.unreachable(`${what} was accepted`);
   const { status, text } = failure(caught);
   assert.is(status, 2, `${what}: exit status for ${text}`);

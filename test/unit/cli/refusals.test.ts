@@ -32,7 +32,11 @@ const cases: Array<[string, () => unknown, RegExp]> = [
   ['node identity for issue-agent', agent('ct111'), /is a node identity — this command wants <agent-id>@<node-id>/],
   ['reserved node-id', node('external'), /reserved/],
   // issue-agent --san: the handler parses both, then the profile refuses (lib/sign/profile.ts).
-  ['SAN on an agent', () => leafProfile(parseIdentityOf('agent', 'opus@ct111', mesh), mesh, [parseSan('DNS:x.mesh')]), /extra SANs .* are only for node certs/],
+  [
+    'SAN on an agent',
+    () => leafProfile(parseIdentityOf('agent', 'opus@ct111', mesh), mesh, [parseSan('DNS:x.mesh')]),
+    /extra SANs .* are only for node certs/,
+  ],
   ['unknown key type', () => keyType('dsa'), /key type "dsa" is not one of/],
   ['wildcard SAN', san('DNS:*.mesh'), /invalid label "\*"/],
   ['SAN of unknown type', san('email:a@b'), /must be DNS:<name> or IP:<address>/],

@@ -2,7 +2,14 @@
 // (CLI, service, receiver, mesh servers) answers from it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RivetError, UsageError, OpensslError, exitStatusOf, httpStatusOf, isErrorCode } from '../../../lib/core/errors.ts';
+import {
+  RivetError,
+  UsageError,
+  OpensslError,
+  exitStatusOf,
+  httpStatusOf,
+  isErrorCode,
+} from '../../../lib/core/errors.ts';
 import { toHttpError } from '../../../lib/mesh/http.ts';
 import { MeshAuthError } from '../../../lib/mesh/peer.ts';
 import { CrlRefused } from '../../../lib/distribute/install.ts';
@@ -26,9 +33,22 @@ test('a code decides both statuses, whatever class carries it', () => {
 });
 
 test('the HTTP edge shows refusals as they are and hides our own failures', () => {
-  assert.equal(toHttpError(new UsageError('SAN "x" is not yours', 'san_policy')), { status: 403, code: 'san_policy', message: 'SAN "x" is not yours' });
-  assert.equal(toHttpError(new RivetError('revoked', 'client_cert_rejected', { reason: 'CERT_REVOKED' })), { status: 401, code: 'client_cert_rejected', message: 'revoked', reason: 'CERT_REVOKED' });
-  assert.equal(toHttpError(new RivetError('lock held by pid 7 (revoke)', 'locked')), { status: 503, code: 'busy', message: 'the CA is busy — retry shortly' });
+  assert.equal(toHttpError(new UsageError('SAN "x" is not yours', 'san_policy')), {
+    status: 403,
+    code: 'san_policy',
+    message: 'SAN "x" is not yours',
+  });
+  assert.equal(toHttpError(new RivetError('revoked', 'client_cert_rejected', { reason: 'CERT_REVOKED' })), {
+    status: 401,
+    code: 'client_cert_rejected',
+    message: 'revoked',
+    reason: 'CERT_REVOKED',
+  });
+  assert.equal(toHttpError(new RivetError('lock held by pid 7 (revoke)', 'locked')), {
+    status: 503,
+    code: 'busy',
+    message: 'the CA is busy — retry shortly',
+  });
   const internal = toHttpError(new OpensslError(['ca', '-passin', 'env:X'], 'secret detail', 1));
   assert.equal(internal, { status: 500, code: 'internal', message: 'internal error — the service log has details' });
   assert.is(toHttpError(new Error('anything')).status, 500);

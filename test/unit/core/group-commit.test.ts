@@ -5,14 +5,20 @@ import * as assert from 'uvu/assert';
 import { GroupCommit } from '../../../lib/core/group-commit.ts';
 
 test('GroupCommit: one group at a time by default, bursts gathered, drain waits, parallel allows two', async () => {
-  let running = 0, most = 0;
+  let running = 0,
+    most = 0;
   const sizes: number[] = [];
-  const g = new GroupCommit<number, number>(async (group) => {
-    running++; most = Math.max(most, running); sizes.push(group.length);
-    await new Promise((r) => setTimeout(r, 20));
-    running--;
-    return group.map((x) => x * 2);
-  }, { gather: { quietMs: 5, maxMs: 50 } });
+  const g = new GroupCommit<number, number>(
+    async (group) => {
+      running++;
+      most = Math.max(most, running);
+      sizes.push(group.length);
+      await new Promise((r) => setTimeout(r, 20));
+      running--;
+      return group.map((x) => x * 2);
+    },
+    { gather: { quietMs: 5, maxMs: 50 } },
+  );
   const first = [1, 2, 3].map((x) => g.submit(x));
   await new Promise((r) => setTimeout(r, 2));
   const late = [4, 5].map((x) => g.submit(x)); // 2 ms later: gathered into the same group
@@ -24,18 +30,28 @@ test('GroupCommit: one group at a time by default, bursts gathered, drain waits,
   assert.is(most, 1);
   assert.equal((await Promise.all(more)).length, 6);
 
-  let inFlight = 0, peak = 0;
-  const two = new GroupCommit<number, number>(async (group) => {
-    inFlight++; peak = Math.max(peak, inFlight);
-    await new Promise((r) => setTimeout(r, 30));
-    inFlight--;
-    return group;
-  }, { maxGroup: 2, parallel: 2 });
+  let inFlight = 0,
+    peak = 0;
+  const two = new GroupCommit<number, number>(
+    async (group) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((r) => setTimeout(r, 30));
+      inFlight--;
+      return group;
+    },
+    { maxGroup: 2, parallel: 2 },
+  );
   await Promise.all(Array.from({ length: 8 }, (_, i) => two.submit(i)));
   await two.drain();
   assert.is(peak, 2);
-  const failing = new GroupCommit<number, number>(async () => { throw new Error('commit failed'); });
-  const err = await failing.submit(1).then(() => undefined, (e: Error) => e);
+  const failing = new GroupCommit<number, number>(async () => {
+    throw new Error('commit failed');
+  });
+  const err = await failing.submit(1).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   assert.match(String(err?.message), /commit failed/);
 });
 

@@ -10,12 +10,17 @@ import { authorize, allowListFrom, loadAllowList, MeshAuthError, type PeerIdenti
 
 const opus = { kind: 'agent', cn: 'opus@ct111', nodeId: 'ct111', agentId: 'opus' } as unknown as PeerIdentity;
 const allowed = (list: ReturnType<typeof allowListFrom>, action: string) => {
-  try { authorize(opus, action, list); return true; } catch (err) {
+  try {
+    authorize(opus, action, list);
+    return true;
+  } catch (err) {
     assert.ok(err instanceof MeshAuthError && err.status === 403, String(err));
     return false;
   }
 };
-const until = async (cond: () => boolean) => { for (let i = 0; i < 150 && !cond(); i++) await new Promise((r) => setTimeout(r, 20)); };
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 150 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+};
 
 test('"prefix.*" matches under the prefix at a dot boundary, never a longer name nor the prefix itself', () => {
   const list = allowListFrom({ 'opus@ct111': ['tools.*'] }, 'mesh');
@@ -38,14 +43,26 @@ test('"*" alone allows everything; no rules for a CN allows nothing', () => {
   const list = allowListFrom({ 'opus@ct111': ['*'] }, 'mesh');
   assert.ok(allowed(list, 'tools.callAdmin'));
   assert.ok(allowed(list, 'anything'));
-  assert.throws(() => authorize({ ...opus, cn: 'grok@ct111' } as PeerIdentity, 'tools.call', list), /"grok@ct111" may not "tools.call"/);
+  assert.throws(
+    () => authorize({ ...opus, cn: 'grok@ct111' } as PeerIdentity, 'tools.call', list),
+    /"grok@ct111" may not "tools.call"/,
+  );
 });
 
 test('"tools.call*" and other stars that are not a whole last segment are refused at load, with the fix', () => {
-  assert.throws(() => allowListFrom({ 'opus@ct111': ['tools.call*'] }, 'mesh'),
-    (e: Error) => /pattern "tools.call\*".*write "tools.call" for that one action, or "tools.\*" for everything under a prefix/.test(e.message) && (e as { code?: string }).code === 'bad_allow_list');
+  assert.throws(
+    () => allowListFrom({ 'opus@ct111': ['tools.call*'] }, 'mesh'),
+    (e: Error) =>
+      /pattern "tools.call\*".*write "tools.call" for that one action, or "tools.\*" for everything under a prefix/.test(
+        e.message,
+      ) && (e as { code?: string }).code === 'bad_allow_list',
+  );
   for (const p of ['*.call', 'to*ls.call', 'tools.*.read', '.*', '**', 'tools.**']) {
-    assert.throws(() => allowListFrom({ 'opus@ct111': [p] }, 'mesh'), /"\*" is allowed only alone or as a whole last segment/, p);
+    assert.throws(
+      () => allowListFrom({ 'opus@ct111': [p] }, 'mesh'),
+      /"\*" is allowed only alone or as a whole last segment/,
+      p,
+    );
   }
 });
 
@@ -60,7 +77,10 @@ test('a deleted allow-list denies everything (onError says so) until it is back;
     assert.ok(allowed(list, 'memory.read'));
     fs.unlinkSync(file);
     await until(() => errors.length > 0);
-    assert.match(errors[0]?.message ?? '', /cannot read allow-list ".*allow-list.json" \(ENOENT\).*every call is denied/);
+    assert.match(
+      errors[0]?.message ?? '',
+      /cannot read allow-list ".*allow-list.json" \(ENOENT\).*every call is denied/,
+    );
     assert.not.ok(allowed(list, 'memory.read'), 'the deleted list still grants');
     await new Promise((r) => setTimeout(r, 400));
     assert.is(errors.length, 1, 'reported once, not on every poll');

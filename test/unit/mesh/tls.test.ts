@@ -7,7 +7,10 @@ import { tempDir } from '../../helpers/temp.ts';
 
 test('loadMeshTls names the missing file and the fix', async () => {
   const home = await tempDir();
-  assert.throws(() => loadMeshTls({ dir: path.join(home, 'nowhere') }), /cannot read private key ".*nowhere\/node.key" \(ENOENT\) — enroll this node/);
+  assert.throws(
+    () => loadMeshTls({ dir: path.join(home, 'nowhere') }),
+    /cannot read private key ".*nowhere\/node.key" \(ENOENT\) — enroll this node/,
+  );
   assert.throws(() => loadMeshTls({ dir: home, agent: '../etc' }), /agent-id "..\/etc" does not match/);
 });
 

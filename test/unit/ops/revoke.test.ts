@@ -5,7 +5,10 @@ import { revocationReason } from '../../../lib/ops/revoke.ts';
 import { UsageError } from '../../../lib/core/errors.ts';
 
 test('refuses removeFromCRL, which verifiers read as "not revoked" on a full CRL', () => {
-  assert.throws(() => revocationReason('removeFromCRL'), (err: Error) => err instanceof UsageError && /"removeFromCRL" is not one of/.test(err.message));
+  assert.throws(
+    () => revocationReason('removeFromCRL'),
+    (err: Error) => err instanceof UsageError && /"removeFromCRL" is not one of/.test(err.message),
+  );
 });
 
 test.run();

@@ -16,7 +16,7 @@ const held = (serial: string, ageDays: number, key: string, dns = ['ct1.mesh']):
   return { dir: '/x', row, key: Buffer.from(key), validity: { notBefore, notAfter }, names: { dns, ips: [] } };
 };
 
-test('the window opens with the last third of a certificate\'s life', () => {
+test("the window opens with the last third of a certificate's life", () => {
   const v = held('01', 0, 'k').validity!;
   assert.equal(renewalOpensAt(v), new Date(v.notBefore.getTime() + 60 * DAY_MS));
   assert.not.ok(inRenewalWindow(v, new Date(v.notBefore.getTime() + 59 * DAY_MS)));
@@ -26,20 +26,59 @@ test('the window opens with the last third of a certificate\'s life', () => {
 test('a renewal reuses a newer, not-due certificate of the same key and names; else it supersedes all but the one kept', () => {
   const presented = held('01', 70, 'k');
   const newer = held('02', 1, 'k');
-  assert.is(planRenewal([presented, newer], Buffer.from('k'), '01', presented.validity!.notBefore, { dns: ['ct1.mesh'], ips: [] }, now).reuse, newer);
-  const renamed = planRenewal([presented, newer], Buffer.from('k'), '01', presented.validity!.notBefore, { dns: ['ct1.mesh', 'api.ct1.mesh'], ips: [] }, now);
+  assert.is(
+    planRenewal(
+      [presented, newer],
+      Buffer.from('k'),
+      '01',
+      presented.validity!.notBefore,
+      { dns: ['ct1.mesh'], ips: [] },
+      now,
+    ).reuse,
+    newer,
+  );
+  const renamed = planRenewal(
+    [presented, newer],
+    Buffer.from('k'),
+    '01',
+    presented.validity!.notBefore,
+    { dns: ['ct1.mesh', 'api.ct1.mesh'], ips: [] },
+    now,
+  );
   assert.is(renamed.reuse, undefined);
-  assert.equal(renamed.supersede.map((h) => h.row.serial), ['02']);
-  const otherKey = planRenewal([presented, held('03', 1, 'other')], Buffer.from('k'), '01', presented.validity!.notBefore, undefined, now);
-  assert.equal(otherKey.supersede.map((h) => h.row.serial), ['03']);
-  const older = planRenewal([presented, held('04', 80, 'k')], Buffer.from('k'), '01', presented.validity!.notBefore, undefined, now);
+  assert.equal(
+    renamed.supersede.map((h) => h.row.serial),
+    ['02'],
+  );
+  const otherKey = planRenewal(
+    [presented, held('03', 1, 'other')],
+    Buffer.from('k'),
+    '01',
+    presented.validity!.notBefore,
+    undefined,
+    now,
+  );
+  assert.equal(
+    otherKey.supersede.map((h) => h.row.serial),
+    ['03'],
+  );
+  const older = planRenewal(
+    [presented, held('04', 80, 'k')],
+    Buffer.from('k'),
+    '01',
+    presented.validity!.notBefore,
+    undefined,
+    now,
+  );
   assert.is(older.reuse, undefined, 'an older or due certificate is never handed out again');
 });
 
 test('limits: a refused request counts against nothing; IPv6 keyed by /64, mapped IPv4 as IPv4', () => {
   const l = new RequestLimiter({ max: 2, windowMs: 1000 });
-  assert.is(l.wait('a', 0), 0); l.record('a', 0);
-  assert.is(l.wait('a', 10), 0); l.record('a', 10);
+  assert.is(l.wait('a', 0), 0);
+  l.record('a', 0);
+  assert.is(l.wait('a', 10), 0);
+  l.record('a', 10);
   assert.is(l.wait('a', 20), 980);
   assert.is(l.wait('a', 1000), 0, 'the first request left the window');
   assert.is(sourceKey('2001:db8:1:2:aaaa::1'), sourceKey('2001:db8:1:2:bbbb::9'));

@@ -13,7 +13,9 @@ test('writeAtomic sets exact modes even with umask 000', async () => {
   try {
     await writeAtomic(path.join(dir, 'k.key'), 'secret', KEY_MODE);
     await writeAtomic(path.join(dir, 'c.crt'), 'cert', PUBLIC_MODE);
-  } finally { process.umask(old); }
+  } finally {
+    process.umask(old);
+  }
   assert.is(fs.statSync(path.join(dir, 'k.key')).mode & 0o777, 0o600);
   assert.is(fs.statSync(path.join(dir, 'c.crt')).mode & 0o777, 0o644);
   assert.equal(fs.readdirSync(dir).sort(), ['c.crt', 'k.key']);

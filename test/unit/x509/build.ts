@@ -15,33 +15,54 @@ export function oid(dotted: string): Buffer {
   }
   return tlv(0x06, Buffer.from(bytes));
 }
-const int = (n: number | bigint) => { let hex = n.toString(16); if (hex.length % 2) hex = `0${hex}`; let b = Buffer.from(hex, 'hex'); if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]); return tlv(0x02, b); };
+const int = (n: number | bigint) => {
+  let hex = n.toString(16);
+  if (hex.length % 2) hex = `0${hex}`;
+  let b = Buffer.from(hex, 'hex');
+  if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
+  return tlv(0x02, b);
+};
 const utcTime = (d: Date) => tlv(0x17, Buffer.from(`${d.toISOString().slice(2, 19).replace(/[-T:]/g, '')}Z`, 'latin1'));
 const bool = (v: boolean) => tlv(0x01, Buffer.from([v ? 0xff : 0]));
 const octets = (b: Buffer) => tlv(0x04, b);
 const bits = (b: Buffer) => tlv(0x03, Buffer.from([0]), b);
 const ECDSA_SHA256 = sequence(oid('1.2.840.10045.4.3.2'));
-const extension = (id: string, critical: boolean, value: Buffer) => sequence(oid(id), ...(critical ? [bool(true)] : []), octets(value));
+const extension = (id: string, critical: boolean, value: Buffer) =>
+  sequence(oid(id), ...(critical ? [bool(true)] : []), octets(value));
 
 export const newKey = () => crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
 export type LeafSpec = {
-  cns?: string[]; dns?: string[]; uris?: string[]; eku?: string[]; ca?: boolean;
+  cns?: string[];
+  dns?: string[];
+  uris?: string[];
+  eku?: string[];
+  ca?: boolean;
   /** Extensions to leave out (by OID) or add. */
-  omit?: string[]; extra?: Array<{ oid: string; value: Buffer; critical?: boolean }>;
-  issuerCn?: string; serial?: number; notBefore?: Date; days?: number;
+  omit?: string[];
+  extra?: Array<{ oid: string; value: Buffer; critical?: boolean }>;
+  issuerCn?: string;
+  serial?: number;
+  notBefore?: Date;
+  days?: number;
 };
 
 /** A certificate for `key`'s public half, signed by `signer` (itself by default). */
 export function buildCert(key: KeyObject, signer: KeyObject, spec: LeafSpec = {}): Buffer {
   const cns = spec.cns ?? ['ct1.mesh'];
-  const subject = cns.length === 1 ? leafSubjectDer(cns[0]!) : sequence(...cns.map((cn) => tlv(0x31, sequence(oid(OID.cn), tlv(0x0c, Buffer.from(cn))))));
+  const subject =
+    cns.length === 1
+      ? leafSubjectDer(cns[0]!)
+      : sequence(...cns.map((cn) => tlv(0x31, sequence(oid(OID.cn), tlv(0x0c, Buffer.from(cn))))));
   const issuer = leafSubjectDer(spec.issuerCn ?? 'Rivet Test CA');
   const spki = crypto.createPublicKey(key).export({ type: 'spki', format: 'der' });
   const notBefore = spec.notBefore ?? new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
   const notAfter = new Date(notBefore.getTime() + (spec.days ?? 90) * 86_400_000);
   const keyId = crypto.createHash('sha1').update(spki).digest();
-  const issuerKeyId = crypto.createHash('sha1').update(crypto.createPublicKey(signer).export({ type: 'spki', format: 'der' })).digest();
+  const issuerKeyId = crypto
+    .createHash('sha1')
+    .update(crypto.createPublicKey(signer).export({ type: 'spki', format: 'der' }))
+    .digest();
   const exts = [
     extension(OID.basicConstraints, true, sequence(...(spec.ca ? [bool(true)] : []))),
     // digitalSignature for a leaf; keyCertSign + cRLSign for a CA (verifiers check it on issuers).
@@ -49,20 +70,44 @@ export function buildCert(key: KeyObject, signer: KeyObject, spec: LeafSpec = {}
     extension(OID.eku, false, sequence(...(spec.eku ?? [OID.serverAuth, OID.clientAuth]).map(oid))),
     extension(OID.ski, false, octets(keyId)),
     extension(OID.aki, false, sequence(tlv(0x80, issuerKeyId))),
-    extension(OID.san, false, sequence(...(spec.dns ?? ['ct1.mesh']).map(dnsName), ...(spec.uris ?? ['spiffe://mesh/node/ct1']).map(uriName))),
-  ].filter((_, i) => !(spec.omit ?? []).includes([OID.basicConstraints, OID.keyUsage, OID.eku, OID.ski, OID.aki, OID.san][i]!));
+    extension(
+      OID.san,
+      false,
+      sequence(...(spec.dns ?? ['ct1.mesh']).map(dnsName), ...(spec.uris ?? ['spiffe://mesh/node/ct1']).map(uriName)),
+    ),
+  ].filter(
+    (_, i) => !(spec.omit ?? []).includes([OID.basicConstraints, OID.keyUsage, OID.eku, OID.ski, OID.aki, OID.san][i]!),
+  );
   for (const x of spec.extra ?? []) exts.push(extension(x.oid, x.critical ?? false, x.value));
-  const tbs = sequence(tlv(0xa0, int(2)), int(spec.serial ?? 0x1234), ECDSA_SHA256, issuer, sequence(utcTime(notBefore), utcTime(notAfter)), subject, spki, tlv(0xa3, sequence(...exts)));
+  const tbs = sequence(
+    tlv(0xa0, int(2)),
+    int(spec.serial ?? 0x1234),
+    ECDSA_SHA256,
+    issuer,
+    sequence(utcTime(notBefore), utcTime(notAfter)),
+    subject,
+    spki,
+    tlv(0xa3, sequence(...exts)),
+  );
   return sequence(tbs, ECDSA_SHA256, bits(crypto.sign('sha256', tbs, signer)));
 }
 
-export type CrlSpec = { issuerCn?: string; revoked?: Array<{ serial: number; date: Date }>; crlNumber?: number; thisUpdate?: Date; nextUpdate?: Date };
+export type CrlSpec = {
+  issuerCn?: string;
+  revoked?: Array<{ serial: number; date: Date }>;
+  crlNumber?: number;
+  thisUpdate?: Date;
+  nextUpdate?: Date;
+};
 
 export function buildCrl(signer: KeyObject, spec: CrlSpec = {}): Buffer {
   const thisUpdate = spec.thisUpdate ?? new Date(Math.floor(Date.now() / 1000) * 1000);
   const revoked = spec.revoked ?? [];
   const tbs = sequence(
-    int(1), ECDSA_SHA256, leafSubjectDer(spec.issuerCn ?? 'Rivet Test CA'), utcTime(thisUpdate),
+    int(1),
+    ECDSA_SHA256,
+    leafSubjectDer(spec.issuerCn ?? 'Rivet Test CA'),
+    utcTime(thisUpdate),
     ...(spec.nextUpdate ? [utcTime(spec.nextUpdate)] : []),
     ...(revoked.length ? [sequence(...revoked.map((r) => sequence(int(r.serial), utcTime(r.date))))] : []),
     ...(spec.crlNumber !== undefined ? [tlv(0xa0, sequence(extension('2.5.29.20', false, int(spec.crlNumber))))] : []),

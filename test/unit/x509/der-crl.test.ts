@@ -9,7 +9,9 @@ import { RivetError } from '../../../lib/core/errors.ts';
 import { buildCert, buildCrl, newKey } from './build.ts';
 
 const ca = newKey();
-const caCert = new X509Certificate(buildCert(ca.privateKey, ca.privateKey, { cns: ['Rivet Test CA'], ca: true, dns: [], uris: [], eku: [] }));
+const caCert = new X509Certificate(
+  buildCert(ca.privateKey, ca.privateKey, { cns: ['Rivet Test CA'], ca: true, dns: [], uris: [], eku: [] }),
+);
 const day = (n: number) => new Date(Date.UTC(2026, 0, 1 + n));
 
 test('readTlv refuses a truncated header, an overlong length, a value past the end and multi-byte tags', () => {
@@ -20,7 +22,10 @@ test('readTlv refuses a truncated header, an overlong length, a value past the e
   assert.throws(() => readTlv(der('3084ffffffff00')), /DER: value runs past the end/);
   assert.throws(() => readTlv(der('1f0100')), /multi-byte tags/);
   const seq = readTlv(der('3006020101020102'));
-  assert.equal(children(seq).map((c) => c.bytes.toString('hex')), ['020101', '020102']);
+  assert.equal(
+    children(seq).map((c) => c.bytes.toString('hex')),
+    ['020101', '020102'],
+  );
 });
 
 test('PEM round trip keeps the DER and reads only blocks of the asked label', () => {
@@ -31,13 +36,25 @@ test('PEM round trip keeps the DER and reads only blocks of the asked label', ()
 });
 
 test('parseCrlDer reads issuer, times, revoked serials and crlNumber; the signature checks against the issuer only', () => {
-  const der = buildCrl(ca.privateKey, { thisUpdate: day(0), nextUpdate: day(7), crlNumber: 300, revoked: [{ serial: 0x0a1b, date: day(-1) }, { serial: 0x80, date: day(-2) }] });
+  const der = buildCrl(ca.privateKey, {
+    thisUpdate: day(0),
+    nextUpdate: day(7),
+    crlNumber: 300,
+    revoked: [
+      { serial: 0x0a1b, date: day(-1) },
+      { serial: 0x80, date: day(-2) },
+    ],
+  });
   const crl = parseCrlDer(der);
   assert.equal(crl.issuerCNs, ['Rivet Test CA']);
   assert.is(crl.thisUpdate.toISOString(), day(0).toISOString());
   assert.is(crl.nextUpdate?.toISOString(), day(7).toISOString());
   assert.is(crl.crlNumber, 300n);
-  assert.equal(crl.revoked.map((r) => r.serial), ['0A1B', '80'], 'whole bytes as openssl writes index.txt; the sign byte 00 of 0x80 dropped');
+  assert.equal(
+    crl.revoked.map((r) => r.serial),
+    ['0A1B', '80'],
+    'whole bytes as openssl writes index.txt; the sign byte 00 of 0x80 dropped',
+  );
   assert.ok(isRevoked([crl], '0a1b'));
   assert.not.ok(isRevoked([crl], '1234'));
   assert.ok(crlSignedBy(crl, caCert));
@@ -49,10 +66,19 @@ test('a CRL bundle splits into its CRLs in order; junk is a bad_crl error naming
   const a = buildCrl(ca.privateKey, { crlNumber: 1 });
   const b = buildCrl(ca.privateKey, { crlNumber: 2, issuerCn: 'Rivet Root CA' });
   const bundle = `${derToPem(a, 'X509 CRL')}${derToPem(b, 'X509 CRL')}`;
-  assert.equal(parseCrlBundle(bundle).map((c) => [c.issuerCNs[0], c.crlNumber]), [['Rivet Test CA', 1n], ['Rivet Root CA', 2n]]);
+  assert.equal(
+    parseCrlBundle(bundle).map((c) => [c.issuerCNs[0], c.crlNumber]),
+    [
+      ['Rivet Test CA', 1n],
+      ['Rivet Root CA', 2n],
+    ],
+  );
   assert.is(splitCrlBundle(bundle).length, 2);
   for (const junk of [Buffer.from('hello'), a.subarray(0, a.length - 5), Buffer.from('3000', 'hex')]) {
-    assert.throws(() => parseCrlDer(junk), (err: Error) => err instanceof RivetError && err.code === 'bad_crl' && /^not a valid CRL: /.test(err.message));
+    assert.throws(
+      () => parseCrlDer(junk),
+      (err: Error) => err instanceof RivetError && err.code === 'bad_crl' && /^not a valid CRL: /.test(err.message),
+    );
   }
 });
 
