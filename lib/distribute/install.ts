@@ -6,6 +6,8 @@
 // tidy), and a bundle for the new set only verifies against the new chain, so rivet-ca.crt follows —
 // but only with CA certificates signed by the very root already installed, and it never loses a CA
 // whose certificates can still be valid here (crl-plan.ts says when one may go).
+// Length (over 250 lines once formatted): the one install path for push, pull and enrollment, with
+// its lock and its refusal recording; the decisions themselves are in crl-plan.ts.
 import fs from 'node:fs';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';

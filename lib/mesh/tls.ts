@@ -1,6 +1,8 @@
 // mTLS material and options for the mesh's servers and clients (DESIGN §7). Everything that
 // decides "is this peer trusted" is fixed here so a caller cannot loosen it by accident: client
 // certs are required and verified, the whole chain is checked against the CRL bundle, TLS 1.3 only.
+// Length (over 250 lines once formatted): every trust decision of a mesh connection stays in one
+// file on purpose, so a reviewer sees all of it at once; reload, gate and cutting live beside it.
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';

@@ -19,6 +19,8 @@
 // copies the database lacks, all removed by the next lock holder (store.ts recovery); after it,
 // what single issuance leaves (a row whose files usableIssued() does not trust, so --if-missing
 // and renew repair it).
+// Length (over 250 lines once formatted): one pipeline (keys, scratch signing, commit, placing
+// files) whose crash-safety argument spans its stages; split, the invariant would span files.
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import { type Ca, issuerCert } from '../ca/handle.ts';

@@ -1,6 +1,8 @@
 // The CA certificates themselves (DESIGN §4.1): the root, made once ever, and the intermediate it
 // signs. Each is assembled in a temp directory and renamed into place, so a crash leaves either
 // no root (or intermediate) or a complete one.
+// Length (over 250 lines once formatted): root and intermediate share the assemble-in-temp-then-
+// rename protocol, the PKCS#11 root path and the back-dating rules; they read best side by side.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes, X509Certificate } from 'node:crypto';

@@ -1,6 +1,8 @@
 // The three issuing endpoints of the enrollment service (DESIGN §4.7). Each validates everything
 // it can before it queues, then re-checks what may have changed (tokens, revocations, existing
 // certs) in the lock hold that signs its certificate (signing-queue.ts), so a refusal changes nothing.
+// Length (over 250 lines once formatted): the three issuing routes share their checks and the
+// order of them (validate, queue, re-check under the lock); reading them together is the review.
 import type { IncomingMessage } from 'node:http';
 import type { KeyObject } from 'node:crypto';
 import type { Ca } from '../ca/handle.ts';

@@ -2,6 +2,8 @@
 // is requested at the handshake but required per route, because /enroll callers do not have one
 // yet. Every decision lands in audit.log; failed authentication is throttled per source
 // (limiter.ts); connections are capped and timed (connections.ts).
+// Length (over 250 lines once formatted): the request pipeline read top to bottom (routing,
+// limits, logging, metrics, reload); its parts live in connections.ts, limiter.ts, routes.ts.
 import https from 'node:https';
 import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -5,6 +5,8 @@
 // else unless it carries, byte for byte, the subject and SAN extension our own profile would give
 // (csrProfileMismatch), which lets the batch signer copy that SAN instead of rendering one config
 // per certificate.
+// Length (over 250 lines once formatted): the CSR reader and the proof-of-possession check must be
+// read together with what openssl later reads from the same bytes; splitting them invites drift.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto, { createPublicKey, type KeyObject } from 'node:crypto';

@@ -1,5 +1,7 @@
 // `openssl ca` for one issuer: sign a CSR under a profile, revoke a serial, generate a CRL. Runs in
 // the issuer's directory (ca.cnf uses relative paths) with configs rendered to a private temp dir.
+// Length (over 250 lines once formatted): every `openssl ca` invocation (sign, batch, revoke,
+// CRL) in one place, so the config rendering and argument rules are visibly the same for all.
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
