@@ -48,7 +48,7 @@ test('a node 10 minutes behind is refused before the secret is sent, the message
   assert.not.match(rows, /CN=ct160\.mesh/, 'the CA signed nothing');
 });
 
-test('a peer 4 minutes slow accepts a peer renewed a moment ago, both ways of the handshake', async () => {
+test('a peer 4 minutes slow, as client, accepts a server that renewed a moment ago', async () => {
   const kit = await makeKit(['ct161', 'ct162']);
   const renewed = await kit.cli(['renew', 'ct162', '--within', '100d']);
   assert.is(renewed.exitCode, 0, renewed.stderr);
