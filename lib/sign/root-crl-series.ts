@@ -7,19 +7,15 @@
 // (plus a day, for nodes whose clocks lag), with no key. Members are signed in window order, so
 // their crlNumbers rise as receivers require. A change to the root's database (an intermediate
 // revoked) needs the root anyway, and re-signs the series.
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Ca, IssuerSecret } from '../ca/handle.ts';
 import type { CaStore, Issuer } from '../ca/store.ts';
 import { issuerCert } from '../ca/handle.ts';
-import { openssl } from '../sys/openssl.ts';
-import { renderFile } from '../sys/template.ts';
 import { PUBLIC_MODE, readText, writeAtomic } from '../sys/files.ts';
-import { generalizedTime } from '../x509/time.ts';
 import { parseCrlDer, type CrlInfo } from '../x509/crl.ts';
 import { derToPem, pemToDer } from '../x509/der.ts';
 import { DAY_MS } from '../core/duration.ts';
-import { issuerKeyArgs, withTempDir } from './signer.ts';
+import { signCrlWindow } from './signer.ts';
 
 export const ROOT_CRL_WINDOW_DAYS = 365;
 export const ROOT_CRL_STEP_DAYS = 180;
@@ -51,33 +47,8 @@ export function seriesWindows(start: Date, rootEnd: Date, opts: SeriesOptions = 
   return out;
 }
 
-async function signWindow(root: Issuer, w: Window, secret: IssuerSecret | undefined, tmp: string): Promise<string> {
-  const caConf = path.join(tmp, 'ca.cnf');
-  const out = path.join(tmp, 'crl.pem');
-  await fsp.writeFile(caConf, renderFile('ca.cnf', { digest: 'sha256', copy_extensions: 'none' }));
-  const key = await issuerKeyArgs(root, secret, tmp);
-  await openssl(
-    [
-      'ca',
-      '-batch',
-      '-gencrl',
-      '-config',
-      caConf,
-      '-cert',
-      root.cert,
-      ...key.args,
-      '-md',
-      'sha256',
-      '-crl_lastupdate',
-      generalizedTime(w.thisUpdate),
-      '-crl_nextupdate',
-      generalizedTime(w.nextUpdate),
-      '-out',
-      out,
-    ],
-    { cwd: root.dir, env: key.env },
-  );
-  return fsp.readFile(out, 'utf8');
+function signWindow(root: Issuer, w: Window, secret: IssuerSecret | undefined): Promise<string> {
+  return signCrlWindow(root, w, 'sha256', secret);
 }
 
 export type SeriesInfo = { windows: number; end: Date; current: CrlInfo };
@@ -95,11 +66,8 @@ export async function signRootCrlSeriesLocked(ca: Ca, opts: SeriesOptions = {}):
     Math.max(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000, new Date(rootX.validFrom).getTime()),
   );
   const windows = seriesWindows(start, new Date(rootX.validTo), opts);
-  const pems = await withTempDir(async (tmp) => {
-    const out: string[] = [];
-    for (const w of windows) out.push(await signWindow(root, w, ca.root, tmp));
-    return out;
-  });
+  const pems: string[] = [];
+  for (const w of windows) pems.push(await signWindow(root, w, ca.root));
   await writeAtomic(seriesFile(ca.store), pems.join(''), PUBLIC_MODE);
   await writeAtomic(root.crl, pems[0]!, PUBLIC_MODE);
   return {

@@ -252,10 +252,10 @@ export function crlThisUpdate(issuerNotBefore: Date, now = new Date()): Date {
   return new Date(Math.max(back, issuerNotBefore.getTime()));
 }
 
-/** A fresh CRL for the issuer, valid for `hours`; returns its PEM. Bumps crlnumber. */
-export async function generateCrl(
+/** A CRL for the issuer with exactly this validity window; returns its PEM. Bumps crlnumber. */
+export async function signCrlWindow(
   issuer: Issuer,
-  hours: number,
+  w: { thisUpdate: Date; nextUpdate: Date },
   digest: string,
   secret?: IssuerSecret,
 ): Promise<string> {
@@ -264,7 +264,6 @@ export async function generateCrl(
     const out = path.join(tmp, 'crl.pem');
     await fsp.writeFile(caConf, renderFile('ca.cnf', { digest, copy_extensions: 'none' }));
     const key = await issuerKeyArgs(issuer, secret, tmp);
-    const issuerNotBefore = new Date(new X509Certificate(await fsp.readFile(issuer.cert)).validFrom);
     await openssl(
       [
         'ca',
@@ -278,9 +277,9 @@ export async function generateCrl(
         '-md',
         digest,
         '-crl_lastupdate',
-        generalizedTime(crlThisUpdate(issuerNotBefore)),
-        '-crlhours',
-        String(hours),
+        generalizedTime(w.thisUpdate),
+        '-crl_nextupdate',
+        generalizedTime(w.nextUpdate),
         '-out',
         out,
       ],
@@ -288,6 +287,24 @@ export async function generateCrl(
     );
     return fsp.readFile(out, 'utf8');
   });
+}
+
+/** A fresh CRL for the issuer, back-dated (crlThisUpdate), valid for `hours` from now. */
+export async function generateCrl(
+  issuer: Issuer,
+  hours: number,
+  digest: string,
+  secret?: IssuerSecret,
+): Promise<string> {
+  const issuerNotBefore = new Date(new X509Certificate(await fsp.readFile(issuer.cert)).validFrom);
+  const now = Date.now();
+  const nextUpdate = new Date(Math.floor(now / 1000) * 1000 + hours * 3_600_000);
+  return signCrlWindow(
+    issuer,
+    { thisUpdate: crlThisUpdate(issuerNotBefore, new Date(now)), nextUpdate },
+    digest,
+    secret,
+  );
 }
 
 /** Files an issuer directory needs before its first `openssl ca` run. */
