@@ -3,6 +3,7 @@
 // next command runs on the same CA (it must succeed: recovery works and the lock is not stuck), then
 // the invariants are checked. A poller watches key modes the whole time. The kill count is
 // RIVET_CRASH_KILLS (default 40; `make test-all` and CI run 220).
+import { spawnServe } from './helpers/serve.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -144,36 +145,12 @@ async function killDuring(args: string[], delay: number): Promise<boolean> {
 }
 
 async function startServe(): Promise<{ child: ResultPromise; port: number }> {
-  const child = execa(
-    CLI,
-    [
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--tls-cert',
-      path.join(caDir, 'issued', 'ct110.crt'),
-      '--tls-key',
-      path.join(caDir, 'issued', 'ct110.key'),
-    ],
-    { env: env(), reject: false, detached: true, stdin: 'ignore' },
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    const guard = setTimeout(() => reject(new Error('serve printed no port within 20 s')), 20_000);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = /listening on https:\/\/[^:]+:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(guard);
-        resolve(Number(m[1]));
-      }
-    });
-    void child.then(() => {
-      clearTimeout(guard);
-      reject(new Error(`serve exited early: ${String(child.stderr ?? '')}`));
-    });
+  return spawnServe({
+    args: ['--tls-cert', path.join(caDir, 'issued', 'ct110.crt'), '--tls-key', path.join(caDir, 'issued', 'ct110.key')],
+    env: env(),
+    execa: { detached: true, stdin: 'ignore' }, // a process group of its own: the test SIGKILLs it
+    timeoutMs: 20_000,
   });
-  return { child, port };
 }
 
 function enroll(port: number, node: string, csr: string, chain: string): Promise<void> {

@@ -1,6 +1,7 @@
 // The enrollment service end to end, over real HTTPS on loopback: a node enrolls (with curl, as a
 // shell script on a new CT would), renews over mTLS with the certificate it got, mints an agent,
 // and fetches the CRL bundle and the chain. Also the one-time token command through the real CLI.
+import { spawnServe } from './helpers/serve.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { execa } from 'execa';
 import { enrollFixture, newCsr, call, backdated, SECRET, type Fixture } from './helpers/enroll.ts';
-import { cli, CLI, freshCa } from './helpers/ca.ts';
+import { cli, freshCa } from './helpers/ca.ts';
 import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { signCrl } from '../lib/sign/crl-sign.ts';
@@ -149,33 +150,12 @@ test('unknown paths are 404 and wrong methods 405, as JSON errors', async () => 
 });
 
 test('`rivet-ca serve` runs as a process: prints its port, warns about MESH_SECRET, enrolls, stops on SIGTERM', async () => {
-  const child = execa(
-    CLI,
-    [
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--tls-cert',
-      fx.ca.store.issued('ct110', 'crt'),
-      '--tls-key',
-      fx.ca.store.issued('ct110', 'key'),
-    ],
-    {
-      env: { RIVET_CA_DIR: fx.ca.store.dir, RIVET_ENV_FILE: '/dev/null', MESH_SECRET: 'legacy secret value' },
-      reject: false,
-    },
-  );
+  const { child, port } = await spawnServe({
+    args: ['--tls-cert', fx.ca.store.issued('ct110', 'crt'), '--tls-key', fx.ca.store.issued('ct110', 'key')],
+    env: { RIVET_CA_DIR: fx.ca.store.dir, RIVET_ENV_FILE: '/dev/null', MESH_SECRET: 'legacy secret value' },
+    timeoutMs: 20_000,
+  });
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      const guard = setTimeout(() => reject(new Error('serve printed no port within 20 s')), 20_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(d.toString());
-        if (m) {
-          clearTimeout(guard);
-          resolve(Number(m[1]));
-        }
-      });
-    });
     const health = await execa('curl', [
       '-sS',
       '--cacert',

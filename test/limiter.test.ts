@@ -10,50 +10,18 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { CLI, ROOT, freshCa, snapshot, tempDir } from './helpers/ca.ts';
 import { newCsr, SECRET } from './helpers/enroll.ts';
+import { spawnServe } from './helpers/serve.ts';
 import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import { sourceKey } from '../lib/policy/rate-limit.ts';
 import type { Ca } from '../lib/ca/handle.ts';
 
 async function serveCli(ca: Ca, listen: string): Promise<{ port: number; stop: () => Promise<string> }> {
-  const child = execa(
-    CLI,
-    [
-      'serve',
-      '--listen',
-      listen,
-      '--tls-cert',
-      ca.store.issued('ct110', 'crt'),
-      '--tls-key',
-      ca.store.issued('ct110', 'key'),
-    ],
-    {
-      env: { RIVET_CA_DIR: ca.store.dir, RIVET_ENV_FILE: '/dev/null', RIVET_BOOTSTRAP_SECRET: SECRET },
-      reject: false,
-    },
-  );
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d;
+  return spawnServe({
+    listen,
+    args: ['--tls-cert', ca.store.issued('ct110', 'crt'), '--tls-key', ca.store.issued('ct110', 'key')],
+    env: { RIVET_CA_DIR: ca.store.dir, RIVET_ENV_FILE: '/dev/null', RIVET_BOOTSTRAP_SECRET: SECRET },
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      const m = /listening on https:\/\/\S+:(\d+)/.exec(String(d));
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-  });
-  return {
-    port,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await child;
-      return err;
-    },
-  };
 }
 
 type Reply = { status: number; retryAfter?: string; message?: string };

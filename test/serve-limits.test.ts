@@ -11,11 +11,12 @@ import path from 'node:path';
 import tls from 'node:tls';
 import https from 'node:https';
 import { execa } from 'execa';
-import { CLI, ROOT, cli, freshCa, tempDir } from './helpers/ca.ts';
+import { ROOT, cli, freshCa, tempDir } from './helpers/ca.ts';
 import { call, newCsr, SECRET, type Fixture } from './helpers/enroll.ts';
 import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
 import type { Ca } from '../lib/ca/handle.ts';
+import { spawnServe } from './helpers/serve.ts';
 
 const FLOOD = path.join(ROOT, 'test', 'helpers', 'idle-flood.mjs');
 const FD_LIMIT = 1024;
@@ -25,38 +26,10 @@ type Serve = { ca: Ca; port: number; pid: number; fx: Fixture; log: () => string
 async function startServe(): Promise<Serve> {
   const ca = await freshCa();
   await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
-  const child = execa(
-    'sh',
-    [
-      '-c',
-      `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`,
-      CLI,
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--tls-cert',
-      ca.store.issued('ct110', 'crt'),
-      '--tls-key',
-      ca.store.issued('ct110', 'key'),
-    ],
-    {
-      env: { RIVET_CA_DIR: ca.store.dir, RIVET_ENV_FILE: '/dev/null', RIVET_BOOTSTRAP_SECRET: SECRET },
-      reject: false,
-    },
-  );
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const guard = setTimeout(() => reject(new Error(`serve printed no port: ${err}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(d.toString());
-      if (m) {
-        clearTimeout(guard);
-        resolve(Number(m[1]));
-      }
-    });
+  const { child, port, stderr, stop } = await spawnServe({
+    wrap: ['sh', '-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`],
+    args: ['--tls-cert', ca.store.issued('ct110', 'crt'), '--tls-key', ca.store.issued('ct110', 'key')],
+    env: { RIVET_CA_DIR: ca.store.dir, RIVET_ENV_FILE: '/dev/null', RIVET_BOOTSTRAP_SECRET: SECRET },
   });
   const pid = child.pid!;
   assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /node/, 'the pid is serve itself (sh and env exec it)');
@@ -72,12 +45,8 @@ async function startServe(): Promise<Serve> {
     port,
     pid,
     fx,
-    log: () => err,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await child;
-      return err;
-    }, // idempotent: a second call finds it gone
+    log: stderr,
+    stop,
   };
 }
 

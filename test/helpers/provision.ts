@@ -4,12 +4,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnServe } from './serve.ts';
 import { execa, type ResultPromise } from 'execa';
 import type { Ca } from '../../lib/ca/handle.ts';
 import { nodeId } from '../../lib/core/identity.ts';
 import { issueWithNewKey } from '../../lib/ops/operator-issue.ts';
 import { rootFingerprint } from '../../lib/ops/doctor.ts';
-import { CLI, ROOT, cli, freshCa, tempDir, type CliResult } from './ca.ts';
+import { ROOT, cli, freshCa, tempDir, type CliResult } from './ca.ts';
 
 export const PROVISION = path.join(ROOT, 'scripts', 'provision-ct.mts');
 export const SECRET = 'bootstrap secret: do not log me 7f3a';
@@ -38,35 +39,14 @@ export async function startServed(): Promise<Served> {
   fs.mkdirSync(hostDir, { mode: 0o700 });
   fs.copyFileSync(ca.store.issued('ct110', 'crt'), path.join(hostDir, 'node.crt'));
   fs.copyFileSync(ca.store.issued('ct110', 'key'), path.join(hostDir, 'node.key'));
-  const child = execa(CLI, ['serve', '--listen', '127.0.0.1:0'], {
-    reject: false,
-    cwd: os.tmpdir(),
+  const { child, port, stderr } = await spawnServe({
     env: {
       RIVET_CA_DIR: ca.store.dir,
       RIVET_NODE_DIR: hostDir,
       RIVET_ENV_FILE: '/dev/null',
       RIVET_BOOTSTRAP_SECRET: SECRET,
     },
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d;
-      const m = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    void child.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited: ${err}`));
-    });
+    execa: { cwd: os.tmpdir() },
   });
   const url = `https://127.0.0.1:${port}`;
   const baseEnv = (nodeDir: string, env: Record<string, string>) => ({
@@ -85,7 +65,7 @@ export async function startServed(): Promise<Served> {
     url,
     fingerprint: await rootFingerprint(ca),
     datahubArgs: ['--datahub', url, '--servername', 'ct110.mesh'],
-    serveLog: () => err,
+    serveLog: stderr,
     spawnProvision,
     provision: async (nodeDir, args, env = {}) => {
       const r = await spawnProvision(nodeDir, args, env);
