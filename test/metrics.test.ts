@@ -7,12 +7,8 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { cli, freshCa, tempDir } from './helpers/ca.ts';
-import { call, newCsr, SECRET, type Fixture } from './helpers/enroll.ts';
-import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
-import { nodeId } from '../lib/core/identity.ts';
-import { DEFAULT_SAN_CIDRS, parseCidrs } from '../lib/core/san.ts';
-import { startEnrollService } from '../lib/service/server.ts';
+import { cli } from './helpers/ca.ts';
+import { call, enrollFixture, newCsr, SECRET, type Fixture } from './helpers/enroll.ts';
 import { parseCertPem } from '../lib/x509/cert.ts';
 import { parseCrlBundle } from '../lib/x509/crl.ts';
 
@@ -65,26 +61,8 @@ function scrape(): Promise<{ status: number; type: string; text: string }> {
 }
 
 test.before(async () => {
-  const ca = await freshCa();
-  await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
-  const service = await startEnrollService({
-    ca,
-    sanCidrs: parseCidrs(DEFAULT_SAN_CIDRS),
-    secret: SECRET,
-    host: '127.0.0.1',
-    port: 0,
-    metricsListen: { host: '127.0.0.1', port: 0 },
-    tlsCert: ca.store.issued('ct110', 'crt'),
-    tlsKey: ca.store.issued('ct110', 'key'),
-  });
-  fx = {
-    ca,
-    service,
-    chain: fs.readFileSync(ca.store.chainFile, 'utf8'),
-    work: await tempDir(),
-    close: () => service.close(),
-  };
-  metricsPort = service.metricsPort!;
+  fx = await enrollFixture({}, { metricsListen: { host: '127.0.0.1', port: 0 } });
+  metricsPort = fx.service.metricsPort!;
 });
 test.after(async () => {
   await fx.close();

@@ -16,14 +16,18 @@ import { commonName, fileStem, type Identity } from '../../lib/core/identity.ts'
 import type { San } from '../../lib/core/san.ts';
 import { DAY_MS } from '../../lib/core/duration.ts';
 import { DEFAULT_SAN_CIDRS, parseCidrs } from '../../lib/core/san.ts';
-import { startEnrollService, type EnrollService, type Limits } from '../../lib/service/server.ts';
+import { startEnrollService, type EnrollService, type Limits, type ServiceOptions } from '../../lib/service/server.ts';
 import { freshCa, snapshot, tempDir } from './ca.ts';
 
 export const SECRET = 'correct horse battery staple';
 
 export type Fixture = { ca: Ca; service: EnrollService; chain: string; work: string; close: () => Promise<void> };
 
-export async function enrollFixture(limits: Partial<Limits> = {}): Promise<Fixture> {
+/** A CA with ct110's node cert and startEnrollService on 127.0.0.1:0; `extra` adds service options (e.g. metricsListen). */
+export async function enrollFixture(
+  limits: Partial<Limits> = {},
+  extra: Partial<ServiceOptions> = {},
+): Promise<Fixture> {
   const ca = await freshCa();
   await issueWithNewKey(ca, { kind: 'node', nodeId: nodeId('ct110') });
   const service = await startEnrollService({
@@ -35,6 +39,7 @@ export async function enrollFixture(limits: Partial<Limits> = {}): Promise<Fixtu
     tlsCert: ca.store.issued('ct110', 'crt'),
     tlsKey: ca.store.issued('ct110', 'key'),
     limits,
+    ...extra,
     log: (line) => {
       if (process.env.RIVET_TEST_LOG) process.stderr.write(`service: ${line}\n`);
     },
