@@ -7,52 +7,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { startServed, mustOk, filesUnder, SECRET, type Served } from './helpers/provision.ts';
+import {
+  startServed,
+  mustOk,
+  filesUnder,
+  recordingProxy,
+  SECRET,
+  type Proxy,
+  type Served,
+} from './helpers/provision.ts';
 import { freshCa } from './helpers/ca.ts';
 import { issueWithNewKey } from '../lib/ops/operator-issue.ts';
 import { nodeId } from '../lib/core/identity.ts';
-
-type Seen = { method: string; url: string; authorization?: string };
-type Proxy = { port: number; seen: Seen[]; close: () => Promise<void> };
-
-/** HTTPS server with `cert`/`key` that records each request and forwards it to the service. */
-async function recordingProxy(s: Served, cert: Buffer, key: Buffer, ownChain?: string): Promise<Proxy> {
-  const seen: Seen[] = [];
-  const server = https.createServer({ cert, key }, (req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization });
-    if (ownChain && req.url === '/ca.crt') return void res.writeHead(200).end(ownChain);
-    const up = https.request(
-      {
-        host: '127.0.0.1',
-        port: s.port,
-        servername: 'ct110.mesh',
-        method: req.method,
-        path: req.url,
-        headers: req.headers,
-        rejectUnauthorized: false,
-        agent: false,
-      },
-      (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      },
-    );
-    up.on('error', () => res.writeHead(502).end());
-    req.pipe(up);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 let s: Served;
 let proxy: Proxy;

@@ -9,52 +9,21 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { startServed, mustOk, SECRET, type Served } from './helpers/provision.ts';
+import { startServed, mustOk, recordingProxy, SECRET, type Served } from './helpers/provision.ts';
 
 let s: Served;
-let relay: { port: number; seen: string[]; close: () => Promise<void> };
+let relay: Awaited<ReturnType<typeof startRelay>>;
 const settings = (dir: string) =>
   JSON.parse(fs.readFileSync(path.join(dir, 'node.json'), 'utf8')) as { caHost?: string };
 
 /** A TLS-terminating relay to the real service, answering with `dir`'s node certificate. */
 async function startRelay(dir: string) {
-  const seen: string[] = [];
-  const server = https.createServer(
-    { cert: fs.readFileSync(path.join(dir, 'node.crt')), key: fs.readFileSync(path.join(dir, 'node.key')) },
-    (req, res) => {
-      seen.push(`${req.method} ${req.url}`);
-      const up = https.request(
-        {
-          host: '127.0.0.1',
-          port: s.port,
-          servername: 'ct110.mesh',
-          method: req.method,
-          path: req.url,
-          headers: req.headers,
-          rejectUnauthorized: false,
-          agent: false,
-        },
-        (r) => {
-          res.writeHead(r.statusCode ?? 502, r.headers);
-          r.pipe(res);
-        },
-      );
-      up.on('error', () => res.writeHead(502).end());
-      req.pipe(up);
-    },
+  const proxy = await recordingProxy(
+    s,
+    fs.readFileSync(path.join(dir, 'node.crt')),
+    fs.readFileSync(path.join(dir, 'node.key')),
   );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...proxy, lines: () => proxy.seen.map((r) => `${r.method} ${r.url}`) };
 }
 
 test.before(async () => {
@@ -86,7 +55,7 @@ test('dialled by address, the first contact stops before the secret; nothing is 
   );
   assert.is.not(r.exitCode, 0, `enrolled by address through the attacker's relay:\n${r.stdout}${r.stderr}`);
   assert.match(r.stderr, /--servername/);
-  assert.not.ok(relay.seen.includes('POST /enroll'), `the secret reached the relay: ${relay.seen.join(', ')}`);
+  assert.not.ok(relay.lines().includes('POST /enroll'), `the secret reached the relay: ${relay.lines().join(', ')}`);
   assert.not.ok(fs.existsSync(path.join(dir, 'node.json')), 'no node.json, so no caHost');
 });
 
@@ -109,7 +78,7 @@ test("dialled as the CA host's name, the relay holding another node's cert gets 
     { RIVET_BOOTSTRAP_SECRET: SECRET },
   );
   assert.is.not(r.exitCode, 0, `enrolled through the attacker's relay:\n${r.stdout}${r.stderr}`);
-  assert.not.ok(relay.seen.includes('POST /enroll'), `the secret reached the relay: ${relay.seen.join(', ')}`);
+  assert.not.ok(relay.lines().includes('POST /enroll'), `the secret reached the relay: ${relay.lines().join(', ')}`);
   assert.not.ok(fs.existsSync(path.join(dir, 'node.json')), 'no node.json, so no caHost');
 });
 

@@ -2,6 +2,8 @@
 // 127.0.0.1:0 with the CA host's node cert, and the real provision-ct script as a child process.
 // Every service started here is stopped by the test file that started it.
 import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnServe } from './serve.ts';
@@ -96,4 +98,44 @@ export function filesUnder(dir: string): string[] {
   };
   if (fs.existsSync(dir)) walk(dir);
   return out.sort();
+}
+
+export type Seen = { method: string; url: string; authorization?: string };
+export type Proxy = { port: number; seen: Seen[]; close: () => Promise<void> };
+
+/** HTTPS server with `cert`/`key` that records each request and forwards it to the service. */
+export async function recordingProxy(s: Served, cert: Buffer, key: Buffer, ownChain?: string): Promise<Proxy> {
+  const seen: Seen[] = [];
+  const server = https.createServer({ cert, key }, (req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization });
+    if (ownChain && req.url === '/ca.crt') return void res.writeHead(200).end(ownChain);
+    const up = https.request(
+      {
+        host: '127.0.0.1',
+        port: s.port,
+        servername: 'ct110.mesh',
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        rejectUnauthorized: false,
+        agent: false,
+      },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on('error', () => res.writeHead(502).end());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
